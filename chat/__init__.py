@@ -1,0 +1,3 @@
+"""Buyer–seller chat hub: protocol, routing, delivery, presence and storage."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,65 @@
+"""Command line: ``python -m chat [serve]``, ``python -m chat token ...``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from .auth import ROLES, mint
+from .config import Config, help_text
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m chat",
+        description="Buyer–seller chat hub with in-chat escrow payments.",
+        epilog=help_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="run a hub node (the default command)", epilog=help_text(),
+                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    token = sub.add_parser("token", help="mint a user token for development (signed with TOKEN_SECRET)")
+    token.add_argument("user", help="user id (the token's subject)")
+    token.add_argument("--role", choices=ROLES, default="buyer")
+    token.add_argument("--shop", help="the agent's shop (required for --role agent)")
+    token.add_argument("--name", help="display name")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    config = Config.from_env()
+    if args.command == "token":
+        try:
+            print(mint(config.token_secret, args.user, args.role, shop=args.shop, name=args.name, ttl=args.ttl))
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    logging.basicConfig(
+        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if config.is_dev_secret:
+        logging.getLogger("chat").warning("TOKEN_SECRET is the development default: set it in production")
+    from .server import build
+
+    async def run() -> None:
+        server = build(config)
+        await server.start()
+        await server.serve_until_signal()
+
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is optional on some platforms
+        asyncio.run(run())
+    else:
+        uvloop.run(run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

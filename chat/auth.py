@@ -1,0 +1,90 @@
+"""User tokens: the marketplace signs them (HS256), the hub only verifies.
+
+A token names the user (``sub``), their ``role`` and, for shop agents, their
+``shop``. They are short-lived: a browser gets a fresh one from the
+marketplace's backend before it connects.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import jwt
+
+from .protocol.errors import ErrorCode, ProtocolError
+
+Role = Literal["buyer", "agent", "arbiter"]
+ROLES: tuple[Role, ...] = ("buyer", "agent", "arbiter")
+ALGORITHM = "HS256"
+_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    user: str
+    role: Role
+    shop: str | None
+    name: str | None
+    expires_at: int
+    """Epoch seconds; the connection is closed when the token expires."""
+
+
+def mint(
+    secret: str,
+    user: str,
+    role: Role,
+    *,
+    shop: str | None = None,
+    name: str | None = None,
+    ttl: int = 3600,
+    now: float | None = None,
+) -> str:
+    """Sign a token (what the marketplace backend does; also ``python -m chat token``)."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}")
+    if role == "agent" and not shop:
+        raise ValueError("an agent token must name its shop")
+    issued = int(time.time() if now is None else now)
+    claims: dict[str, object] = {"sub": user, "role": role, "iat": issued, "exp": issued + ttl}
+    if shop:
+        claims["shop"] = shop
+    if name:
+        claims["name"] = name
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def verify(secret: str, token: str, *, now: float | None = None) -> Identity:
+    """Check signature, expiry and claims; raise a typed error otherwise."""
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            options={"require": ["sub", "role", "exp"], "verify_exp": now is None},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise ProtocolError(ErrorCode.TOKEN_EXPIRED) from exc
+    except jwt.PyJWTError as exc:
+        raise ProtocolError(ErrorCode.TOKEN_INVALID, f"the token is not valid ({exc})") from exc
+    exp = claims["exp"]
+    if now is not None and isinstance(exp, int) and exp <= now:
+        raise ProtocolError(ErrorCode.TOKEN_EXPIRED)
+    user, role, shop, name = claims["sub"], claims["role"], claims.get("shop"), claims.get("name")
+    if not isinstance(user, str) or not _ID.match(user):
+        raise ProtocolError(ErrorCode.TOKEN_INVALID, "the token's subject is not a valid user id")
+    if role not in ROLES:
+        raise ProtocolError(ErrorCode.TOKEN_INVALID, "the token's role is unknown")
+    if role == "agent" and (not isinstance(shop, str) or not _ID.match(shop)):
+        raise ProtocolError(ErrorCode.TOKEN_INVALID, "an agent token must name its shop")
+    if not isinstance(exp, int):
+        raise ProtocolError(ErrorCode.TOKEN_INVALID, "the token's expiry is not a number")
+    return Identity(
+        user=user,
+        role=role,
+        shop=shop if role == "agent" else None,
+        name=name if isinstance(name, str) else None,
+        expires_at=exp,
+    )

@@ -1,0 +1,108 @@
+"""Settings from the environment (12-factor), each documented once, here.
+
+``python -m chat --help`` prints this table, and the README's configuration
+section is checked against it by a test.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+_DEV_SECRET = "dev-secret-change-me-please-0123456789"
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    default: str
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("HOST", "127.0.0.1", "address to bind; 0.0.0.0 to accept remote clients"),
+    Setting("PORT", "8765", "port for websockets and HTTP (healthz, readyz, metrics, presence)"),
+    Setting("NODE_ID", "", "name of this hub node in metrics and logs (default: host:pid)"),
+    Setting("DATABASE_URL", "sqlite:///data/chat.db", "durable store: sqlite:///path (a file, WAL)"),
+    Setting("SQLITE_SYNCHRONOUS", "FULL", "FULL survives power loss; NORMAL survives process crashes only"),
+    Setting("REDIS_URL", "", "redis://host:port/db to share presence, routing and inboxes between nodes; "
+            "empty: in-memory (one node)"),
+    Setting("REDIS_PREFIX", "chat:", "key prefix in Redis, to share one Redis between deployments"),
+    Setting("TOKEN_SECRET", _DEV_SECRET, "HMAC secret the marketplace signs user tokens with (HS256)"),
+    Setting("SERVER_SECRET", "", "bearer secret of the marketplace backend for the server API"),
+    Setting("AUTH_TIMEOUT", "10", "seconds a connection may take to authenticate"),
+    Setting("MAX_FRAME_BYTES", "65536", "largest frame accepted; larger frames get error 1005"),
+    Setting("MAX_BAD_FRAMES", "20", "bad frames tolerated per connection before closing with 4003"),
+    Setting("OUTBOX_BYTES", "1048576", "unsent bytes a connection may queue before it is closed with 4500"),
+    Setting("RATE_PER_SECOND", "5", "messages a user may send per second (sustained)"),
+    Setting("RATE_BURST", "10", "messages a user may send in a burst"),
+    Setting("RECALL_WINDOW", "120", "seconds during which a sender may recall a message"),
+    Setting("PRESENCE_TTL", "30", "seconds a connection's presence lives without a heartbeat"),
+    Setting("INBOX_MAX", "10000", "inbox entries kept per user"),
+    Setting("INBOX_RETENTION", "604800", "seconds inbox entries are kept"),
+    Setting("SYNC_LIMIT", "500", "messages pushed per conversation on sync before the client must page"),
+    Setting("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str
+    port: int
+    node_id: str
+    database_url: str
+    sqlite_synchronous: str
+    redis_url: str
+    redis_prefix: str
+    token_secret: str
+    server_secret: str
+    auth_timeout: float
+    max_frame_bytes: int
+    max_bad_frames: int
+    outbox_bytes: int
+    rate_per_second: float
+    rate_burst: int
+    recall_window: float
+    presence_ttl: float
+    inbox_max: int
+    inbox_retention: float
+    sync_limit: int
+    log_level: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
+        """Read every setting from ``env`` (default: the process environment)."""
+        source = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        types = {f.name: f.type for f in fields(cls)}
+        for setting in SETTINGS:
+            name = setting.env.lower()
+            raw = source.get(setting.env, setting.default)
+            kind = types[name]
+            try:
+                if kind == "int":
+                    values[name] = int(raw)
+                elif kind == "float":
+                    values[name] = float(raw)
+                else:
+                    values[name] = raw
+            except ValueError:
+                raise SystemExit(f"{setting.env}={raw!r} is not a valid {kind}") from None
+        values.update(overrides)
+        if not values["node_id"]:
+            values["node_id"] = f"{os.uname().nodename}:{os.getpid()}"
+        return cls(**values)
+
+    @property
+    def is_dev_secret(self) -> bool:
+        return self.token_secret == _DEV_SECRET
+
+
+def help_text() -> str:
+    width = max(len(s.env) for s in SETTINGS)
+    lines = ["Settings (environment variables):", ""]
+    for s in SETTINGS:
+        lines.append(f"  {s.env.ljust(width)}  {s.help} (default: {s.default or 'empty'})")
+    return "\n".join(lines)

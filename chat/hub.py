@@ -1,0 +1,286 @@
+"""One hub node: local connections, broker channels, fan-out and presence.
+
+The hub routes; it does not interpret requests (``session.py`` does) or keep
+messages (the store does). For each committed message it appends a notice to
+both sides' inboxes, then publishes the encoded ``msg`` frame once per channel;
+every node subscribed to that channel hands it to its local connections'
+outboxes, which keep per-conversation order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+
+from .backends.base import Broker, Inbox, Presence, PresenceState, Status
+from .clock import Clock
+from .config import Config
+from .metrics import Metrics
+from .protocol.codec import encode
+from .routing import (
+    live_channels,
+    presence_channel,
+    shop_entity,
+    side_inboxes,
+    user_entity,
+)
+from .store.base import ConversationRecord, MessageRecord, Store
+
+if TYPE_CHECKING:
+    from .session import Session
+
+log = logging.getLogger(__name__)
+
+MSG, EVENT = 0, 1
+"""Envelope kinds on broker channels: a stored message notice, or a ready frame."""
+
+
+def presence_frame(state: PresenceState) -> dict[str, Any]:
+    return {"type": "presence", "entity": state.entity, "status": state.status, "last_seen": state.last_seen}
+
+
+class Hub:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        broker: Broker,
+        presence: Presence,
+        inbox: Inbox,
+        clock: Clock,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.broker = broker
+        self.presence = presence
+        self.inbox = inbox
+        self.clock = clock
+        self.metrics = metrics or Metrics()
+        self.node = config.node_id
+        self._subs: dict[str, set[Session]] = {}
+        self._pending_subs: dict[str, asyncio.Future[None]] = {}
+        self._sessions: set[Session] = set()
+        self._conversations: dict[str, ConversationRecord] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- lifecycle ------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.store.start()
+        await self.broker.start(self._on_broker)
+        self._tasks.append(asyncio.create_task(self._presence_loop(), name="presence-loop"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        now = self.clock.now_ms()
+        for session in list(self._sessions):
+            await self._presence_gone(session, now)
+        await self.broker.close()
+        await self.presence.close()
+        await self.inbox.close()
+        await self.store.close()
+
+    async def ready(self) -> dict[str, bool]:
+        """Each backend's reachability, for ``/readyz``."""
+        checks: dict[str, bool] = {}
+        for name, probe in (
+            ("store", self.store.ping),
+            ("broker", self.broker.ping),
+            ("presence", self.presence.ping),
+            ("inbox", self.inbox.ping),
+        ):
+            try:
+                checks[name] = bool(await asyncio.wait_for(probe(), 2.0))
+            except Exception:
+                checks[name] = False
+        return checks
+
+    # --- conversations cache --------------------------------------------------
+
+    async def conversation(self, conv_id: str) -> ConversationRecord | None:
+        """Buyer and shop never change, so a cached record is safe for access checks."""
+        record = self._conversations.get(conv_id)
+        if record is None:
+            record = await self.store.get_conversation(conv_id)
+            if record is not None:
+                self.remember(record)
+        return record
+
+    def remember(self, record: ConversationRecord) -> None:
+        if len(self._conversations) > 100_000:
+            self._conversations.clear()
+        self._conversations[record.id] = record
+
+    # --- channels -------------------------------------------------------------
+
+    async def watch(self, session: Session, channel: str) -> None:
+        """Deliver ``channel`` to this session; subscribes the node on first interest."""
+        sessions = self._subs.get(channel)
+        if sessions is None:
+            sessions = self._subs[channel] = set()
+            fut = asyncio.get_running_loop().create_future()
+            self._pending_subs[channel] = fut
+            try:
+                await self.broker.subscribe(channel)
+                fut.set_result(None)
+            except BaseException as exc:
+                fut.set_exception(exc)
+                fut.exception()  # mark retrieved: the caller sees it below
+                self._subs.pop(channel, None)
+                raise
+            finally:
+                self._pending_subs.pop(channel, None)
+        else:
+            pending = self._pending_subs.get(channel)
+            if pending is not None:
+                await asyncio.shield(pending)
+        sessions.add(session)
+
+    async def unwatch(self, session: Session, channel: str) -> None:
+        sessions = self._subs.get(channel)
+        if sessions is None:
+            return
+        sessions.discard(session)
+        if not sessions and channel not in self._pending_subs:
+            del self._subs[channel]
+            with contextlib.suppress(Exception):
+                await self.broker.unsubscribe(channel)
+
+    def _on_broker(self, channel: str, payload: bytes) -> None:
+        sessions = self._subs.get(channel)
+        if not sessions:
+            return
+        try:
+            envelope = msgpack.unpackb(payload, raw=False)
+            if envelope[0] == MSG:
+                _, conv, seq, frame, origin, t0, buyer, shop = envelope
+                for session in list(sessions):
+                    session.on_message(conv, seq, frame, origin, t0, buyer, shop)
+            else:
+                for session in list(sessions):
+                    session.outbox.send_bytes(envelope[1])
+        except Exception:
+            log.exception("dropping a malformed broker payload on %s", channel)
+
+    def publish_event(self, channels: Iterable[str], frame: dict[str, Any]) -> None:
+        payload = msgpack.packb([EVENT, encode(frame)], use_bin_type=True)
+        for channel in channels:
+            self.broker.publish(channel, payload)
+
+    # --- messages -------------------------------------------------------------
+
+    async def fan_out(
+        self,
+        conv: ConversationRecord,
+        message: MessageRecord,
+        agent: str | None,
+        origin: str | None,
+        t0: float,
+    ) -> None:
+        """Notify both sides' inboxes, then every live device, of a committed message."""
+        notice = msgpack.packb([message.conv, message.seq], use_bin_type=True)
+        await self.inbox.append([(entity, notice) for entity in side_inboxes(conv)])
+        payload = self._notice(conv, message, origin, t0)
+        for channel in live_channels(conv.buyer, conv.shop, agent, message.sender):
+            self.broker.publish(channel, payload)
+
+    def notify(self, channel: str, conv: ConversationRecord, message: MessageRecord) -> None:
+        """Publish one message notice on one more channel (a hand-over's previous agent)."""
+        self.broker.publish(channel, self._notice(conv, message, None, monotonic_epoch()))
+
+    @staticmethod
+    def _notice(conv: ConversationRecord, message: MessageRecord, origin: str | None, t0: float) -> bytes:
+        data: bytes = msgpack.packb(
+            [MSG, message.conv, message.seq, encode(message.view()), origin, t0, conv.buyer, conv.shop],
+            use_bin_type=True,
+        )
+        return data
+
+    # --- sessions and presence ------------------------------------------------
+
+    def presence_entries(self, session: Session) -> list[tuple[str, str]]:
+        """(entity, member) pairs a connection keeps alive: the user, and an agent's shop."""
+        ident = session.identity
+        assert ident is not None
+        entries = [(user_entity(ident.user), ident.user)]
+        if ident.role == "agent" and ident.shop:
+            entries.append((shop_entity(ident.shop), ident.user))
+        return entries
+
+    async def attach(self, session: Session) -> None:
+        ident = session.identity
+        assert ident is not None
+        self._sessions.add(session)
+        self.metrics.connections.set(len(self._sessions))
+        if ident.role == "agent" and ident.shop:
+            await self.store.register_agent(ident.shop, ident.user, self.clock.now_ms())
+        await self.set_status(session, "online")
+
+    async def detach(self, session: Session) -> None:
+        if session not in self._sessions:
+            return
+        self._sessions.discard(session)
+        self.metrics.connections.set(len(self._sessions))
+        for channel in list(session.watched):
+            await self.unwatch(session, channel)
+        await self._presence_gone(session, self.clock.now_ms())
+
+    async def set_status(self, session: Session, status: Status) -> None:
+        session.status = status
+        now = self.clock.now_ms()
+        for entity, member in self.presence_entries(session):
+            change = await self.presence.set(entity, member, session.id, status, now)
+            if change is not None:
+                self.publish_event([presence_channel(change.entity)], presence_frame(change))
+
+    async def _presence_gone(self, session: Session, now: int) -> None:
+        if session.identity is None:
+            return
+        for entity, member in self.presence_entries(session):
+            try:
+                change = await self.presence.remove(entity, member, session.id, now)
+            except Exception:
+                log.warning("presence backend unreachable while removing %s", entity)
+                continue
+            if change is not None:
+                self.publish_event([presence_channel(change.entity)], presence_frame(change))
+
+    async def _presence_loop(self) -> None:
+        """Keep this node's entries alive and turn other nodes' dead ones offline."""
+        interval = max(0.05, self.config.presence_ttl / 3)
+        while True:
+            await asyncio.sleep(interval)
+            now = self.clock.now_ms()
+            try:
+                entries = [
+                    (entity, member, s.id)
+                    for s in list(self._sessions)
+                    if s.identity is not None
+                    for entity, member in self.presence_entries(s)
+                ]
+                if entries:
+                    await self.presence.touch(entries, now)
+                for change in await self.presence.expire(now):
+                    self.publish_event([presence_channel(change.entity)], presence_frame(change))
+            except Exception:
+                log.warning("presence heartbeat failed; retrying", exc_info=True)
+
+    def sessions(self) -> set[Session]:
+        return set(self._sessions)
+
+
+def monotonic_epoch() -> float:
+    """Epoch seconds as a float, for latency across nodes on one machine."""
+    return time.time()

@@ -1,0 +1,323 @@
+"""Every frame of wire protocol v1 as a pydantic model.
+
+A frame is a msgpack map with a ``type`` key. Client requests may carry an
+integer ``id``; the reply to a request carries it back as ``re`` so a client
+can match replies to requests without waiting for each one.
+
+The models are the single source of truth: the protocol document
+(``docs/protocol.md``) is checked against them by a test, and the server's own
+output is validated against :data:`ServerFrame` in the end-to-end tests.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:@-]+$")]
+"""Identifiers of users, shops, listings and conversations: short, printable."""
+
+RequestId = Annotated[int, Field(ge=0, le=2**53)]
+Seq = Annotated[int, Field(ge=0, le=2**53)]
+Url = Annotated[str, StringConstraints(min_length=1, max_length=2048, pattern=r"^(https?://|/)\S+$")]
+
+
+class _Frame(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Listing(_Frame):
+    """Product card snapshot taken when a conversation is opened."""
+
+    id: Id
+    title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    price: Annotated[int, Field(ge=0, le=10**13)]
+    """Price in minor units of ``currency`` (cents, fen); never a float."""
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+    image: Url | None = None
+
+
+# --- message bodies a client may send ---------------------------------------
+
+
+class TextBody(_Frame):
+    kind: Literal["text"]
+    text: Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+
+
+class ImageBody(_Frame):
+    kind: Literal["image"]
+    url: Url
+    width: Annotated[int, Field(ge=1, le=20000)] | None = None
+    height: Annotated[int, Field(ge=1, le=20000)] | None = None
+
+
+class ProductBody(_Frame):
+    kind: Literal["product"]
+    listing: Listing
+
+
+ClientBody = Annotated[TextBody | ImageBody | ProductBody, Field(discriminator="kind")]
+
+
+# --- client → server ---------------------------------------------------------
+
+
+class Auth(_Frame):
+    """First frame of a browser connection: the token the marketplace signed."""
+
+    type: Literal["auth"]
+    id: RequestId | None = None
+    token: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+
+
+class Open(_Frame):
+    """Open (or get back) the buyer's conversation with a shop about a listing."""
+
+    type: Literal["open"]
+    id: RequestId | None = None
+    shop: Id
+    listing: Listing
+
+
+class Send(_Frame):
+    """Post a message; ``cmid`` makes a resend idempotent."""
+
+    type: Literal["send"]
+    id: RequestId | None = None
+    conv: Id
+    cmid: Id
+    body: ClientBody
+
+
+class Sync(_Frame):
+    """Catch up after (re)connecting: cursors are the last seq seen per conversation."""
+
+    type: Literal["sync"]
+    id: RequestId | None = None
+    cursors: dict[Id, Seq] = Field(default_factory=dict, max_length=10000)
+    inbox: Annotated[str, StringConstraints(max_length=64)] | None = None
+
+
+class History(_Frame):
+    """Page through a conversation: messages before (or after) a seq, oldest first."""
+
+    type: Literal["history"]
+    id: RequestId | None = None
+    conv: Id
+    before: Seq | None = None
+    after: Seq | None = None
+    limit: Annotated[int, Field(ge=1, le=200)] = 50
+
+
+class Read(_Frame):
+    """Mark everything up to ``seq`` as read."""
+
+    type: Literal["read"]
+    id: RequestId | None = None
+    conv: Id
+    seq: Seq
+
+
+class Typing(_Frame):
+    """Typing indicator; relayed to the counterpart, never stored."""
+
+    type: Literal["typing"]
+    id: RequestId | None = None
+    conv: Id
+    active: bool = True
+
+
+class Recall(_Frame):
+    """Withdraw one of your own messages within the recall window."""
+
+    type: Literal["recall"]
+    id: RequestId | None = None
+    conv: Id
+    seq: Seq
+
+
+class SetPresence(_Frame):
+    """Set this device's status; a user is online if any device is."""
+
+    type: Literal["presence"]
+    id: RequestId | None = None
+    status: Literal["online", "away"]
+
+
+class Assign(_Frame):
+    """Hand a conversation over to another agent of the same shop."""
+
+    type: Literal["assign"]
+    id: RequestId | None = None
+    conv: Id
+    agent: Id
+
+
+class Ping(_Frame):
+    """Application-level round trip (the websocket layer pings on its own)."""
+
+    type: Literal["ping"]
+    id: RequestId | None = None
+
+
+ClientFrame = Annotated[
+    Auth | Open | Send | Sync | History | Read | Typing | Recall | SetPresence | Assign | Ping,
+    Field(discriminator="type"),
+]
+
+CLIENT_FRAME_TYPES: tuple[type[_Frame], ...] = (
+    Auth, Open, Send, Sync, History, Read, Typing, Recall, SetPresence, Assign, Ping,
+)
+
+
+# --- server → client ---------------------------------------------------------
+
+
+class MessageView(_Frame):
+    """A stored message as clients see it (also the ``msg`` push frame)."""
+
+    type: Literal["msg"] = "msg"
+    conv: str
+    seq: int
+    sender: str
+    """User id of the sender, or ``system``."""
+    role: Literal["buyer", "agent", "arbiter", "system"]
+    kind: Literal["text", "image", "product", "system", "recall", "card", "card_update"]
+    body: dict[str, Any]
+    ts: int
+    """Server time of the message, epoch milliseconds."""
+    cmid: str | None = None
+    recalled: bool = False
+
+
+class ConversationView(_Frame):
+    id: str
+    buyer: str
+    shop: str
+    listing: Listing
+    agent: str | None
+    """The agent the conversation is assigned to (delivered to live)."""
+    last_seq: int
+    unread: int
+    """Messages from the other side after this user's read mark."""
+    read: dict[str, int]
+    """Read-up-to seq per participant (``buyer`` and ``shop``)."""
+    created_at: int
+    last_message: MessageView | None = None
+
+
+class Welcome(_Frame):
+    type: Literal["welcome"] = "welcome"
+    re: int | None = None
+    user: str
+    role: Literal["buyer", "agent", "arbiter"]
+    shop: str | None
+    node: str
+    server_time: int
+    recall_window_ms: int
+    max_frame_bytes: int
+    rate_per_second: float
+    rate_burst: int
+
+
+class Ack(_Frame):
+    """Reply to ``send``: the message is durable under this seq."""
+
+    type: Literal["ack"] = "ack"
+    re: int | None = None
+    conv: str
+    cmid: str
+    seq: int
+    ts: int
+    duplicate: bool = False
+    """True when ``cmid`` had already been stored: nothing new was posted."""
+
+
+class Opened(_Frame):
+    type: Literal["opened"] = "opened"
+    re: int | None = None
+    conversation: ConversationView
+    created: bool
+
+
+class Synced(_Frame):
+    """Ends a sync: every missed message was pushed before this frame."""
+
+    type: Literal["synced"] = "synced"
+    re: int | None = None
+    conversations: list[ConversationView]
+    """Every conversation when ``full``; else only those that changed since ``inbox``."""
+    full: bool
+    inbox: str | None
+    """Opaque cursor to send with the next ``sync``."""
+    total_unread: int | None
+    """Unread messages over all conversations (only on a full sync)."""
+
+
+class HistoryPage(_Frame):
+    type: Literal["history"] = "history"
+    re: int | None = None
+    conv: str
+    messages: list[MessageView]
+    more: bool
+
+
+class Ok(_Frame):
+    type: Literal["ok"] = "ok"
+    re: int | None = None
+
+
+class Pong(_Frame):
+    type: Literal["pong"] = "pong"
+    re: int | None = None
+    ts: int
+
+
+class Receipt(_Frame):
+    """Someone's read mark moved; also keeps a user's own devices' unread counts in step."""
+
+    type: Literal["receipt"] = "receipt"
+    conv: str
+    user: str
+    side: Literal["buyer", "shop"]
+    seq: int
+    unread: int | None = None
+    """The recipient's own unread count in ``conv`` when the mark is theirs."""
+
+
+class TypingEvent(_Frame):
+    type: Literal["typing"] = "typing"
+    conv: str
+    user: str
+    active: bool
+
+
+class PresenceEvent(_Frame):
+    """Presence of a user or a shop (``shop:<id>``) changed."""
+
+    type: Literal["presence"] = "presence"
+    entity: str
+    status: Literal["online", "away", "offline"]
+    last_seen: int | None
+
+
+class Error(_Frame):
+    type: Literal["error"] = "error"
+    re: int | None = None
+    code: int
+    message: str
+    details: Any = None
+
+
+ServerFrame = Annotated[
+    MessageView | Welcome | Ack | Opened | Synced | HistoryPage | Ok | Pong | Receipt
+    | TypingEvent | PresenceEvent | Error,
+    Field(discriminator="type"),
+]
+
+SERVER_FRAME_TYPES: tuple[type[_Frame], ...] = (
+    MessageView, Welcome, Ack, Opened, Synced, HistoryPage, Ok, Pong, Receipt,
+    TypingEvent, PresenceEvent, Error,
+)

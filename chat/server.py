@@ -1,0 +1,232 @@
+"""The hub's network face: websockets on one port, plus a few plain HTTP GETs.
+
+``GET /healthz`` (alive), ``/readyz`` (backends reachable), ``/metrics``
+(Prometheus) and ``/presence/shop/<id>`` (public: lights the chat icon on a
+listing page) are answered in ``process_request`` before any handshake; every
+other path upgrades to the chat protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import json
+import logging
+import re
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from .backends.base import Broker, Inbox, Presence
+from .backends.memory import MemoryBroker, MemoryInbox, MemoryPresence
+from .clock import Clock, SystemClock
+from .config import Config
+from .hub import Hub
+from .outbox import Transport
+from .protocol.errors import CloseCode, ErrorCode, ProtocolError
+from .ratelimit import RateLimiter
+from .routing import shop_entity
+from .session import Session
+from .store.base import Store
+
+log = logging.getLogger(__name__)
+
+_SHOP_PRESENCE = re.compile(r"^/presence/shop/([A-Za-z0-9_.:@-]{1,64})$")
+
+HttpRoute = Callable[[ServerConnection, Request], Awaitable[Response | None]]
+
+
+class WebsocketTransport(Transport):
+    """Writes without awaiting: frames go into the transport buffer (bounded by the outbox)."""
+
+    __slots__ = ("ws",)
+
+    def __init__(self, ws: ServerConnection) -> None:
+        self.ws = ws
+
+    def write(self, data: bytes) -> None:
+        broadcast((self.ws,), data)
+
+    def buffered(self) -> int:
+        transport = self.ws.transport
+        return 0 if transport is None else transport.get_write_buffer_size()
+
+    def close(self, code: int, reason: str) -> None:
+        asyncio.ensure_future(self.ws.close(code, reason))
+
+
+def open_store(config: Config) -> Store:
+    url = config.database_url
+    if url.startswith("sqlite:///"):
+        import os
+
+        from .store.sqlite import SQLiteStore
+
+        path = url[len("sqlite:///"):]
+        if path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        return SQLiteStore(path, synchronous=config.sqlite_synchronous)
+    raise SystemExit(f"DATABASE_URL {url!r}: only sqlite:///path is supported by this version")
+
+
+def open_backends(config: Config) -> tuple[Broker, Presence, Inbox]:
+    ttl_ms = int(config.presence_ttl * 1000)
+    if not config.redis_url:
+        return MemoryBroker(), MemoryPresence(ttl_ms), MemoryInbox(config.inbox_max)
+    from redis.asyncio import Redis
+
+    from .backends.redis import RedisBroker, RedisInbox, RedisPresence
+
+    client = Redis.from_url(config.redis_url)
+    prefix = config.redis_prefix
+    return (
+        RedisBroker(client, prefix=prefix),
+        RedisPresence(client, prefix=prefix, ttl_ms=ttl_ms),
+        RedisInbox(client, prefix=prefix, max_entries=config.inbox_max,
+                   retention_ms=int(config.inbox_retention * 1000)),
+    )
+
+
+def _json(status: int, body: Any) -> Response:
+    data = json.dumps(body).encode()
+    headers = Headers(
+        [("Content-Type", "application/json"), ("Content-Length", str(len(data))),
+         ("Cache-Control", "no-store"), ("Access-Control-Allow-Origin", "*")]
+    )
+    return Response(status, http.HTTPStatus(status).phrase, headers, data)
+
+
+@dataclass
+class ChatServer:
+    """A running hub node; :meth:`start` binds, :meth:`close` drains and stops."""
+
+    config: Config
+    hub: Hub
+    server: Server | None = None
+    extra_routes: dict[str, HttpRoute] | None = None
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        sock = next(iter(self.server.sockets))
+        return int(sock.getsockname()[1])
+
+    async def start(self) -> None:
+        await self.hub.start()
+        cfg = self.config
+        self._limiter = RateLimiter(cfg.rate_per_second, cfg.rate_burst)
+        self.server = await serve(
+            self._handler,
+            cfg.host,
+            cfg.port,
+            process_request=self._http,
+            # Frames over our limit get an error reply; only absurd ones (4×) are cut off.
+            max_size=cfg.max_frame_bytes * 4,
+            max_queue=64,
+            compression=None,
+            ping_interval=20,
+            ping_timeout=20,
+            close_timeout=5,
+        )
+        log.info("hub node %s listening on %s:%d", self.hub.node, cfg.host, self.port)
+
+    async def close(self) -> None:
+        """Close every connection with 1001 (going away: reconnect and resume), then the hub."""
+        if self.server is not None:
+            self.server.close(close_connections=True)
+            await self.server.wait_closed()
+            self.server = None
+            await self.hub.stop()
+
+    async def serve_until_signal(self) -> None:
+        stop = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+        await stop
+        log.info("shutting down: closing connections with 1001")
+        await self.close()
+
+    # --- HTTP -----------------------------------------------------------------
+
+    async def _http(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path == "/healthz":
+            return _json(200, {"status": "ok", "node": self.hub.node})
+        if path == "/readyz":
+            checks = await self.hub.ready()
+            return _json(200 if all(checks.values()) else 503, {"ready": all(checks.values()), "checks": checks})
+        if path == "/metrics":
+            body = self.hub.metrics.render()
+            headers = Headers([("Content-Type", "text/plain; version=0.0.4"), ("Content-Length", str(len(body)))])
+            return Response(200, "OK", headers, body)
+        match = _SHOP_PRESENCE.match(path)
+        if match:
+            entity = shop_entity(match.group(1))
+            state = (await self.hub.presence.get([entity], self.hub.clock.now_ms()))[entity]
+            return _json(200, {"shop": match.group(1), "status": state.status, "last_seen": state.last_seen})
+        if self.extra_routes:
+            for prefix, route in self.extra_routes.items():
+                if path.startswith(prefix):
+                    return await route(connection, request)
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return _json(404, {"error": "not found"})
+        return None
+
+    # --- websocket --------------------------------------------------------------
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        session = Session(self.hub, WebsocketTransport(ws), self._limiter)
+        expiry: asyncio.TimerHandle | None = None
+        try:
+            auth = ws.request.headers.get("Authorization") if ws.request else None
+            if auth and auth.lower().startswith("bearer "):
+                await session.authenticate(auth[7:].strip(), None)
+            else:
+                await self._authenticate_first_frame(ws, session)
+            if session.identity is None:
+                return
+            delay = session.identity.expires_at - self.hub.clock.now_ms() / 1000
+            expiry = asyncio.get_running_loop().call_later(
+                max(0.0, delay), session.outbox.transport.close, CloseCode.TOKEN_EXPIRED, "token expired"
+            )
+            async for data in ws:
+                await session.handle(data)
+        except ConnectionClosed:
+            pass
+        finally:
+            if expiry is not None:
+                expiry.cancel()
+            with contextlib.suppress(Exception):
+                await session.close()
+
+    async def _authenticate_first_frame(self, ws: ServerConnection, session: Session) -> None:
+        """Browsers cannot set headers: the first frame must be ``auth``."""
+        deadline = asyncio.get_running_loop().time() + self.config.auth_timeout
+        while session.identity is None and not session.outbox.closed:
+            remaining = deadline - asyncio.get_running_loop().time()
+            try:
+                data = await asyncio.wait_for(ws.recv(), max(0.0, remaining))
+            except TimeoutError:
+                await ws.close(CloseCode.AUTH_TIMEOUT, "authenticate within the time limit")
+                return
+            await session.handle(data)
+            if ws.state.name != "OPEN":
+                return
+
+
+def build(config: Config, *, clock: Clock | None = None, store: Store | None = None) -> ChatServer:
+    """Wire a hub node from its configuration (the embedded default needs nothing else)."""
+    broker, presence, inbox = open_backends(config)
+    hub = Hub(config, store or open_store(config), broker, presence, inbox, clock or SystemClock())
+    return ChatServer(config, hub)
+
+
+__all__ = ["ChatServer", "ErrorCode", "ProtocolError", "build"]

@@ -1,0 +1,431 @@
+"""One connection's requests: authenticate, check access, call the store, reply.
+
+Frames are handled one at a time in arrival order, so a client's messages get
+increasing seqs in the order it sent them. Every failure becomes an ``error``
+frame answering the request's ``id``; only repeated protocol garbage, a bad
+token or an expired one closes the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+import msgpack
+
+from .auth import Identity, verify
+from .hub import Hub, monotonic_epoch
+from .outbox import Outbox, Transport
+from .protocol import frames as f
+from .protocol.codec import encode, request_id, unpack, validate
+from .protocol.errors import CloseCode, ErrorCode, ProtocolError
+from .ratelimit import RateLimiter
+from .routing import (
+    can_access,
+    choose_agent,
+    counterpart_channels,
+    presence_channel,
+    shop_entity,
+    user_channel,
+    user_entity,
+)
+from .store.base import (
+    ClientIdReused,
+    ConversationRecord,
+    MessageRecord,
+    NotFound,
+    RecallRefused,
+    side_of,
+)
+
+log = logging.getLogger(__name__)
+
+_RECALL_ERRORS = {
+    "window": ErrorCode.RECALL_WINDOW_PASSED,
+    "sender": ErrorCode.NOT_YOUR_MESSAGE,
+    "kind": ErrorCode.NOT_RECALLABLE,
+}
+
+
+class Session:
+    def __init__(self, hub: Hub, transport: Transport, limiter: RateLimiter) -> None:
+        self.hub = hub
+        self.id = uuid.uuid4().hex
+        self.identity: Identity | None = None
+        self.status: str = "online"
+        self.watched: set[str] = set()
+        self.bad_frames = 0
+        self._limiter = limiter
+        self.outbox = Outbox(
+            transport,
+            self._fetch_between,
+            limit_bytes=hub.config.outbox_bytes,
+            on_write=self._observe,
+            on_slow=hub.metrics.slow_consumers.inc,
+        )
+        self._handlers: dict[type, Any] = {
+            f.Open: self._open,
+            f.Send: self._send,
+            f.Sync: self._sync,
+            f.History: self._history,
+            f.Read: self._read,
+            f.Typing: self._typing,
+            f.Recall: self._recall,
+            f.SetPresence: self._presence,
+            f.Assign: self._assign,
+            f.Ping: self._ping,
+        }
+
+    # --- plumbing -------------------------------------------------------------
+
+    def _observe(self, t0: float | None) -> None:
+        self.hub.metrics.frames_out.inc()
+        if t0 is not None:
+            self.hub.metrics.delivery.observe(max(0.0, monotonic_epoch() - t0))
+
+    async def _fetch_between(self, conv: str, after: int, before: int) -> list[MessageRecord]:
+        return await self.hub.store.messages(conv, after=after, limit=min(200, before - after - 1))
+
+    def reply(self, frame: dict[str, Any]) -> None:
+        self.outbox.send(frame)
+
+    def error(self, exc: ProtocolError, rid: int | None) -> None:
+        self.hub.metrics.errors.labels(code=str(exc.code)).inc()
+        self.reply({"type": "error", "re": rid, "code": exc.code, "message": exc.message, "details": exc.details})
+
+    async def watch(self, channel: str) -> None:
+        if channel not in self.watched:
+            self.watched.add(channel)
+            await self.hub.watch(self, channel)
+
+    # --- entry point ----------------------------------------------------------
+
+    async def handle(self, data: bytes | str) -> None:
+        """Handle one websocket frame; never raises for the client's mistakes."""
+        rid: int | None = None
+        try:
+            if isinstance(data, str):
+                raise ProtocolError(ErrorCode.TEXT_FRAME)
+            if len(data) > self.hub.config.max_frame_bytes:
+                raise ProtocolError(ErrorCode.TOO_LARGE, details={"max_bytes": self.hub.config.max_frame_bytes})
+            obj = unpack(data)
+            rid = request_id(obj)
+            self.hub.metrics.frames_in.labels(type=str(obj["type"])[:16]).inc()
+            frame = validate(obj)
+            if isinstance(frame, f.Auth):
+                await self.authenticate(frame.token, rid)
+                return
+            if self.identity is None:
+                raise ProtocolError(ErrorCode.NOT_AUTHENTICATED)
+            await self._handlers[type(frame)](frame, rid)
+        except ProtocolError as exc:
+            self.error(exc, rid)
+            if exc.code < 2000:
+                self.bad_frames += 1
+                if self.bad_frames > self.hub.config.max_bad_frames:
+                    self.hub.metrics.closes.labels(code=str(CloseCode.TOO_MANY_ERRORS)).inc()
+                    self.outbox.transport.close(CloseCode.TOO_MANY_ERRORS, "too many malformed frames")
+        except Exception:
+            log.exception("request failed")
+            self.error(ProtocolError(ErrorCode.INTERNAL), rid)
+
+    async def authenticate(self, token: str, rid: int | None) -> None:
+        if self.identity is not None:
+            raise ProtocolError(ErrorCode.ALREADY_AUTHENTICATED)
+        try:
+            identity = verify(self.hub.config.token_secret, token)
+        except ProtocolError as exc:
+            self.error(exc, rid)
+            code = CloseCode.TOKEN_EXPIRED if exc.code == ErrorCode.TOKEN_EXPIRED else CloseCode.AUTH_FAILED
+            self.hub.metrics.closes.labels(code=str(code)).inc()
+            self.outbox.transport.close(code, exc.message)
+            return
+        self.identity = identity
+        await self.watch(user_channel(identity.user))
+        await self.hub.attach(self)
+        cfg = self.hub.config
+        self.reply(
+            {
+                "type": "welcome", "re": rid, "user": identity.user, "role": identity.role,
+                "shop": identity.shop, "node": self.hub.node, "server_time": self.hub.clock.now_ms(),
+                "recall_window_ms": int(cfg.recall_window * 1000), "max_frame_bytes": cfg.max_frame_bytes,
+                "rate_per_second": float(cfg.rate_per_second), "rate_burst": cfg.rate_burst,
+            }
+        )
+
+    async def close(self) -> None:
+        self.outbox.closed = True
+        await self.hub.detach(self)
+
+    # --- access ---------------------------------------------------------------
+
+    async def _conversation(self, conv_id: str) -> ConversationRecord:
+        record = await self.hub.conversation(conv_id)
+        assert self.identity is not None
+        if record is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND)
+        if not can_access(self.identity, record):
+            # Same answer whether or not it exists would leak less, but clients need
+            # to tell "wrong id" from "not yours"; ids are unguessable anyway.
+            raise ProtocolError(ErrorCode.FORBIDDEN)
+        return record
+
+    async def _follow(self, record: ConversationRecord) -> None:
+        """Watch the counterpart's presence and send its current state once."""
+        assert self.identity is not None
+        entity = shop_entity(record.shop) if self.identity.role == "buyer" else user_entity(record.buyer)
+        channel = presence_channel(entity)
+        if channel in self.watched:
+            return
+        await self.watch(channel)
+        now = self.hub.clock.now_ms()
+        state = (await self.hub.presence.get([entity], now))[entity]
+        self.reply({"type": "presence", "entity": entity, "status": state.status, "last_seen": state.last_seen})
+
+    def on_message(
+        self, conv: str, seq: int, frame: bytes, origin: str | None, t0: float, buyer: str, shop: str
+    ) -> None:
+        """A message notice from the hub (any node)."""
+        self.outbox.message(conv, seq, frame, echo=origin != self.id, t0=t0)
+        ident = self.identity
+        if ident is not None:
+            entity = shop_entity(shop) if ident.role == "buyer" else user_entity(buyer)
+            if presence_channel(entity) not in self.watched:
+                asyncio.ensure_future(self._follow_ids(buyer, shop))
+
+    async def _follow_ids(self, buyer: str, shop: str) -> None:
+        record = ConversationRecord("", buyer, shop, {}, None, 0, 0)
+        try:
+            await self._follow(record)
+        except Exception:
+            log.warning("could not follow presence", exc_info=True)
+
+    # --- views ----------------------------------------------------------------
+
+    async def _views(self, records: list[ConversationRecord]) -> list[dict[str, Any]]:
+        assert self.identity is not None
+        side = side_of(self.identity.role) or "buyer"
+        ids = [r.id for r in records]
+        store = self.hub.store
+        marks = await store.read_marks(ids)
+        unread = await store.unread_counts(ids, side)
+        last = await store.last_messages(ids)
+        views = []
+        for r in records:
+            msg = last.get(r.id)
+            views.append(
+                {
+                    "id": r.id, "buyer": r.buyer, "shop": r.shop, "listing": r.listing, "agent": r.agent,
+                    "last_seq": msg.seq if msg else r.last_seq, "unread": unread.get(r.id, 0),
+                    "read": marks.get(r.id, {"buyer": 0, "shop": 0}), "created_at": r.created_at,
+                    "last_message": msg.view() if msg else None,
+                }
+            )
+        return views
+
+    # --- requests ---------------------------------------------------------------
+
+    async def _open(self, frame: f.Open, rid: int | None) -> None:
+        ident = self.identity
+        assert ident is not None
+        if ident.role != "buyer":
+            raise ProtocolError(ErrorCode.ROLE_NOT_ALLOWED, "only buyers open conversations with a shop")
+        hub = self.hub
+        now = hub.clock.now_ms()
+        online = await hub.presence.members(shop_entity(frame.shop), now)
+        loads = await hub.store.agent_loads(frame.shop)
+        agent = choose_agent(loads, online)
+        listing = frame.listing.model_dump()
+        record, card = await hub.store.open_conversation(
+            "c_" + uuid.uuid4().hex[:20], ident.user, frame.shop, listing, agent, now
+        )
+        hub.remember(record)
+        self.outbox.hold()
+        try:
+            self.outbox.set_cursor(record.id, record.last_seq)
+            if card is not None:
+                await hub.fan_out(record, card, record.agent, self.id, monotonic_epoch())
+            view = (await self._views([record]))[0]
+            self.reply({"type": "opened", "re": rid, "conversation": view, "created": card is not None})
+        finally:
+            self.outbox.release()
+        await self._follow(record)
+
+    async def _send(self, frame: f.Send, rid: int | None) -> None:
+        ident = self.identity
+        assert ident is not None
+        hub = self.hub
+        now = hub.clock.now_ms()
+        t0 = monotonic_epoch()
+        record = await self._conversation(frame.conv)
+        if not self._limiter.allow(ident.user, now):
+            retry = int(1000 / max(0.001, hub.config.rate_per_second))
+            raise ProtocolError(ErrorCode.RATE_LIMITED, details={"retry_after_ms": retry})
+        body = frame.body.model_dump(exclude_none=True)
+        kind = body.pop("kind")
+        role = "buyer" if ident.role == "buyer" else "agent"
+        try:
+            done = await hub.store.append(record.id, ident.user, role, kind, body, frame.cmid, now)
+        except ClientIdReused as exc:
+            raise ProtocolError(ErrorCode.CLIENT_ID_REUSED) from exc
+        if not done.duplicate:
+            hub.metrics.messages.inc()
+        # A duplicate fans out again: if the first attempt died between commit and
+        # notice, this is what gets the message to the other side (cursors dedupe).
+        await hub.fan_out(record, done.message, done.agent, self.id, t0)
+        message = done.message
+        self.reply(
+            {"type": "ack", "re": rid, "conv": record.id, "cmid": frame.cmid, "seq": message.seq,
+             "ts": message.ts, "duplicate": done.duplicate}
+        )
+
+    async def _sync(self, frame: f.Sync, rid: int | None) -> None:
+        """Set this connection's cursors, push what the client missed, then ``synced``.
+
+        With a usable inbox cursor only the conversations touched since then are
+        looked at (the fast path); otherwise every conversation is (full).
+        """
+        ident = self.identity
+        assert ident is not None
+        if ident.role == "arbiter":
+            raise ProtocolError(ErrorCode.ROLE_NOT_ALLOWED, "arbiters have no conversations to sync")
+        hub, store, outbox = self.hub, self.hub.store, self.outbox
+        entity = user_entity(ident.user) if ident.role == "buyer" else shop_entity(ident.shop or "")
+        # Hold live notices while cursors are being set, so none slips between
+        # the store read and the cursor it would be compared with.
+        outbox.hold()
+        try:
+            tail = await hub.inbox.tail(entity)
+            touched = await self._touched(entity, frame.inbox)
+            if touched is None:
+                records = await (
+                    store.conversations_of_buyer(ident.user) if ident.role == "buyer"
+                    else store.conversations_of_shop(ident.shop or "")
+                )
+            else:
+                records = [r for r in await store.conversations(sorted(touched)) if can_access(ident, r)]
+            for conv, seq in frame.cursors.items():
+                outbox.cursors[conv] = seq
+            for r in records:
+                hub.remember(r)
+                outbox.cursors[r.id] = frame.cursors.get(r.id, r.last_seq)
+            outbox.follow_new = True
+        finally:
+            outbox.release()
+        limit = hub.config.sync_limit
+        for r in records:
+            after = frame.cursors.get(r.id)
+            if after is None or after >= r.last_seq:
+                continue
+            missed = await store.messages(r.id, after=after, limit=limit)
+            for message in missed:
+                outbox.message(r.id, message.seq, encode(message.view()))
+            if len(missed) == limit:
+                # Too much to push: the client pages the rest with ``history``.
+                outbox.set_cursor(r.id, r.last_seq)
+        views = await self._views(records)
+        self.reply(
+            {"type": "synced", "re": rid, "conversations": views, "full": touched is None, "inbox": tail,
+             "total_unread": sum(v["unread"] for v in views) if touched is None else None}
+        )
+        for r in records:
+            if ident.role == "buyer" or r.agent in (ident.user, None):
+                await self._follow(r)
+
+    async def _touched(self, entity: str, cursor: str | None) -> set[str] | None:
+        """Conversations named in the inbox after ``cursor``; None if it cannot tell."""
+        if cursor is None:
+            return None
+        entries = await self.hub.inbox.read(entity, cursor, 10_000)
+        if entries is None or len(entries) >= 10_000:
+            return None
+        return {msgpack.unpackb(payload, raw=False)[0] for _, payload in entries}
+
+    async def _history(self, frame: f.History, rid: int | None) -> None:
+        record = await self._conversation(frame.conv)
+        messages = await self.hub.store.messages(
+            record.id, after=frame.after or 0, before=frame.before, limit=frame.limit + 1
+        )
+        more = len(messages) > frame.limit
+        if more:
+            messages = messages[1:] if frame.before is not None else messages[: frame.limit]
+        self.reply(
+            {"type": "history", "re": rid, "conv": record.id, "messages": [m.view() for m in messages], "more": more}
+        )
+
+    async def _read(self, frame: f.Read, rid: int | None) -> None:
+        ident = self.identity
+        assert ident is not None
+        record = await self._conversation(frame.conv)
+        side = side_of(ident.role)
+        assert side is not None
+        store = self.hub.store
+        mark = await store.set_read(record.id, side, frame.seq)
+        unread = (await store.unread_counts([record.id], side))[record.id]
+        current = await store.get_conversation(record.id) or record
+        receipt = {"type": "receipt", "conv": record.id, "user": ident.user, "side": side, "seq": mark}
+        own = [user_channel(ident.user)]
+        if side == "shop" and current.agent and current.agent != ident.user:
+            own.append(user_channel(current.agent))
+        self.hub.publish_event(own, {**receipt, "unread": unread})
+        self.hub.publish_event(counterpart_channels(ident, current), receipt)
+        self.reply({"type": "ok", "re": rid})
+
+    async def _typing(self, frame: f.Typing, rid: int | None) -> None:
+        ident = self.identity
+        assert ident is not None
+        record = await self._conversation(frame.conv)
+        current = await self.hub.store.get_conversation(record.id) or record
+        self.hub.publish_event(
+            counterpart_channels(ident, current),
+            {"type": "typing", "conv": record.id, "user": ident.user, "active": frame.active},
+        )
+        if rid is not None:
+            self.reply({"type": "ok", "re": rid})
+
+    async def _recall(self, frame: f.Recall, rid: int | None) -> None:
+        ident = self.identity
+        assert ident is not None
+        record = await self._conversation(frame.conv)
+        hub = self.hub
+        try:
+            done = await hub.store.recall(
+                record.id, frame.seq, ident.user, hub.clock.now_ms(), int(hub.config.recall_window * 1000)
+            )
+        except NotFound as exc:
+            raise ProtocolError(ErrorCode.NOT_FOUND) from exc
+        except RecallRefused as exc:
+            raise ProtocolError(_RECALL_ERRORS[exc.reason]) from exc
+        await hub.fan_out(record, done.message, done.agent, None, monotonic_epoch())
+        self.reply({"type": "ok", "re": rid})
+
+    async def _presence(self, frame: f.SetPresence, rid: int | None) -> None:
+        await self.hub.set_status(self, frame.status)
+        self.reply({"type": "ok", "re": rid})
+
+    async def _assign(self, frame: f.Assign, rid: int | None) -> None:
+        ident = self.identity
+        assert ident is not None
+        if ident.role != "agent":
+            raise ProtocolError(ErrorCode.ROLE_NOT_ALLOWED, "only the shop's agents hand conversations over")
+        record = await self._conversation(frame.conv)
+        hub = self.hub
+        if frame.agent not in await hub.store.agent_loads(record.shop):
+            raise ProtocolError(ErrorCode.NOT_FOUND, "no such agent in this shop")
+        before = await hub.store.get_conversation(record.id)
+        updated = await hub.store.assign(record.id, frame.agent)
+        hub.remember(updated)
+        body = {"text": f"{ident.user} handed the conversation over to {frame.agent}", "event": "assigned",
+                "agent": frame.agent, "by": ident.user}
+        done = await hub.store.append(record.id, "system", "system", "system", body, None, hub.clock.now_ms())
+        await hub.fan_out(updated, done.message, done.agent, None, monotonic_epoch())
+        if before is not None and before.agent not in (None, done.agent):
+            # The previous agent no longer receives it live; tell their devices this last time.
+            hub.notify(user_channel(before.agent or ""), updated, done.message)
+        self.reply({"type": "ok", "re": rid})
+
+    async def _ping(self, frame: f.Ping, rid: int | None) -> None:
+        self.reply({"type": "pong", "re": rid, "ts": self.hub.clock.now_ms()})
+

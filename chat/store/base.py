@@ -1,0 +1,162 @@
+"""The durable store of conversations and messages, as a small interface.
+
+Guarantees every implementation keeps (checked by ``tests/chat/test_store_contract.py``):
+
+* A method that returns has committed: an acknowledged message survives a
+  crash of the process (kill -9) once ``append`` has returned.
+* Sequence numbers are per conversation, start at 1 and have no gaps.
+* ``(conversation, sender, cmid)`` is unique: appending it again returns the
+  stored message with ``duplicate=True`` and writes nothing.
+* Messages are never deleted; a recall marks the original and appends a
+  ``recall`` message, so the history stays complete evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+Side = Literal["buyer", "shop"]
+Role = Literal["buyer", "agent", "arbiter", "system"]
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRecord:
+    id: str
+    buyer: str
+    shop: str
+    listing: dict[str, Any]
+    agent: str | None
+    last_seq: int
+    created_at: int
+    status: str = "open"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    conv: str
+    seq: int
+    sender: str
+    role: Role
+    kind: str
+    body: dict[str, Any]
+    ts: int
+    cmid: str | None
+    recalled: bool = False
+
+    def view(self) -> dict[str, Any]:
+        """The ``msg`` frame for this message (recalled content is withheld)."""
+        return {
+            "type": "msg",
+            "conv": self.conv,
+            "seq": self.seq,
+            "sender": self.sender,
+            "role": self.role,
+            "kind": self.kind,
+            "body": {} if self.recalled else self.body,
+            "ts": self.ts,
+            "cmid": self.cmid,
+            "recalled": self.recalled,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """What ``append`` committed, with the conversation's agent at that moment
+    (so fan-out follows hand-overs made on other nodes)."""
+
+    message: MessageRecord
+    duplicate: bool
+    agent: str | None
+
+
+class StoreError(Exception):
+    """Base of store failures that are the caller's fault."""
+
+
+class ClientIdReused(StoreError):
+    """The same ``cmid`` was sent before with a different body."""
+
+
+class NotFound(StoreError):
+    pass
+
+
+class RecallRefused(StoreError):
+    def __init__(self, reason: Literal["window", "sender", "kind"]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def side_of(role: str) -> Side | None:
+    """Which side of a conversation a role writes for (arbiters and system: neither)."""
+    if role == "buyer":
+        return "buyer"
+    if role == "agent":
+        return "shop"
+    return None
+
+
+class Store(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> bool: ...
+
+    async def open_conversation(
+        self,
+        conv_id: str,
+        buyer: str,
+        shop: str,
+        listing: dict[str, Any],
+        agent: str | None,
+        now: int,
+    ) -> tuple[ConversationRecord, MessageRecord | None]:
+        """Create the (buyer, shop, listing) conversation with its product card, or return
+        the existing one (and ``None`` for the card). ``conv_id`` is used only on creation."""
+
+    async def get_conversation(self, conv_id: str) -> ConversationRecord | None: ...
+
+    async def conversations_of_buyer(self, buyer: str) -> list[ConversationRecord]: ...
+
+    async def conversations_of_shop(self, shop: str) -> list[ConversationRecord]: ...
+
+    async def conversations(self, conv_ids: list[str]) -> list[ConversationRecord]: ...
+
+    async def append(
+        self,
+        conv_id: str,
+        sender: str,
+        role: Role,
+        kind: str,
+        body: dict[str, Any],
+        cmid: str | None,
+        now: int,
+    ) -> Appended:
+        """Store a message under the next seq (or find the one ``cmid`` already stored)."""
+
+    async def messages(
+        self, conv_id: str, *, after: int = 0, before: int | None = None, limit: int = 50
+    ) -> list[MessageRecord]:
+        """Oldest first. With ``before``, the newest ``limit`` messages below it."""
+
+    async def last_messages(self, conv_ids: list[str]) -> dict[str, MessageRecord]: ...
+
+    async def recall(self, conv_id: str, seq: int, by: str, now: int, window_ms: int) -> Appended:
+        """Mark ``seq`` recalled and append the ``recall`` message announcing it."""
+
+    async def set_read(self, conv_id: str, side: Side, seq: int) -> int:
+        """Move a side's read mark forward (never back); returns the mark now."""
+
+    async def read_marks(self, conv_ids: list[str]) -> dict[str, dict[str, int]]: ...
+
+    async def unread_counts(self, conv_ids: list[str], side: Side) -> dict[str, int]:
+        """Messages the other side (or the system) posted after ``side``'s read mark."""
+
+    async def assign(self, conv_id: str, agent: str) -> ConversationRecord: ...
+
+    async def register_agent(self, shop: str, agent: str, now: int) -> None: ...
+
+    async def agent_loads(self, shop: str) -> dict[str, int]:
+        """Open conversations per known agent of a shop (zero for idle agents)."""

@@ -1,0 +1,469 @@
+"""SQLite store: one file, WAL, group commit from a single writer thread.
+
+Why this shape: SQLite allows one writer at a time, and an ``fsync`` per
+message would cap throughput at the disk's sync rate. The writer thread takes
+every write queued since its last commit, runs each inside its own SAVEPOINT
+(one bad request cannot spoil the batch) and commits them together, then
+resolves their futures in one hop back to the event loop. Reads use a second
+connection on another thread; WAL lets them run beside the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import msgpack
+
+from .base import (
+    Appended,
+    ClientIdReused,
+    ConversationRecord,
+    MessageRecord,
+    NotFound,
+    RecallRefused,
+    Role,
+    Side,
+)
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS conversations (
+    id TEXT PRIMARY KEY,
+    buyer TEXT NOT NULL,
+    shop TEXT NOT NULL,
+    listing_id TEXT NOT NULL,
+    listing BLOB NOT NULL,
+    agent TEXT,
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    status TEXT NOT NULL DEFAULT 'open',
+    buyer_read INTEGER NOT NULL DEFAULT 0,
+    shop_read INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (buyer, shop, listing_id)
+) STRICT;
+CREATE INDEX IF NOT EXISTS conversations_shop ON conversations (shop);
+CREATE TABLE IF NOT EXISTS messages (
+    conv TEXT NOT NULL REFERENCES conversations (id),
+    seq INTEGER NOT NULL,
+    sender TEXT NOT NULL,
+    role TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    body BLOB NOT NULL,
+    ts INTEGER NOT NULL,
+    cmid TEXT,
+    digest BLOB,
+    recalled INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (conv, seq)
+) STRICT, WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS messages_cmid ON messages (conv, sender, cmid)
+    WHERE cmid IS NOT NULL;
+CREATE TABLE IF NOT EXISTS agents (
+    shop TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    last_seen INTEGER NOT NULL,
+    PRIMARY KEY (shop, agent)
+) STRICT, WITHOUT ROWID;
+"""
+
+_MSG_COLUMNS = "conv, seq, sender, role, kind, body, ts, cmid, recalled"
+
+
+def _pack(obj: Any) -> bytes:
+    data: bytes = msgpack.packb(obj, use_bin_type=True)
+    return data
+
+
+def _unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, raw=False)
+
+
+def _message(row: tuple[Any, ...]) -> MessageRecord:
+    return MessageRecord(
+        conv=row[0], seq=row[1], sender=row[2], role=row[3], kind=row[4],
+        body=_unpack(row[5]), ts=row[6], cmid=row[7], recalled=bool(row[8]),
+    )
+
+
+def _conversation(row: tuple[Any, ...]) -> ConversationRecord:
+    return ConversationRecord(
+        id=row[0], buyer=row[1], shop=row[2], listing=_unpack(row[3]), agent=row[4],
+        last_seq=row[5], created_at=row[6], status=row[7],
+    )
+
+
+_CONV_COLUMNS = "id, buyer, shop, listing, agent, last_seq, created_at, status"
+
+
+def _digest(kind: str, body: dict[str, Any]) -> bytes:
+    return hashlib.blake2b(_pack([kind, body]), digest_size=16).digest()
+
+
+def _connect(path: str, synchronous: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+class _Worker:
+    """A thread owning one connection; runs jobs in order, batching writes."""
+
+    def __init__(self, name: str, connect: Callable[[], sqlite3.Connection], batch: bool) -> None:
+        self._connect = connect
+        self._batch = batch
+        self._jobs: queue.SimpleQueue[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join()
+
+    def submit(self, job: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._jobs.put((job, fut))
+        return fut
+
+    def _run(self) -> None:
+        try:
+            conn = self._connect()
+        except BaseException as exc:  # surfaced to start()
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while True:
+                first = self._jobs.get()
+                if first is None:
+                    return
+                jobs = [first]
+                if self._batch:
+                    while len(jobs) < 512:
+                        try:
+                            nxt = self._jobs.get_nowait()
+                        except queue.Empty:
+                            break
+                        if nxt is None:
+                            self._jobs.put(None)
+                            break
+                        jobs.append(nxt)
+                self._execute(conn, jobs)
+        finally:
+            conn.close()
+
+    def _execute(self, conn: sqlite3.Connection, jobs: list[Any]) -> None:
+        results: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        if self._batch:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for job, fut in jobs:
+                    conn.execute("SAVEPOINT job")
+                    try:
+                        value = job(conn)
+                    except BaseException as exc:
+                        conn.execute("ROLLBACK TO job")
+                        conn.execute("RELEASE job")
+                        results.append((fut, False, exc))
+                    else:
+                        conn.execute("RELEASE job")
+                        results.append((fut, True, value))
+                conn.execute("COMMIT")
+            except BaseException as exc:  # the commit itself failed: nothing in the batch holds
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                results = [(fut, False, exc) for _, fut in jobs]
+        else:
+            for job, fut in jobs:
+                try:
+                    results.append((fut, True, job(conn)))
+                except BaseException as exc:
+                    results.append((fut, False, exc))
+        loop = results[0][0].get_loop()
+        loop.call_soon_threadsafe(_settle, results)
+
+
+def _settle(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for fut, ok, value in results:
+        if fut.done():
+            continue
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)
+
+
+class SQLiteStore:
+    """The embedded default store (see :mod:`chat.store.base` for its guarantees)."""
+
+    def __init__(self, path: str, *, synchronous: str = "FULL") -> None:
+        if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
+            raise ValueError("synchronous must be FULL, NORMAL or EXTRA")
+        self.path = path
+        self._writer = _Worker("store-writer", lambda: _connect(path, synchronous), batch=True)
+        self._reader = _Worker("store-reader", lambda: _connect(path, synchronous), batch=False)
+        self._started = False
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        conn = _connect(self.path, "FULL")
+        try:
+            conn.executescript(SCHEMA)
+        finally:
+            conn.close()
+        await asyncio.to_thread(self._writer.start)
+        await asyncio.to_thread(self._reader.start)
+        self._started = True
+
+    async def close(self) -> None:
+        if self._started:
+            await asyncio.to_thread(self._writer.stop)
+            await asyncio.to_thread(self._reader.stop)
+            self._started = False
+
+    async def ping(self) -> bool:
+        return bool(await self._reader.submit(lambda c: c.execute("SELECT 1").fetchone()[0] == 1))
+
+    # --- writes -------------------------------------------------------------
+
+    async def open_conversation(
+        self, conv_id: str, buyer: str, shop: str, listing: dict[str, Any], agent: str | None, now: int
+    ) -> tuple[ConversationRecord, MessageRecord | None]:
+        def job(c: sqlite3.Connection) -> tuple[ConversationRecord, MessageRecord | None]:
+            row = c.execute(
+                f"SELECT {_CONV_COLUMNS} FROM conversations WHERE buyer=? AND shop=? AND listing_id=?",
+                (buyer, shop, listing["id"]),
+            ).fetchone()
+            if row is not None:
+                return _conversation(row), None
+            c.execute(
+                "INSERT INTO conversations (id, buyer, shop, listing_id, listing, agent, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (conv_id, buyer, shop, listing["id"], _pack(listing), agent, now),
+            )
+            card = _append(c, conv_id, buyer, "buyer", "product", {"listing": listing}, None, now).message
+            row = c.execute(f"SELECT {_CONV_COLUMNS} FROM conversations WHERE id=?", (conv_id,)).fetchone()
+            return _conversation(row), card
+
+        return await self._writer.submit(job)
+
+    async def append(
+        self, conv_id: str, sender: str, role: Role, kind: str, body: dict[str, Any], cmid: str | None, now: int
+    ) -> Appended:
+        return await self._writer.submit(lambda c: _append(c, conv_id, sender, role, kind, body, cmid, now))
+
+    async def recall(self, conv_id: str, seq: int, by: str, now: int, window_ms: int) -> Appended:
+        def job(c: sqlite3.Connection) -> Appended:
+            row = c.execute(f"SELECT {_MSG_COLUMNS} FROM messages WHERE conv=? AND seq=?", (conv_id, seq)).fetchone()
+            if row is None:
+                raise NotFound(f"{conv_id}#{seq}")
+            original = _message(row)
+            if original.sender != by:
+                raise RecallRefused("sender")
+            if original.kind not in ("text", "image", "product") or original.recalled:
+                raise RecallRefused("kind")
+            if now - original.ts > window_ms:
+                raise RecallRefused("window")
+            c.execute("UPDATE messages SET recalled=1 WHERE conv=? AND seq=?", (conv_id, seq))
+            return _append(c, conv_id, by, original.role, "recall", {"seq": seq}, f"recall:{seq}", now)
+
+        return await self._writer.submit(job)
+
+    async def set_read(self, conv_id: str, side: Side, seq: int) -> int:
+        column = "buyer_read" if side == "buyer" else "shop_read"
+
+        def job(c: sqlite3.Connection) -> int:
+            row = c.execute(
+                f"UPDATE conversations SET {column} = MAX({column}, MIN(?, last_seq)) WHERE id=? RETURNING {column}",
+                (seq, conv_id),
+            ).fetchone()
+            if row is None:
+                raise NotFound(conv_id)
+            return int(row[0])
+
+        return await self._writer.submit(job)
+
+    async def assign(self, conv_id: str, agent: str) -> ConversationRecord:
+        def job(c: sqlite3.Connection) -> ConversationRecord:
+            row = c.execute(
+                f"UPDATE conversations SET agent=? WHERE id=? RETURNING {_CONV_COLUMNS}", (agent, conv_id)
+            ).fetchone()
+            if row is None:
+                raise NotFound(conv_id)
+            return _conversation(row)
+
+        return await self._writer.submit(job)
+
+    async def register_agent(self, shop: str, agent: str, now: int) -> None:
+        await self._writer.submit(
+            lambda c: c.execute(
+                "INSERT INTO agents (shop, agent, last_seen) VALUES (?, ?, ?)"
+                " ON CONFLICT (shop, agent) DO UPDATE SET last_seen=excluded.last_seen",
+                (shop, agent, now),
+            )
+        )
+
+    # --- reads --------------------------------------------------------------
+
+    async def get_conversation(self, conv_id: str) -> ConversationRecord | None:
+        def job(c: sqlite3.Connection) -> ConversationRecord | None:
+            row = c.execute(f"SELECT {_CONV_COLUMNS} FROM conversations WHERE id=?", (conv_id,)).fetchone()
+            return None if row is None else _conversation(row)
+
+        return await self._reader.submit(job)
+
+    async def conversations_of_buyer(self, buyer: str) -> list[ConversationRecord]:
+        return await self._reader.submit(
+            lambda c: [
+                _conversation(r)
+                for r in c.execute(f"SELECT {_CONV_COLUMNS} FROM conversations WHERE buyer=? ORDER BY created_at", (buyer,))
+            ]
+        )
+
+    async def conversations_of_shop(self, shop: str) -> list[ConversationRecord]:
+        return await self._reader.submit(
+            lambda c: [
+                _conversation(r)
+                for r in c.execute(f"SELECT {_CONV_COLUMNS} FROM conversations WHERE shop=? ORDER BY created_at", (shop,))
+            ]
+        )
+
+    async def conversations(self, conv_ids: list[str]) -> list[ConversationRecord]:
+        def job(c: sqlite3.Connection) -> list[ConversationRecord]:
+            out = []
+            for conv_id in conv_ids:
+                row = c.execute(f"SELECT {_CONV_COLUMNS} FROM conversations WHERE id=?", (conv_id,)).fetchone()
+                if row is not None:
+                    out.append(_conversation(row))
+            return out
+
+        return await self._reader.submit(job)
+
+    async def messages(
+        self, conv_id: str, *, after: int = 0, before: int | None = None, limit: int = 50
+    ) -> list[MessageRecord]:
+        def job(c: sqlite3.Connection) -> list[MessageRecord]:
+            if before is not None:
+                rows = c.execute(
+                    f"SELECT {_MSG_COLUMNS} FROM messages WHERE conv=? AND seq>? AND seq<?"
+                    " ORDER BY seq DESC LIMIT ?",
+                    (conv_id, after, before, limit),
+                ).fetchall()
+                rows.reverse()
+            else:
+                rows = c.execute(
+                    f"SELECT {_MSG_COLUMNS} FROM messages WHERE conv=? AND seq>? ORDER BY seq LIMIT ?",
+                    (conv_id, after, limit),
+                ).fetchall()
+            return [_message(r) for r in rows]
+
+        return await self._reader.submit(job)
+
+    async def last_messages(self, conv_ids: list[str]) -> dict[str, MessageRecord]:
+        def job(c: sqlite3.Connection) -> dict[str, MessageRecord]:
+            out: dict[str, MessageRecord] = {}
+            for conv_id in conv_ids:
+                row = c.execute(
+                    f"SELECT {_MSG_COLUMNS} FROM messages WHERE conv=? ORDER BY seq DESC LIMIT 1", (conv_id,)
+                ).fetchone()
+                if row is not None:
+                    out[conv_id] = _message(row)
+            return out
+
+        return await self._reader.submit(job)
+
+    async def read_marks(self, conv_ids: list[str]) -> dict[str, dict[str, int]]:
+        def job(c: sqlite3.Connection) -> dict[str, dict[str, int]]:
+            out: dict[str, dict[str, int]] = {}
+            for conv_id in conv_ids:
+                row = c.execute("SELECT buyer_read, shop_read FROM conversations WHERE id=?", (conv_id,)).fetchone()
+                if row is not None:
+                    out[conv_id] = {"buyer": row[0], "shop": row[1]}
+            return out
+
+        return await self._reader.submit(job)
+
+    async def unread_counts(self, conv_ids: list[str], side: Side) -> dict[str, int]:
+        column = "buyer_read" if side == "buyer" else "shop_read"
+        own_role = "buyer" if side == "buyer" else "agent"
+
+        def job(c: sqlite3.Connection) -> dict[str, int]:
+            out: dict[str, int] = {}
+            for conv_id in conv_ids:
+                row = c.execute(
+                    f"SELECT count(*) FROM messages m JOIN conversations v ON v.id = m.conv"
+                    f" WHERE m.conv=? AND m.seq > v.{column} AND m.role != ?"
+                    " AND m.kind NOT IN ('recall', 'card_update') AND m.recalled = 0",
+                    (conv_id, own_role),
+                ).fetchone()
+                out[conv_id] = int(row[0])
+            return out
+
+        return await self._reader.submit(job)
+
+    async def agent_loads(self, shop: str) -> dict[str, int]:
+        def job(c: sqlite3.Connection) -> dict[str, int]:
+            loads = {row[0]: 0 for row in c.execute("SELECT agent FROM agents WHERE shop=?", (shop,))}
+            for agent, count in c.execute(
+                "SELECT agent, count(*) FROM conversations WHERE shop=? AND status='open'"
+                " AND agent IS NOT NULL GROUP BY agent",
+                (shop,),
+            ):
+                loads[agent] = count
+            return loads
+
+        return await self._reader.submit(job)
+
+
+def _append(
+    c: sqlite3.Connection,
+    conv_id: str,
+    sender: str,
+    role: Role,
+    kind: str,
+    body: dict[str, Any],
+    cmid: str | None,
+    now: int,
+) -> Appended:
+    digest = _digest(kind, body)
+    if cmid is not None:
+        row = c.execute(
+            f"SELECT {_MSG_COLUMNS}, digest FROM messages WHERE conv=? AND sender=? AND cmid=?",
+            (conv_id, sender, cmid),
+        ).fetchone()
+        if row is not None:
+            if row[9] != digest:
+                raise ClientIdReused(cmid)
+            agent = c.execute("SELECT agent FROM conversations WHERE id=?", (conv_id,)).fetchone()[0]
+            return Appended(_message(row[:9]), True, agent)
+    row = c.execute(
+        "UPDATE conversations SET last_seq = last_seq + 1 WHERE id=? RETURNING last_seq, agent", (conv_id,)
+    ).fetchone()
+    if row is None:
+        raise NotFound(conv_id)
+    seq = int(row[0])
+    c.execute(
+        "INSERT INTO messages (conv, seq, sender, role, kind, body, ts, cmid, digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (conv_id, seq, sender, role, kind, _pack(body), now, cmid, digest),
+    )
+    return Appended(MessageRecord(conv_id, seq, sender, role, kind, body, now, cmid), False, row[1])

@@ -1,0 +1,107 @@
+"""A small, strict protocol client for tests: every frame it receives must
+validate against the protocol models, so the server cannot drift from them."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+import msgpack
+from pydantic import TypeAdapter
+from websockets.asyncio.client import ClientConnection, connect
+
+from chat.protocol.frames import ServerFrame
+
+_server_frame: TypeAdapter[Any] = TypeAdapter(ServerFrame)
+TIMEOUT = 10.0
+
+
+class Client:
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.pushed: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.frames: list[dict[str, Any]] = []
+        self._reader = asyncio.create_task(self._read())
+        self.closed: asyncio.Future[tuple[int | None, str | None]] = asyncio.get_running_loop().create_future()
+
+    @classmethod
+    async def connect(cls, url: str, token: str | None = None, **kwargs: Any) -> Client:
+        ws = await connect(url, max_size=None, **kwargs)
+        client = cls(ws)
+        if token is not None:
+            reply = await client.request({"type": "auth", "token": token})
+            assert reply["type"] == "welcome", reply
+            client.welcome = reply
+        return client
+
+    async def _read(self) -> None:
+        try:
+            async for data in self.ws:
+                assert isinstance(data, bytes), "server sent a text frame"
+                frame = msgpack.unpackb(data, raw=False)
+                _server_frame.validate_python(frame)
+                self.frames.append(frame)
+                rid = frame.get("re")
+                if rid is not None and rid in self._waiting:
+                    self._waiting.pop(rid).set_result(frame)
+                else:
+                    self.pushed.put_nowait(frame)
+        except Exception as exc:  # surfaced through closed/futures
+            if not self.closed.done():
+                self.closed.set_exception(exc)
+            raise
+        finally:
+            if not self.closed.done():
+                self.closed.set_result((self.ws.close_code, self.ws.close_reason))
+            for fut in self._waiting.values():
+                if not fut.done():
+                    fut.set_exception(ConnectionError("closed"))
+
+    async def send_raw(self, data: bytes | str) -> None:
+        await self.ws.send(data)
+
+    async def request(self, frame: dict[str, Any], timeout: float = TIMEOUT) -> dict[str, Any]:
+        rid = next(self._ids)
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[rid] = fut
+        await self.ws.send(msgpack.packb({**frame, "id": rid}, use_bin_type=True))
+        return await asyncio.wait_for(fut, timeout)
+
+    async def next(self, type_: str | None = None, timeout: float = TIMEOUT, **match: Any) -> dict[str, Any]:
+        """The next pushed frame of this type (others of other types are skipped)."""
+        while True:
+            frame = await asyncio.wait_for(self.pushed.get(), timeout)
+            if (type_ is None or frame["type"] == type_) and all(frame.get(k) == v for k, v in match.items()):
+                return frame
+
+    async def messages(self, conv: str, count: int, timeout: float = TIMEOUT) -> list[dict[str, Any]]:
+        out = []
+        while len(out) < count:
+            out.append(await self.next("msg", timeout=timeout, conv=conv))
+        return out
+
+    async def no_frame(self, type_: str, wait: float = 0.3, **match: Any) -> None:
+        """Assert no pushed frame of this type arrives within ``wait`` seconds."""
+        try:
+            frame = await self.next(type_, timeout=wait, **match)
+        except TimeoutError:
+            return
+        raise AssertionError(f"unexpected frame {frame}")
+
+    async def send_text(self, conv: str, text: str, cmid: str) -> dict[str, Any]:
+        return await self.request({"type": "send", "conv": conv, "cmid": cmid, "body": {"kind": "text", "text": text}})
+
+    async def close(self) -> None:
+        await self.ws.close()
+        self._reader.cancel()
+        try:
+            await self._reader
+        except BaseException:
+            pass
+
+
+LISTING = {"id": "l-1", "title": "Longjing green tea 250g", "price": 12800, "currency": "CNY",
+           "image": "https://img.example/tea.jpg"}
