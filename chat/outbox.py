@@ -68,6 +68,9 @@ class Outbox:
         """Last seq written per conversation; absent means not yet followed."""
         self.follow_new = False
         """After a sync, conversations not in ``cursors`` are new: follow them from seq 0."""
+        self.sent_here: dict[tuple[str, str, str], None] = {}
+        """(conv, sender, cmid) of messages this connection posted: it has their ack, so a gap
+        fill must not write them back to it (bounded, oldest forgotten first)."""
         self._waiting: deque[tuple[Any, ...]] = deque()
         self._hold = 0
         self._pump: asyncio.Task[None] | None = None
@@ -101,6 +104,12 @@ class Outbox:
         if not self._hold:
             self._drain()
 
+    def posting(self, conv: str, sender: str, cmid: str) -> None:
+        """Called before a send is stored, so a racing gap fill already skips it."""
+        self.sent_here[(conv, sender, cmid)] = None
+        if len(self.sent_here) > 1024:
+            del self.sent_here[next(iter(self.sent_here))]
+
     def set_cursor(self, conv: str, seq: int) -> None:
         self.cursors[conv] = max(seq, self.cursors.get(conv, 0))
 
@@ -132,7 +141,8 @@ class Outbox:
                 for record in batch:
                     if record.seq == self.cursors.get(conv, 0) + 1:
                         self.cursors[conv] = record.seq
-                        self._write(encode(record.view()), None)
+                        if record.cmid is None or (conv, record.sender, record.cmid) not in self.sent_here:
+                            self._write(encode(record.view()), None)
                 after = batch[-1].seq
         except Exception:
             log.exception("gap fill failed for %s after %d; closing for resume", conv, after)

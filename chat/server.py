@@ -46,10 +46,11 @@ HttpRoute = Callable[[ServerConnection, Request], Awaitable[Response | None]]
 class WebsocketTransport(Transport):
     """Writes without awaiting: frames go into the transport buffer (bounded by the outbox)."""
 
-    __slots__ = ("ws",)
+    __slots__ = ("_closing", "ws")
 
     def __init__(self, ws: ServerConnection) -> None:
         self.ws = ws
+        self._closing: asyncio.Task[None] | None = None
 
     def write(self, data: bytes) -> None:
         broadcast((self.ws,), data)
@@ -59,7 +60,8 @@ class WebsocketTransport(Transport):
         return 0 if transport is None else transport.get_write_buffer_size()
 
     def close(self, code: int, reason: str) -> None:
-        asyncio.ensure_future(self.ws.close(code, reason))
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self.ws.close(code, reason))
 
 
 def open_store(config: Config) -> Store:
@@ -80,17 +82,14 @@ def open_backends(config: Config) -> tuple[Broker, Presence, Inbox]:
     ttl_ms = int(config.presence_ttl * 1000)
     if not config.redis_url:
         return MemoryBroker(), MemoryPresence(ttl_ms), MemoryInbox(config.inbox_max)
-    from redis.asyncio import Redis
-
     from .backends.redis import RedisBroker, RedisInbox, RedisPresence
 
-    client = Redis.from_url(config.redis_url)
-    prefix = config.redis_prefix
+    # Each backend owns (and closes) its own client built from the URL.
+    url, prefix = config.redis_url, config.redis_prefix
     return (
-        RedisBroker(client, prefix=prefix),
-        RedisPresence(client, prefix=prefix, ttl_ms=ttl_ms),
-        RedisInbox(client, prefix=prefix, max_entries=config.inbox_max,
-                   retention_ms=int(config.inbox_retention * 1000)),
+        RedisBroker(url, prefix=prefix),
+        RedisPresence(url, prefix=prefix, ttl_ms=ttl_ms),
+        RedisInbox(url, prefix=prefix, max_entries=config.inbox_max, retention_ms=int(config.inbox_retention * 1000)),
     )
 
 
@@ -146,11 +145,11 @@ class ChatServer:
             await self.hub.stop()
 
     async def serve_until_signal(self) -> None:
-        stop = asyncio.get_running_loop().create_future()
+        stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
-        await stop
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
         log.info("shutting down: closing connections with 1001")
         await self.close()
 

@@ -27,6 +27,7 @@ from .routing import (
     choose_agent,
     counterpart_channels,
     presence_channel,
+    shop_channel,
     shop_entity,
     user_channel,
     user_entity,
@@ -37,6 +38,7 @@ from .store.base import (
     MessageRecord,
     NotFound,
     RecallRefused,
+    Role,
     side_of,
 )
 
@@ -57,6 +59,7 @@ class Session:
         self.status: str = "online"
         self.watched: set[str] = set()
         self.bad_frames = 0
+        self._background: set[asyncio.Task[None]] = set()
         self._limiter = limiter
         self.outbox = Outbox(
             transport,
@@ -144,6 +147,8 @@ class Session:
             return
         self.identity = identity
         await self.watch(user_channel(identity.user))
+        if identity.shop:
+            await self.watch(shop_channel(identity.shop))  # the shop's unassigned conversations
         await self.hub.attach(self)
         cfg = self.hub.config
         self.reply(
@@ -193,7 +198,9 @@ class Session:
         if ident is not None:
             entity = shop_entity(shop) if ident.role == "buyer" else user_entity(buyer)
             if presence_channel(entity) not in self.watched:
-                asyncio.ensure_future(self._follow_ids(buyer, shop))
+                task = asyncio.ensure_future(self._follow_ids(buyer, shop))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
 
     async def _follow_ids(self, buyer: str, shop: str) -> None:
         record = ConversationRecord("", buyer, shop, {}, None, 0, 0)
@@ -265,7 +272,8 @@ class Session:
             raise ProtocolError(ErrorCode.RATE_LIMITED, details={"retry_after_ms": retry})
         body = frame.body.model_dump(exclude_none=True)
         kind = body.pop("kind")
-        role = "buyer" if ident.role == "buyer" else "agent"
+        role: Role = "buyer" if ident.role == "buyer" else "agent"
+        self.outbox.posting(record.id, ident.user, frame.cmid)
         try:
             done = await hub.store.append(record.id, ident.user, role, kind, body, frame.cmid, now)
         except ClientIdReused as exc:

@@ -140,7 +140,10 @@ class _Worker:
 
     def submit(self, job: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._jobs.put((job, fut))
+        if not self._thread.is_alive():
+            fut.set_exception(ConnectionError("the store is closed"))
+        else:
+            self._jobs.put((job, fut))
         return fut
 
     def _run(self) -> None:
@@ -219,9 +222,12 @@ class SQLiteStore:
         if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError("synchronous must be FULL, NORMAL or EXTRA")
         self.path = path
-        self._writer = _Worker("store-writer", lambda: _connect(path, synchronous), batch=True)
-        self._reader = _Worker("store-reader", lambda: _connect(path, synchronous), batch=False)
+        self.synchronous = synchronous
+        self._writer = self._reader = self._closed_worker()
         self._started = False
+
+    def _closed_worker(self) -> _Worker:
+        return _Worker("store-closed", lambda: _connect(self.path, self.synchronous), batch=False)
 
     async def start(self) -> None:
         if self._started:
@@ -231,6 +237,8 @@ class SQLiteStore:
             conn.executescript(SCHEMA)
         finally:
             conn.close()
+        self._writer = _Worker("store-writer", lambda: _connect(self.path, self.synchronous), batch=True)
+        self._reader = _Worker("store-reader", lambda: _connect(self.path, self.synchronous), batch=False)
         await asyncio.to_thread(self._writer.start)
         await asyncio.to_thread(self._reader.start)
         self._started = True
@@ -242,6 +250,8 @@ class SQLiteStore:
             self._started = False
 
     async def ping(self) -> bool:
+        if not self._started:
+            return False
         return bool(await self._reader.submit(lambda c: c.execute("SELECT 1").fetchone()[0] == 1))
 
     # --- writes -------------------------------------------------------------
@@ -280,7 +290,8 @@ class SQLiteStore:
             original = _message(row)
             if original.sender != by:
                 raise RecallRefused("sender")
-            if original.kind not in ("text", "image", "product") or original.recalled:
+            # Only what a client posted itself: not the opening card, cards or system notes.
+            if original.kind not in ("text", "image", "product") or original.cmid is None or original.recalled:
                 raise RecallRefused("kind")
             if now - original.ts > window_ms:
                 raise RecallRefused("window")
@@ -336,7 +347,9 @@ class SQLiteStore:
         return await self._reader.submit(
             lambda c: [
                 _conversation(r)
-                for r in c.execute(f"SELECT {_CONV_COLUMNS} FROM conversations WHERE buyer=? ORDER BY created_at", (buyer,))
+                for r in c.execute(
+                    f"SELECT {_CONV_COLUMNS} FROM conversations WHERE buyer=? ORDER BY created_at", (buyer,)
+                )
             ]
         )
 
@@ -344,7 +357,9 @@ class SQLiteStore:
         return await self._reader.submit(
             lambda c: [
                 _conversation(r)
-                for r in c.execute(f"SELECT {_CONV_COLUMNS} FROM conversations WHERE shop=? ORDER BY created_at", (shop,))
+                for r in c.execute(
+                    f"SELECT {_CONV_COLUMNS} FROM conversations WHERE shop=? ORDER BY created_at", (shop,)
+                )
             ]
         )
 
@@ -463,7 +478,8 @@ def _append(
         raise NotFound(conv_id)
     seq = int(row[0])
     c.execute(
-        "INSERT INTO messages (conv, seq, sender, role, kind, body, ts, cmid, digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO messages (conv, seq, sender, role, kind, body, ts, cmid, digest)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (conv_id, seq, sender, role, kind, _pack(body), now, cmid, digest),
     )
     return Appended(MessageRecord(conv_id, seq, sender, role, kind, body, now, cmid), False, row[1])

@@ -4,12 +4,14 @@ validate against the protocol models, so the server cannot drift from them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from typing import Any
 
 import msgpack
 from pydantic import TypeAdapter
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from chat.protocol.frames import ServerFrame
 
@@ -18,6 +20,9 @@ TIMEOUT = 10.0
 
 
 class Client:
+    node_for_agents: str | None = None
+    """Set by the two-node fixture: agents connect to the second node, so traffic crosses nodes."""
+
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
         self._ids = itertools.count(1)
@@ -29,6 +34,8 @@ class Client:
 
     @classmethod
     async def connect(cls, url: str, token: str | None = None, **kwargs: Any) -> Client:
+        if cls.node_for_agents and token is not None and _role(token) == "agent":
+            url = cls.node_for_agents
         ws = await connect(url, max_size=None, **kwargs)
         client = cls(ws)
         if token is not None:
@@ -49,6 +56,8 @@ class Client:
                     self._waiting.pop(rid).set_result(frame)
                 else:
                     self.pushed.put_nowait(frame)
+        except ConnectionClosed:
+            pass
         except Exception as exc:  # surfaced through closed/futures
             if not self.closed.done():
                 self.closed.set_exception(exc)
@@ -97,10 +106,15 @@ class Client:
     async def close(self) -> None:
         await self.ws.close()
         self._reader.cancel()
-        try:
+        with contextlib.suppress(BaseException):
             await self._reader
-        except BaseException:
-            pass
+
+
+def _role(token: str) -> str | None:
+    import jwt
+
+    role = jwt.decode(token, options={"verify_signature": False}).get("role")
+    return role if isinstance(role, str) else None
 
 
 LISTING = {"id": "l-1", "title": "Longjing green tea 250g", "price": 12800, "currency": "CNY",

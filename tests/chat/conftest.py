@@ -1,17 +1,35 @@
+"""Fixtures: real hub nodes on port 0, on the embedded default or on real Redis.
+
+The ``url`` fixture is parametrized over three deployments, so every end-to-end
+test that uses it runs against each:
+
+* ``memory``: one node, in-memory backends (the embedded default);
+* ``redis``: one node on Redis;
+* ``two-nodes``: two nodes sharing Redis and the SQLite file; buyers connect to
+  the first, agents (and anyone connecting with ``node=1``) to the second, so every
+  exchange crosses nodes.
+"""
+
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from chat.auth import mint
 from chat.clock import SystemClock
 from chat.config import Config
 from chat.server import ChatServer, build
 
+from .client import Client
+
 SECRET = "test-secret-0123456789-abcdefghijklmnop"
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def make_config(tmp_path: Path, **overrides: Any) -> Config:
@@ -28,26 +46,52 @@ def token(user: str, role: str = "buyer", shop: str | None = None, ttl: int = 36
 
 
 @pytest.fixture
+def redis_prefix() -> Any:
+    """A fresh key prefix on the real Redis, deleted afterwards."""
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
 async def server_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     servers: list[ChatServer] = []
 
     async def start(**overrides: Any) -> ChatServer:
-        server = build(make_config(tmp_path, **overrides), clock=overrides.pop("clock", None) or SystemClock())
+        clock = overrides.pop("clock", None) or SystemClock()
+        server = build(make_config(tmp_path, **overrides), clock=clock)
         await server.start()
         servers.append(server)
         return server
 
     yield start
-    for server in servers:
+    for server in reversed(servers):
         await server.close()
+    Client.node_for_agents = None
+
+
+@pytest.fixture(params=["memory", "redis", "two-nodes"])
+async def nodes(request: pytest.FixtureRequest, server_factory: Callable[..., Any]) -> list[ChatServer]:
+    if request.param == "memory":
+        return [await server_factory()]
+    prefix = request.getfixturevalue("redis_prefix")
+    first = await server_factory(redis_url=REDIS_URL, redis_prefix=prefix, node_id="node-a")
+    if request.param == "redis":
+        return [first]
+    second = await server_factory(redis_url=REDIS_URL, redis_prefix=prefix, node_id="node-b")
+    Client.node_for_agents = f"ws://127.0.0.1:{second.port}/ws"
+    return [first, second]
 
 
 @pytest.fixture
-async def server(server_factory: Callable[..., Any]) -> ChatServer:
-    s: ChatServer = await server_factory()
-    return s
+def server(nodes: list[ChatServer]) -> ChatServer:
+    return nodes[0]
 
 
 @pytest.fixture
-def url(server: ChatServer) -> str:
-    return f"ws://127.0.0.1:{server.port}/ws"
+def url(nodes: list[ChatServer]) -> str:
+    return f"ws://127.0.0.1:{nodes[0].port}/ws"

@@ -1,0 +1,163 @@
+"""Presence across devices, the public shop endpoint, agent assignment and hand-over."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from typing import Any
+
+from chat.server import ChatServer
+
+from .client import LISTING, Client
+from .conftest import token
+from .test_delivery import open_pair
+
+
+async def http_get(port: int, path: str) -> tuple[int, bytes]:
+    def fetch() -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
+
+    return await asyncio.to_thread(fetch)
+
+
+async def shop_status(port: int, shop: str) -> dict[str, Any]:
+    status, body = await http_get(port, f"/presence/shop/{shop}")
+    assert status == 200
+    result: dict[str, Any] = json.loads(body)
+    return result
+
+
+async def test_shop_presence_endpoint_follows_agents(server: ChatServer, url: str) -> None:
+    """The public endpoint says a shop is online while any agent is, and gives last_seen after."""
+    assert (await shop_status(server.port, "shop1"))["status"] == "offline"
+    a1 = await Client.connect(url, token("a1", "agent", shop="shop1"))
+    a2 = await Client.connect(url, token("a2", "agent", shop="shop1"))
+    assert (await shop_status(server.port, "shop1"))["status"] == "online"
+    await a1.request({"type": "presence", "status": "away"})
+    assert (await shop_status(server.port, "shop1"))["status"] == "online"
+    await a2.request({"type": "presence", "status": "away"})
+    assert (await shop_status(server.port, "shop1"))["status"] == "away"
+    await a1.close()
+    await a2.close()
+    await asyncio.sleep(0.1)
+    after = await shop_status(server.port, "shop1")
+    assert after["status"] == "offline" and isinstance(after["last_seen"], int)
+
+
+async def test_counterparts_are_told_when_presence_changes(url: str) -> None:
+    """The buyer sees the shop go away/offline; the agent sees the buyer come and go, across devices."""
+    buyer, agent, _conv = await open_pair(url)
+    first = await buyer.next("presence", entity="s:shop1")
+    assert first["status"] == "online"
+    await agent.request({"type": "presence", "status": "away"})
+    assert (await buyer.next("presence", entity="s:shop1"))["status"] == "away"
+    await agent.request({"type": "presence", "status": "online"})
+    assert (await buyer.next("presence", entity="s:shop1"))["status"] == "online"
+
+    assert (await agent.next("presence", entity="u:b1"))["status"] == "online"
+    phone = await Client.connect(url, token("b1"))
+    await buyer.close()
+    await agent.no_frame("presence", entity="u:b1", wait=0.3)  # still online on the phone
+    await phone.close()
+    gone = await agent.next("presence", entity="u:b1")
+    assert gone["status"] == "offline" and gone["last_seen"] is not None
+
+
+async def test_new_conversation_goes_to_the_least_loaded_online_agent(url: str) -> None:
+    """Assignment picks the online agent with fewest open conversations and sticks to it."""
+    a1 = await Client.connect(url, token("a1", "agent", shop="shop1"))
+    a2 = await Client.connect(url, token("a2", "agent", shop="shop1"))
+    for a in (a1, a2):
+        await a.request({"type": "sync"})
+    agents = []
+    for i in range(4):
+        buyer = await Client.connect(url, token(f"b{i}"))
+        opened = await buyer.request({"type": "open", "shop": "shop1", "listing": LISTING})
+        agents.append(opened["conversation"]["agent"])
+    assert sorted(agents) == ["a1", "a1", "a2", "a2"]
+    await a2.request({"type": "presence", "status": "away"})
+    buyer = await Client.connect(url, token("b9"))
+    opened = await buyer.request({"type": "open", "shop": "shop1", "listing": LISTING})
+    assert opened["conversation"]["agent"] == "a1"
+    # the same buyer, shop and listing: the same conversation and agent, whoever is online
+    again = await buyer.request({"type": "open", "shop": "shop1", "listing": LISTING})
+    assert again["conversation"]["id"] == opened["conversation"]["id"]
+    assert again["conversation"]["agent"] == "a1"
+
+
+async def test_live_delivery_goes_to_the_assigned_agent_only(url: str) -> None:
+    """The assigned agent gets messages live; a colleague does not (but can read them)."""
+    buyer, agent, conv = await open_pair(url)
+    colleague = await Client.connect(url, token("a2", "agent", shop="shop1"))
+    await colleague.request({"type": "sync"})
+    await buyer.send_text(conv, "hello", "h1")
+    assert (await agent.next("msg", conv=conv))["seq"] == 2
+    await colleague.no_frame("msg", conv=conv)
+
+
+async def test_hand_over_moves_live_delivery(url: str) -> None:
+    """After a hand-over the new agent receives the conversation live, with a system note for all."""
+    buyer, agent, conv = await open_pair(url)
+    colleague = await Client.connect(url, token("a2", "agent", shop="shop1"))
+    await colleague.request({"type": "sync"})
+    unknown = await agent.request({"type": "assign", "conv": conv, "agent": "nobody"})
+    assert unknown["code"] == 3001
+    assert (await agent.request({"type": "assign", "conv": conv, "agent": "a2"}))["type"] == "ok"
+    for client in (buyer, agent, colleague):
+        note = await client.next("msg", conv=conv, kind="system")
+        assert note["body"]["event"] == "assigned" and note["body"]["agent"] == "a2"
+    await buyer.send_text(conv, "still there?", "s1")
+    assert (await colleague.next("msg", conv=conv))["body"] == {"text": "still there?"}
+    await agent.no_frame("msg", conv=conv)
+
+
+async def test_unassigned_conversation_reaches_every_agent_of_the_shop(url: str) -> None:
+    """With no agent known yet, the shop's first agents all see the conversation live."""
+    buyer = await Client.connect(url, token("b1"))
+    opened = await buyer.request({"type": "open", "shop": "newshop", "listing": LISTING})
+    conv = opened["conversation"]["id"]
+    assert opened["conversation"]["agent"] is None
+    agents = [await Client.connect(url, token(f"n{i}", "agent", shop="newshop")) for i in range(2)]
+    for a in agents:
+        synced = await a.request({"type": "sync"})
+        assert [c["id"] for c in synced["conversations"]] == [conv]
+    await buyer.send_text(conv, "anyone?", "q")
+    for a in agents:
+        assert (await a.next("msg", conv=conv))["body"] == {"text": "anyone?"}
+
+
+async def test_health_ready_and_metrics(server_factory: Any) -> None:
+    """healthz and readyz answer JSON; metrics count connections, frames and delivery latency."""
+    server = await server_factory()
+    url = f"ws://127.0.0.1:{server.port}/"
+    status, body = await http_get(server.port, "/healthz")
+    assert status == 200 and json.loads(body)["status"] == "ok"
+    status, body = await http_get(server.port, "/readyz")
+    ready = json.loads(body)
+    assert status == 200 and ready["ready"] is True and set(ready["checks"]) == {"store", "broker", "presence", "inbox"}
+    buyer, _agent, conv = await open_pair(url)
+    await buyer.send_text(conv, "x", "x")
+    await buyer.send_raw(b"\xc1")
+    await buyer.next("error")
+    status, body = await http_get(server.port, "/metrics")
+    text = body.decode()
+    assert status == 200
+    assert "chat_connections 2.0" in text
+    assert 'chat_frames_in_total{type="send"} 1.0' in text
+    assert 'chat_errors_total{code="1001"} 1.0' in text
+    assert "chat_delivery_seconds_bucket" in text
+    status, _ = await http_get(server.port, "/nope")
+    assert status == 404
+
+
+async def test_readyz_reports_a_dead_store(server: ChatServer) -> None:
+    """readyz answers 503 and names the backend when the store is down."""
+    await server.hub.store.close()
+    status, body = await http_get(server.port, "/readyz")
+    assert status == 503 and json.loads(body)["checks"]["store"] is False
+    await server.hub.store.start()
