@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if config.log_level.upper() != "DEBUG":
+        # One line per HTTP probe and connection is noise at INFO.
+        logging.getLogger("websockets").setLevel(logging.WARNING)
     if config.is_dev_secret:
         logging.getLogger("chat").warning("TOKEN_SECRET is the development default: set it in production")
     from .server import build

@@ -1,0 +1,87 @@
+"""Two hub processes sharing one Redis and one SQLite file: live delivery, presence
+and resume all cross the node boundary; a node killed with -9 takes its users offline."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from .client import LISTING, Client
+from .conftest import REDIS_URL, token
+from .procs import HubProcess
+
+
+@pytest.fixture
+async def pair(tmp_path: Path, redis_prefix: str) -> AsyncIterator[tuple[HubProcess, HubProcess]]:
+    env = {"REDIS_URL": REDIS_URL, "REDIS_PREFIX": redis_prefix, "PRESENCE_TTL": "1"}
+    a = HubProcess(tmp_path / "chat.db", {**env, "NODE_ID": "node-a"})
+    b = HubProcess(tmp_path / "chat.db", {**env, "NODE_ID": "node-b"})
+    await a.start()
+    await b.start()
+    yield a, b
+    a.stop()
+    b.stop()
+
+
+async def test_buyer_and_agent_on_different_nodes(pair: tuple[HubProcess, HubProcess]) -> None:
+    """Messages, typing, receipts and presence flow between a buyer on one node and an agent on the other."""
+    a, b = pair
+    agent = await Client.connect(b.url, token("a1", "agent", shop="shop1"))
+    assert agent.welcome["node"] == "node-b"
+    await agent.request({"type": "sync"})
+    buyer = await Client.connect(a.url, token("b1"))
+    assert buyer.welcome["node"] == "node-a"
+    opened = await buyer.request({"type": "open", "shop": "shop1", "listing": LISTING})
+    conv = opened["conversation"]["id"]
+    assert opened["conversation"]["agent"] == "a1"  # node A saw node B's agent online
+    assert (await buyer.next("presence", entity="s:shop1"))["status"] == "online"
+    assert (await agent.next("msg", conv=conv))["kind"] == "product"
+    await buyer.request({"type": "typing", "conv": conv, "active": True})
+    assert (await agent.next("typing", conv=conv))["user"] == "b1"
+    ack = await buyer.send_text(conv, "跨节点", "x1")
+    assert (await agent.next("msg", conv=conv))["seq"] == ack["seq"]
+    await agent.request({"type": "read", "conv": conv, "seq": ack["seq"]})
+    assert (await buyer.next("receipt", conv=conv))["seq"] == ack["seq"]
+    reply = await agent.send_text(conv, "收到", "y1")
+    assert (await buyer.next("msg", conv=conv))["seq"] == reply["seq"]
+
+
+async def test_resume_on_the_other_node(pair: tuple[HubProcess, HubProcess]) -> None:
+    """An agent drops from node B, messages arrive meanwhile, and it resumes on node A with nothing missing."""
+    a, b = pair
+    agent = await Client.connect(b.url, token("a1", "agent", shop="shop1"))
+    first = await agent.request({"type": "sync"})
+    buyer = await Client.connect(a.url, token("b1"))
+    conv = (await buyer.request({"type": "open", "shop": "shop1", "listing": LISTING}))["conversation"]["id"]
+    await agent.next("msg", conv=conv)
+    await agent.close()
+    for i in range(20):
+        await buyer.send_text(conv, f"while away {i}", f"w{i}")
+    agent = await Client.connect(a.url, token("a1", "agent", shop="shop1"))
+    task = asyncio.create_task(agent.request({"type": "sync", "cursors": {conv: 1}, "inbox": first["inbox"]}))
+    missed = await agent.messages(conv, 20)
+    synced = await task
+    assert synced["full"] is False  # the Redis inbox survived the move between nodes
+    assert [m["seq"] for m in missed] == list(range(2, 22))
+    await buyer.send_text(conv, "live again", "live")
+    assert (await agent.next("msg", conv=conv))["seq"] == 22
+    await agent.no_frame("msg", conv=conv)
+
+
+async def test_killed_node_users_go_offline(pair: tuple[HubProcess, HubProcess]) -> None:
+    """kill -9 of the agent's node: the buyer on the other node sees the shop go offline within the TTL."""
+    a, b = pair
+    agent = await Client.connect(b.url, token("a1", "agent", shop="shop1"))
+    await agent.request({"type": "sync"})
+    buyer = await Client.connect(a.url, token("b1"))
+    await buyer.request({"type": "open", "shop": "shop1", "listing": LISTING})
+    assert (await buyer.next("presence", entity="s:shop1"))["status"] == "online"
+    loop = asyncio.get_running_loop()
+    killed_at = loop.time()
+    b.kill()
+    gone = await buyer.next("presence", entity="s:shop1", timeout=10)
+    assert gone["status"] == "offline"
+    assert loop.time() - killed_at < 1 + 1  # TTL plus one sweep interval, with margin

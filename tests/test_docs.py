@@ -1,0 +1,45 @@
+"""The README's configuration table and commands stay true to the code."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from chat.config import SETTINGS, help_text
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def readme_table(heading: str) -> list[list[str]]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows[2:]]
+
+
+def test_readme_configuration_table_matches_settings() -> None:
+    """Every setting is in the README with its real default and help text, and nothing else is."""
+    rows = {r[0].strip("`"): r for r in readme_table("Configuration")}
+    assert set(rows) == {s.env for s in SETTINGS}
+    for s in SETTINGS:
+        _, default, meaning = rows[s.env]
+        assert default == (f"`{s.default}`" if s.default else "(empty)"), s.env
+        assert meaning == s.help, s.env
+
+
+def test_help_lists_every_setting() -> None:
+    """``python -m chat --help`` documents every setting."""
+    text = help_text()
+    for s in SETTINGS:
+        assert s.env in text
+
+
+def test_readme_commands_exist_and_ci_runs_the_test_command() -> None:
+    """The two README commands are executable scripts, and .ci/run calls the test one."""
+    text = (ROOT / "README.md").read_text()
+    commands = re.findall(r"```sh\n(\./scripts/\w+)\n```", text)
+    assert commands[:2] == ["./scripts/serve", "./scripts/test"]
+    for command in commands[:2]:
+        path = ROOT / command
+        assert path.is_file() and path.stat().st_mode & 0o111
+    assert "./scripts/test" in (ROOT / ".ci" / "run").read_text()
