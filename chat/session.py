@@ -283,6 +283,9 @@ class Session:
         # A duplicate fans out again: if the first attempt died between commit and
         # notice, this is what gets the message to the other side (cursors dedupe).
         await hub.fan_out(record, done.message, done.agent, self.id, t0)
+        if done.agent is None and ident.role == "agent" and not done.duplicate:
+            # An unassigned conversation belongs to the first agent who answers it.
+            await self._hand_to(record, ident.user, f"{ident.user} is now looking after this conversation")
         message = done.message
         self.reply(
             {"type": "ack", "re": rid, "conv": record.id, "cmid": frame.cmid, "seq": message.seq,
@@ -419,20 +422,26 @@ class Session:
         if ident.role != "agent":
             raise ProtocolError(ErrorCode.ROLE_NOT_ALLOWED, "only the shop's agents hand conversations over")
         record = await self._conversation(frame.conv)
-        hub = self.hub
-        if frame.agent not in await hub.store.agent_loads(record.shop):
+        if frame.agent not in await self.hub.store.agent_loads(record.shop):
             raise ProtocolError(ErrorCode.NOT_FOUND, "no such agent in this shop")
+        await self._hand_to(record, frame.agent, f"{ident.user} handed the conversation over to {frame.agent}")
+        self.reply({"type": "ok", "re": rid})
+
+    async def _hand_to(self, record: ConversationRecord, agent: str, text: str) -> None:
+        """Assign and post the system note that tells everyone (and routes it live)."""
+        hub = self.hub
+        assert self.identity is not None
         before = await hub.store.get_conversation(record.id)
-        updated = await hub.store.assign(record.id, frame.agent)
+        updated = await hub.store.assign(record.id, agent)
         hub.remember(updated)
-        body = {"text": f"{ident.user} handed the conversation over to {frame.agent}", "event": "assigned",
-                "agent": frame.agent, "by": ident.user}
+        body = {"text": text, "event": "assigned", "agent": agent, "by": self.identity.user}
         done = await hub.store.append(record.id, "system", "system", "system", body, None, hub.clock.now_ms())
         await hub.fan_out(updated, done.message, done.agent, None, monotonic_epoch())
-        if before is not None and before.agent not in (None, done.agent):
-            # The previous agent no longer receives it live; tell their devices this last time.
-            hub.notify(user_channel(before.agent or ""), updated, done.message)
-        self.reply({"type": "ok", "re": rid})
+        if before is not None and before.agent != done.agent:
+            # Whoever received it live until now (the previous agent, or the whole shop
+            # while unassigned) is told this last time.
+            previous = user_channel(before.agent) if before.agent else shop_channel(record.shop)
+            hub.notify(previous, updated, done.message)
 
     async def _ping(self, frame: f.Ping, rid: int | None) -> None:
         self.reply({"type": "pong", "re": rid, "ts": self.hub.clock.now_ms()})

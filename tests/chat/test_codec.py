@@ -22,7 +22,8 @@ def pack(obj: Any) -> bytes:
 
 def test_decode_builds_the_frame_model() -> None:
     """A valid frame decodes to its pydantic model with nested models."""
-    frame = decode(pack({"type": "send", "id": 3, "conv": "c1", "cmid": "m-1", "body": {"kind": "text", "text": "你好"}}))
+    body = {"kind": "text", "text": "你好"}
+    frame = decode(pack({"type": "send", "id": 3, "conv": "c1", "cmid": "m-1", "body": body}))
     assert isinstance(frame, f.Send) and isinstance(frame.body, f.TextBody) and frame.body.text == "你好"
     opened = decode(pack({"type": "open", "shop": "s1", "listing": LISTING}))
     assert isinstance(opened, f.Open) and opened.listing.price == 12800

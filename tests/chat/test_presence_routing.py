@@ -129,6 +129,14 @@ async def test_unassigned_conversation_reaches_every_agent_of_the_shop(url: str)
     await buyer.send_text(conv, "anyone?", "q")
     for a in agents:
         assert (await a.next("msg", conv=conv))["body"] == {"text": "anyone?"}
+    # the first agent to answer takes it: from then on it is theirs alone, live
+    await agents[1].send_text(conv, "I'm here", "ans")
+    note = await buyer.next("msg", conv=conv, kind="system")
+    assert note["body"]["event"] == "assigned" and note["body"]["agent"] == "n1"
+    await buyer.send_text(conv, "great", "q2")
+    assert (await agents[1].next("msg", conv=conv, kind="text"))["body"] == {"text": "great"}
+    await agents[0].next("msg", conv=conv, kind="system")
+    await agents[0].no_frame("msg", conv=conv, kind="text")
 
 
 async def test_health_ready_and_metrics(server_factory: Any) -> None:

@@ -36,8 +36,8 @@ async def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
 async def test_open_is_idempotent_per_buyer_shop_listing(open_store: Callable[[], Awaitable[Store]]) -> None:
     """The same (buyer, shop, listing) gives the same conversation and only one product card."""
     store = await open_store()
-    conv, card = await store.open_conversation("c1", "b", "s", LISTING, "a", 1)
-    assert card is not None and card.seq == 1 and card.kind == "product"
+    first, card = await store.open_conversation("c1", "b", "s", LISTING, "a", 1)
+    assert first.id == "c1" and card is not None and card.seq == 1 and card.kind == "product"
     again, none = await store.open_conversation("c2", "b", "s", LISTING, "x", 2)
     assert none is None and again.id == "c1" and again.agent == "a"
     other, _ = await store.open_conversation("c3", "b", "s", {**LISTING, "id": "l2"}, None, 3)
