@@ -1,0 +1,181 @@
+"""Accounts and postings of the double-entry ledger.
+
+Account owners follow one convention, so a balance is never ambiguous:
+
+* ``user:<user_id>`` - a person's wallet (kind ``available``);
+* ``shop:<shop_id>`` - a shop's proceeds, shared by its agents (kind ``available``);
+* ``platform`` - money the platform holds for others: ``escrow_hold`` (paid orders not yet
+  settled), ``pending_transfer`` (transfers not yet accepted) and ``fees`` (its revenue);
+* ``world`` - the outside world (kind ``world``): deposits debit it and withdrawals
+  credit it, so it is the only account that may go negative.
+
+A balance is credits minus debits, so the accounts of one currency always sum to zero.
+A :class:`Posting` is one journal transaction: legs in one currency whose debits equal
+their credits, each with a positive amount and a distinct account.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final, Literal
+
+from payments.errors import InvalidRequest
+
+
+class AccountKind(StrEnum):
+    AVAILABLE = "available"
+    ESCROW_HOLD = "escrow_hold"
+    PENDING_TRANSFER = "pending_transfer"
+    FEES = "fees"
+    WORLD = "world"
+
+
+class TxKind(StrEnum):
+    """Why a journal transaction exists; settlement kinds close an order's escrow."""
+
+    DEPOSIT = "deposit"
+    WITHDRAW = "withdraw"
+    PAY = "pay"
+    RELEASE = "release"
+    REFUND = "refund"
+    RESOLVE = "resolve"
+    TRANSFER = "transfer"
+    TRANSFER_ACCEPT = "transfer_accept"
+    TRANSFER_DECLINE = "transfer_decline"
+    TRANSFER_EXPIRE = "transfer_expire"
+
+
+SETTLEMENT_KINDS: Final = frozenset({TxKind.RELEASE, TxKind.REFUND, TxKind.RESOLVE})
+TRANSFER_RETURN_KINDS: Final = frozenset(
+    {TxKind.TRANSFER_ACCEPT, TxKind.TRANSFER_DECLINE, TxKind.TRANSFER_EXPIRE}
+)
+#: Journal kinds that count against a user's daily spending limit.
+SPENDING_KINDS: Final = (TxKind.PAY, TxKind.TRANSFER)
+
+PLATFORM: Final = "platform"
+WORLD: Final = "world"
+MAX_ID_LENGTH: Final = 200
+
+
+def check_id(value: object, field: str) -> str:
+    """Return ``value`` if it is a non-empty string of sane length, else refuse."""
+    if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
+        raise InvalidRequest(f"The {field} is missing or too long.", field=field)
+    return value
+
+
+def user_owner(user_id: str) -> str:
+    return f"user:{check_id(user_id, 'user id')}"
+
+
+def shop_owner(shop_id: str) -> str:
+    return f"shop:{check_id(shop_id, 'shop id')}"
+
+
+def check_owner(owner: object) -> str:
+    """Accept ``user:<id>`` or ``shop:<id>``: the owners whose money can be funded."""
+    if isinstance(owner, str):
+        prefix, _, rest = owner.partition(":")
+        if prefix in ("user", "shop") and rest and len(rest) <= MAX_ID_LENGTH:
+            return owner
+    raise InvalidRequest(
+        f"Owner {owner!r} must look like 'user:<id>' or 'shop:<id>'.", field="owner"
+    )
+
+
+@dataclass(frozen=True, order=True)
+class AccountKey:
+    owner: str
+    kind: AccountKind
+    currency: str
+
+    @property
+    def may_go_negative(self) -> bool:
+        return self.kind is AccountKind.WORLD
+
+
+def available(owner: str, currency: str) -> AccountKey:
+    return AccountKey(owner, AccountKind.AVAILABLE, currency)
+
+
+def escrow_hold(currency: str) -> AccountKey:
+    return AccountKey(PLATFORM, AccountKind.ESCROW_HOLD, currency)
+
+
+def pending_transfer(currency: str) -> AccountKey:
+    return AccountKey(PLATFORM, AccountKind.PENDING_TRANSFER, currency)
+
+
+def fees(currency: str) -> AccountKey:
+    return AccountKey(PLATFORM, AccountKind.FEES, currency)
+
+
+def world(currency: str) -> AccountKey:
+    return AccountKey(WORLD, AccountKind.WORLD, currency)
+
+
+@dataclass(frozen=True)
+class Leg:
+    account: AccountKey
+    direction: Literal["D", "C"]
+    amount: int
+
+
+@dataclass(frozen=True)
+class Posting:
+    """One balanced journal transaction, checked on construction."""
+
+    kind: TxKind
+    currency: str
+    legs: tuple[Leg, ...]
+    ref_kind: str | None = None
+    ref_id: str | None = None
+
+    def __post_init__(self) -> None:
+        debits = sum(leg.amount for leg in self.legs if leg.direction == "D")
+        credits = sum(leg.amount for leg in self.legs if leg.direction == "C")
+        accounts = [leg.account for leg in self.legs]
+        if (
+            not self.legs
+            or debits != credits
+            or any(type(leg.amount) is not int or leg.amount <= 0 for leg in self.legs)
+            or any(a.currency != self.currency for a in accounts)
+            or len(set(accounts)) != len(accounts)
+        ):
+            raise ValueError(f"unbalanced or malformed posting: {self!r}")
+
+    @property
+    def accounts(self) -> list[AccountKey]:
+        """The accounts touched, in the fixed order in which they are locked."""
+        return sorted(leg.account for leg in self.legs)
+
+
+def move(
+    kind: TxKind,
+    source: AccountKey,
+    target: AccountKey,
+    amount: int,
+    ref: tuple[str, str] | None = None,
+) -> Posting:
+    """A two-leg posting: debit ``source``, credit ``target``."""
+    return Posting(
+        kind,
+        source.currency,
+        (Leg(source, "D", amount), Leg(target, "C", amount)),
+        *(ref or (None, None)),
+    )
+
+
+def split(
+    kind: TxKind,
+    source: AccountKey,
+    targets: Iterable[tuple[AccountKey, int]],
+    ref: tuple[str, str],
+) -> Posting:
+    """Debit ``source`` by the total and credit each non-zero target share."""
+    shares = [(account, amount) for account, amount in targets if amount > 0]
+    total = sum(amount for _, amount in shares)
+    legs = (Leg(source, "D", total), *(Leg(a, "C", amount) for a, amount in shares))
+    return Posting(kind, source.currency, legs, *ref)

@@ -1,0 +1,150 @@
+"""What commands take and return: the actor and frozen views of orders and transfers.
+
+Views are pydantic models so they serialise losslessly to JSON: the same JSON is the
+stored first response of an idempotent command and the payload of the outbox event.
+Times are epoch milliseconds; amounts are minor units of ``currency``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from payments.escrow import OrderState
+from payments.transfers import TransferState
+
+
+class View(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Actor(View):
+    """Who is acting, as authenticated by the caller (the chat hub).
+
+    ``role="agent"`` means a sub-account of ``shop_id``; ``role="arbiter"`` is platform
+    staff deciding disputes. The payments package trusts this value and only checks that
+    it fits the entity (the buyer of *this* order, an agent of *this* shop).
+    """
+
+    user_id: str
+    role: Literal["buyer", "agent", "arbiter"]
+    shop_id: str | None = None
+
+    @model_validator(mode="after")
+    def _agent_has_shop(self) -> Actor:
+        if not self.user_id:
+            raise ValueError("user_id must not be empty")
+        if self.role == "agent" and not self.shop_id:
+            raise ValueError("an agent acts for a shop: shop_id is required")
+        return self
+
+
+class Order(View):
+    """An escrowed order as it stands after a command; ``version`` grows on each change."""
+
+    order_id: str
+    conversation_id: str
+    shop_id: str
+    buyer_id: str
+    listing_id: str
+    title: str
+    unit_price: int
+    quantity: int
+    amount: int
+    currency: str
+    state: OrderState
+    version: int
+    held: int = 0
+    tracking_note: str | None = None
+    extended: bool = False
+    auto_confirm_at: int | None = None
+    paused_remaining_ms: int | None = None
+    refund_amount: int | None = None
+    refund_reason: str | None = None
+    dispute_reason: str | None = None
+    disputed_by: str | None = None
+    outcome: str | None = None
+    buyer_refund: int = 0
+    seller_gross: int = 0
+    fee: int = 0
+    settled_by: str | None = None
+    created_at: int
+    updated_at: int
+    paid_at: int | None = None
+    shipped_at: int | None = None
+    settled_at: int | None = None
+
+
+class Transfer(View):
+    """A person-to-person transfer waiting for (or settled by) its recipient."""
+
+    transfer_id: str
+    conversation_id: str
+    from_user: str
+    to_user: str
+    amount: int
+    currency: str
+    state: TransferState
+    version: int
+    expires_at: int
+    created_at: int
+    updated_at: int
+    settled_at: int | None = None
+
+
+class FundingReceipt(View):
+    """Result of a deposit or withdrawal; ``balance_after`` is as of that operation."""
+
+    tx_id: int
+    owner: str
+    kind: Literal["deposit", "withdraw"]
+    amount: int
+    currency: str
+    balance_after: int
+    created_at: int
+
+
+class StatementLine(View):
+    """One journal entry on an account: ``amount`` is signed (+ credit, - debit)."""
+
+    entry_id: int
+    tx_id: int
+    tx_kind: str
+    ref_kind: str | None
+    ref_id: str | None
+    amount: int
+    balance_after: int
+    created_at: int
+
+
+class Statement(View):
+    """Newest first; pass ``next_before`` as ``before`` to read the next page."""
+
+    owner: str
+    currency: str
+    balance: int
+    lines: list[StatementLine]
+    next_before: int | None
+
+
+class Change(View):
+    """One timeout applied by ``run_due``."""
+
+    entity_kind: Literal["order", "transfer"]
+    entity_id: str
+    action: str
+    state: str
+
+
+class PaymentEvent(View):
+    """An outbox row: written in the same database transaction as the change it reports."""
+
+    id: int
+    entity_kind: Literal["order", "transfer"]
+    entity_id: str
+    conversation_id: str
+    action: str
+    state: str
+    payload: dict[str, Any]
+    created_at: int

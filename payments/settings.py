@@ -1,0 +1,77 @@
+"""Every period, limit and cost of the payments package, in one validated model.
+
+Periods are milliseconds, like the injected clock. Defaults follow the field numbers:
+auto-confirm 10 days after shipping (the buyer may extend once by 5), unaccepted
+transfers returned after 24 hours, 5 wrong PINs lock payments for 3 hours.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from payments.money import CURRENCIES, MAX_AMOUNT
+
+SECOND = 1000
+MINUTE = 60 * SECOND
+HOUR = 60 * MINUTE
+DAY = 24 * HOUR
+
+Period = Annotated[int, Field(gt=0, le=3650 * DAY, strict=True)]
+
+
+class SpendLimits(BaseModel):
+    """What one user may pay and transfer in one currency (minor units)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    per_transaction: Annotated[int, Field(gt=0, le=MAX_AMOUNT, strict=True)]
+    daily: Annotated[int, Field(gt=0, strict=True)]
+
+
+class PinHashing(BaseModel):
+    """argon2id cost; the defaults are argon2-cffi's (RFC 9106 low-memory profile)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    time_cost: Annotated[int, Field(ge=1)] = 3
+    memory_cost_kib: Annotated[int, Field(ge=8)] = 65536
+    parallelism: Annotated[int, Field(ge=1)] = 4
+
+
+def default_limits() -> dict[str, SpendLimits]:
+    """50,000 per payment and 200,000 per day in major units of every known currency."""
+    return {
+        code: SpendLimits(per_transaction=50_000 * 10**exp, daily=200_000 * 10**exp)
+        for code, exp in CURRENCIES.items()
+    }
+
+
+class PaymentSettings(BaseModel):
+    """Configuration of :class:`~payments.service.PaymentService`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    auto_confirm_period_ms: Period = 10 * DAY
+    extension_period_ms: Period = 5 * DAY
+    #: When a paused timer resumes (refund refused), the buyer gets at least this long.
+    resume_min_period_ms: Annotated[int, Field(ge=0, le=3650 * DAY, strict=True)] = DAY
+    transfer_expiry_ms: Period = DAY
+    #: Platform fee on money released to a seller, in basis points (0 = no fee).
+    fee_bps: Annotated[int, Field(ge=0, le=10_000, strict=True)] = 0
+    pin_max_attempts: Annotated[int, Field(ge=1, le=100, strict=True)] = 5
+    pin_lock_ms: Period = 3 * HOUR
+    pin_hashing: PinHashing = PinHashing()
+    #: Spending limits per currency; a currency without an entry has no limit.
+    limits: dict[str, SpendLimits] = Field(default_factory=default_limits)
+    #: Length of the rolling window of the daily limit.
+    daily_window_ms: Period = DAY
+
+    @field_validator("limits")
+    @classmethod
+    def _known_currencies(cls, value: dict[str, SpendLimits]) -> dict[str, SpendLimits]:
+        unknown = sorted(set(value) - set(CURRENCIES))
+        if unknown:
+            raise ValueError(f"limits for unknown currencies: {unknown}")
+        return value
