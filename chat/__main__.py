@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 
@@ -21,6 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="run a hub node (the default command)", epilog=help_text(),
                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub.add_parser("worker", help="run due payment timeouts (auto-confirm, transfer expiry) forever")
     token = sub.add_parser("token", help="mint a user token for development (signed with TOKEN_SECRET)")
     token.add_argument("user", help="user id (the token's subject)")
     token.add_argument("--role", choices=ROLES, default="buyer")
@@ -51,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     from .server import build
 
     async def run() -> None:
+        if args.command == "worker":
+            await run_worker(config)
+            return
         server = build(config)
         await server.start()
         await server.serve_until_signal()
@@ -62,6 +67,22 @@ def main(argv: list[str] | None = None) -> int:
     else:
         uvloop.run(run())
     return 0
+
+
+async def run_worker(config: Config) -> None:
+    """The Procfile's ``worker``: timeouts only; hub nodes post the resulting cards."""
+    import signal
+
+    from .money import open_service, run_timers
+
+    service = open_service(config.payments_database_url, config.payment_settings())
+    task = asyncio.create_task(run_timers(service, config.timer_interval))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    logging.getLogger("chat").info("payment timer worker running every %.1f s", config.timer_interval)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 if __name__ == "__main__":

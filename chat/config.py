@@ -43,6 +43,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("INBOX_MAX", "10000", "inbox entries kept per user"),
     Setting("INBOX_RETENTION", "604800", "seconds inbox entries are kept"),
     Setting("SYNC_LIMIT", "500", "messages pushed per conversation on sync before the client must page"),
+    Setting("PAYMENTS", "on", "on: money in the chat (escrow, transfers) and the server API; off: chat only"),
+    Setting("PAYMENTS_DATABASE_URL", "sqlite:///data/payments.db",
+            "the ledger: sqlite:///path or postgresql://user@host/db"),
+    Setting("API_HOST", "127.0.0.1", "address of the server API for the marketplace backend"),
+    Setting("API_PORT", "8766", "port of the server API (JSON over HTTP, Bearer SERVER_SECRET)"),
+    Setting("AUTO_CONFIRM_DAYS", "10", "days after shipping until receipt is confirmed automatically"),
+    Setting("EXTENSION_DAYS", "5", "days a buyer may add once to the auto-confirm period"),
+    Setting("TRANSFER_EXPIRY_HOURS", "24", "hours until an unaccepted transfer goes back to its sender"),
+    Setting("FEE_BPS", "0", "platform fee on released escrow, in basis points"),
+    Setting("PIN_MAX_ATTEMPTS", "5", "wrong payment PINs before payments are locked"),
+    Setting("PIN_LOCK_MINUTES", "180", "minutes payments stay locked after too many wrong PINs"),
+    Setting("TIMER_INTERVAL", "1", "seconds between runs of due timeouts (auto-confirm, transfer expiry)"),
+    Setting("TIMERS_IN_HUB", "on", "on: every hub node also runs due timeouts (safe in parallel); "
+            "off: only `python -m chat worker` does"),
     Setting("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
 )
 
@@ -69,6 +83,18 @@ class Config:
     inbox_max: int
     inbox_retention: float
     sync_limit: int
+    payments: str
+    payments_database_url: str
+    api_host: str
+    api_port: int
+    auto_confirm_days: float
+    extension_days: float
+    transfer_expiry_hours: float
+    fee_bps: int
+    pin_max_attempts: int
+    pin_lock_minutes: float
+    timer_interval: float
+    timers_in_hub: str
     log_level: str
 
     @classmethod
@@ -98,6 +124,24 @@ class Config:
     @property
     def is_dev_secret(self) -> bool:
         return self.token_secret == _DEV_SECRET
+
+    @property
+    def payments_enabled(self) -> bool:
+        return self.payments.lower() in ("on", "1", "true", "yes")
+
+    def payment_settings(self) -> Any:
+        """The ledger's settings from ours (periods converted to milliseconds)."""
+        from payments import PaymentSettings
+
+        day, hour, minute = 86_400_000, 3_600_000, 60_000
+        return PaymentSettings(
+            auto_confirm_period_ms=int(self.auto_confirm_days * day),
+            extension_period_ms=int(self.extension_days * day),
+            transfer_expiry_ms=int(self.transfer_expiry_hours * hour),
+            fee_bps=self.fee_bps,
+            pin_max_attempts=self.pin_max_attempts,
+            pin_lock_ms=int(self.pin_lock_minutes * minute),
+        )
 
 
 def help_text() -> str:

@@ -33,6 +33,7 @@ from .routing import (
 from .store.base import ConversationRecord, MessageRecord, Store
 
 if TYPE_CHECKING:
+    from .money import MoneyDesk
     from .session import Session
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,8 @@ class Hub:
         self._sessions: set[Session] = set()
         self._conversations: dict[str, ConversationRecord] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self.money: MoneyDesk | None = None
+        """Money commands and payment cards, when payments are enabled."""
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -76,6 +79,8 @@ class Hub:
         await self.store.start()
         await self.broker.start(self._on_broker)
         self._tasks.append(asyncio.create_task(self._presence_loop(), name="presence-loop"))
+        if self.money is not None:
+            await self.money.start()
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -84,6 +89,8 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self.money is not None:
+            await self.money.stop()
         now = self.clock.now_ms()
         for session in list(self._sessions):
             await self._presence_gone(session, now)

@@ -24,6 +24,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from .api import ApiServer
 from .backends.base import Broker, Inbox, Presence
 from .backends.memory import MemoryBroker, MemoryInbox, MemoryPresence
 from .clock import Clock, SystemClock
@@ -110,6 +111,7 @@ class ChatServer:
     hub: Hub
     server: Server | None = None
     extra_routes: dict[str, HttpRoute] | None = None
+    api: ApiServer | None = None
 
     @property
     def port(self) -> int:
@@ -135,9 +137,14 @@ class ChatServer:
             close_timeout=5,
         )
         log.info("hub node %s listening on %s:%d", self.hub.node, cfg.host, self.port)
+        if self.api is not None:
+            await self.api.start()
+            log.info("server API listening on %s:%d", self.api.host, self.api.port)
 
     async def close(self) -> None:
         """Close every connection with 1001 (going away: reconnect and resume), then the hub."""
+        if self.api is not None:
+            await self.api.close()
         if self.server is not None:
             self.server.close(close_connections=True)
             await self.server.wait_closed()
@@ -223,9 +230,18 @@ class ChatServer:
 
 def build(config: Config, *, clock: Clock | None = None, store: Store | None = None) -> ChatServer:
     """Wire a hub node from its configuration (the embedded default needs nothing else)."""
+    clock = clock or SystemClock()
     broker, presence, inbox = open_backends(config)
-    hub = Hub(config, store or open_store(config), broker, presence, inbox, clock or SystemClock())
-    return ChatServer(config, hub)
+    hub = Hub(config, store or open_store(config), broker, presence, inbox, clock)
+    server = ChatServer(config, hub)
+    if config.payments_enabled:
+        from .money import MoneyDesk, open_service
+
+        service = open_service(config.payments_database_url, config.payment_settings(), clock.now_ms)
+        timers = config.timer_interval if config.timers_in_hub.lower() in ("on", "1", "true", "yes") else None
+        hub.money = MoneyDesk(hub, service, timer_interval=timers)
+        server.api = ApiServer(service, config.server_secret, config.api_host, config.api_port)
+    return server
 
 
 __all__ = ["ChatServer", "ErrorCode", "ProtocolError", "build"]

@@ -122,7 +122,13 @@ class Session:
                 return
             if self.identity is None:
                 raise ProtocolError(ErrorCode.NOT_AUTHENTICATED)
-            await self._handlers[type(frame)](frame, rid)
+            handler = self._handlers.get(type(frame))
+            if handler is not None:
+                await handler(frame, rid)
+            elif self.hub.money is not None:
+                await self.hub.money.handle(self, frame, rid)
+            else:
+                raise ProtocolError(ErrorCode.UNAVAILABLE, "payments are not enabled on this server")
         except ProtocolError as exc:
             self.error(exc, rid)
             if exc.code < 2000:
@@ -165,6 +171,10 @@ class Session:
         await self.hub.detach(self)
 
     # --- access ---------------------------------------------------------------
+
+    async def conversation(self, conv_id: str) -> ConversationRecord:
+        """The conversation if this user may read and write it; else NOT_FOUND / FORBIDDEN."""
+        return await self._conversation(conv_id)
 
     async def _conversation(self, conv_id: str) -> ConversationRecord:
         record = await self.hub.conversation(conv_id)
@@ -356,12 +366,15 @@ class Session:
 
     async def _history(self, frame: f.History, rid: int | None) -> None:
         record = await self._conversation(frame.conv)
+        before = frame.before
+        if before is None and frame.after is None:
+            before = 2**53  # the latest page
         messages = await self.hub.store.messages(
-            record.id, after=frame.after or 0, before=frame.before, limit=frame.limit + 1
+            record.id, after=frame.after or 0, before=before, limit=frame.limit + 1
         )
         more = len(messages) > frame.limit
         if more:
-            messages = messages[1:] if frame.before is not None else messages[: frame.limit]
+            messages = messages[1:] if before is not None else messages[: frame.limit]
         self.reply(
             {"type": "history", "re": rid, "conv": record.id, "messages": [m.view() for m in messages], "more": more}
         )

@@ -202,6 +202,13 @@ class Repo:
         )
         return int(rows[0][0]) if rows else 0
 
+    def available_balances(self, owner: str) -> dict[str, int]:
+        rows = self.sql.rows(
+            "SELECT currency, balance FROM accounts WHERE owner = ? AND kind = 'available' ORDER BY currency",
+            (owner,),
+        )
+        return {str(currency): int(balance) for currency, balance in rows}
+
     def spent_since(self, owner: str, currency: str, since: int) -> int:
         """Sum of the owner's payments and transfers out made at or after ``since``."""
         kinds = ", ".join(f"'{k.value}'" for k in SPENDING_KINDS)

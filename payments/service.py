@@ -413,6 +413,18 @@ class PaymentService(CommandRunner):
             raise RuntimeError(f"ledger corrupted: {key} is negative ({value})")
         return value
 
+    def balances(self, owner: str) -> dict[str, int]:
+        """Available balance per currency of a user or shop (currencies never used are absent)."""
+        checked = check_owner(owner)
+        values = self.store.read(lambda sql: Repo(sql).available_balances(checked))
+        if any(v < 0 for v in values.values()):
+            raise RuntimeError(f"ledger corrupted: {owner} has a negative balance")
+        return values
+
+    def has_pin(self, user_id: str) -> bool:
+        """Whether the user has set a payment PIN (clients ask for one before paying)."""
+        return self.store.read(lambda sql: Repo(sql).get_pin(check_id(user_id, "user id"))) is not None
+
     def statement(
         self, owner: str, currency: str, *, limit: int = 50, before: int | None = None
     ) -> Statement:

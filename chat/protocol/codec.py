@@ -6,7 +6,7 @@ and :func:`encode` on each reply, and tests call them with bytes alone.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import msgpack
 from pydantic import TypeAdapter, ValidationError
@@ -15,7 +15,9 @@ from .errors import ErrorCode, ProtocolError
 from .frames import CLIENT_FRAME_TYPES, ClientFrame
 
 _client_adapter: TypeAdapter[Any] = TypeAdapter(ClientFrame)
-_client_types = frozenset(m.model_fields["type"].annotation.__args__[0] for m in CLIENT_FRAME_TYPES)  # type: ignore[union-attr]
+_client_types = frozenset(
+    name for m in CLIENT_FRAME_TYPES for name in get_args(m.model_fields["type"].annotation)
+)
 
 _packer_options: dict[str, Any] = {"use_bin_type": True}
 _unpacker_options: dict[str, Any] = {

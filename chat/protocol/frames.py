@@ -101,7 +101,11 @@ class Sync(_Frame):
 
 
 class History(_Frame):
-    """Page through a conversation: messages before (or after) a seq, oldest first."""
+    """Page through a conversation, oldest first within a page.
+
+    With neither ``before`` nor ``after``: the latest ``limit`` messages. With
+    ``before``: the ``limit`` messages just below it (scrolling up). With
+    ``after``: the ``limit`` messages just above it (catching up)."""
 
     type: Literal["history"]
     id: RequestId | None = None
@@ -162,13 +166,165 @@ class Ping(_Frame):
     id: RequestId | None = None
 
 
+# --- money in the conversation (client → server) ----------------------------
+#
+# Every money command carries ``key``: the client's idempotency key, scoped to the
+# user and kept as long as the ledger. Resending the same command with the same key
+# (after a dropped connection, say) returns the first answer and moves money once;
+# the same key with other parameters is refused (6030).
+
+Amount = Annotated[int, Field(ge=1, le=10**13)]
+"""Minor units (fen, cents); never a float."""
+Key = Annotated[str, StringConstraints(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_.:@-]+$")]
+Pin = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+
+
+class Offer(_Frame):
+    """Shop agent: offer the conversation's listing at a (bargained) price, or re-price an open offer."""
+
+    type: Literal["offer"]
+    id: RequestId | None = None
+    conv: Id
+    order: Id | None = None
+    """Omit to make a new offer; name an offer still open to change its price."""
+    price: Annotated[int, Field(ge=1, le=10**13)]
+    """Unit price in minor units of the listing's currency."""
+    quantity: Annotated[int, Field(ge=1, le=9999)] = 1
+    key: Key
+
+
+class Pay(_Frame):
+    """Buyer: pay an offer (or, without ``order``, the listing price) into escrow."""
+
+    type: Literal["pay"]
+    id: RequestId | None = None
+    conv: Id
+    order: Id | None = None
+    amount: Amount | None = None
+    """The total the buyer was shown; if the shop re-priced since, the payment is refused (6023)."""
+    pin: Pin
+    key: Key
+
+
+class Ship(_Frame):
+    """Shop agent: mark a paid order shipped; starts the auto-confirm timer."""
+
+    type: Literal["ship"]
+    id: RequestId | None = None
+    conv: Id
+    order: Id
+    tracking: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    key: Key
+
+
+class OrderAction(_Frame):
+    """Buyer: ``confirm`` receipt (releases the money) or ``extend`` the auto-confirm timer once."""
+
+    type: Literal["confirm", "extend"]
+    id: RequestId | None = None
+    conv: Id
+    order: Id
+    key: Key
+
+
+class RequestRefund(_Frame):
+    """Buyer: ask for all or part of the held money back; pauses the timer."""
+
+    type: Literal["refund"]
+    id: RequestId | None = None
+    conv: Id
+    order: Id
+    amount: Amount
+    reason: Reason
+    key: Key
+
+
+class AnswerRefund(_Frame):
+    """Shop agent: accept (money goes back) or refuse (the buyer may dispute) a refund request."""
+
+    type: Literal["refund_answer"]
+    id: RequestId | None = None
+    conv: Id
+    order: Id
+    accept: bool
+    key: Key
+
+
+class Dispute(_Frame):
+    """Buyer or shop agent: ask the platform's arbiter to decide a refused refund."""
+
+    type: Literal["dispute"]
+    id: RequestId | None = None
+    conv: Id
+    order: Id
+    reason: Reason
+    key: Key
+
+
+class Decide(_Frame):
+    """Arbiter: settle a dispute by releasing, refunding, or splitting the held money."""
+
+    type: Literal["decide"]
+    id: RequestId | None = None
+    conv: Id
+    order: Id
+    outcome: Literal["release", "refund", "split"]
+    buyer_amount: Amount | None = None
+    """With ``split``: what the buyer gets back; the rest goes to the shop."""
+    key: Key
+
+
+class SendTransfer(_Frame):
+    """Send money to the other side of the conversation; it waits for them to accept."""
+
+    type: Literal["transfer"]
+    id: RequestId | None = None
+    conv: Id
+    amount: Amount
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+    pin: Pin
+    key: Key
+
+
+class AnswerTransfer(_Frame):
+    """Recipient: accept (credited) or decline (returned) a transfer."""
+
+    type: Literal["transfer_answer"]
+    id: RequestId | None = None
+    conv: Id
+    transfer: Id
+    accept: bool
+    key: Key
+
+
+class SetPin(_Frame):
+    """Set (or, with ``current``, change) the 6-digit payment PIN."""
+
+    type: Literal["set_pin"]
+    id: RequestId | None = None
+    pin: Pin
+    current: Pin | None = None
+
+
+class Wallet(_Frame):
+    """Your balances (and, for agents, the shop's)."""
+
+    type: Literal["wallet"]
+    id: RequestId | None = None
+
+
 ClientFrame = Annotated[
-    Auth | Open | Send | Sync | History | Read | Typing | Recall | SetPresence | Assign | Ping,
+    Auth | Open | Send | Sync | History | Read | Typing | Recall | SetPresence | Assign | Ping
+    | Offer | Pay | Ship | OrderAction | RequestRefund | AnswerRefund | Dispute | Decide
+    | SendTransfer | AnswerTransfer | SetPin | Wallet,
     Field(discriminator="type"),
 ]
 
 CLIENT_FRAME_TYPES: tuple[type[_Frame], ...] = (
     Auth, Open, Send, Sync, History, Read, Typing, Recall, SetPresence, Assign, Ping,
+    Offer, Pay, Ship, OrderAction, RequestRefund, AnswerRefund, Dispute, Decide,
+    SendTransfer, AnswerTransfer, SetPin, Wallet,
 )
 
 
@@ -295,12 +451,33 @@ class TypingEvent(_Frame):
 
 
 class PresenceEvent(_Frame):
-    """Presence of a user or a shop (``shop:<id>``) changed."""
+    """Presence of a user (``u:<id>``) or a shop (``s:<id>``) changed."""
 
     type: Literal["presence"] = "presence"
     entity: str
     status: Literal["online", "away", "offline"]
     last_seen: int | None
+
+
+class PaymentResult(_Frame):
+    """Reply to a money command: the order or transfer as it stands after it.
+
+    The same change reaches both sides (and every device) as a ``card`` or
+    ``card_update`` message in the conversation.
+    """
+
+    type: Literal["payment"] = "payment"
+    re: int | None = None
+    entity: Literal["order", "transfer"]
+    view: dict[str, Any]
+
+
+class WalletView(_Frame):
+    type: Literal["wallet"] = "wallet"
+    re: int | None = None
+    balances: dict[str, dict[str, int]]
+    """Owner (``user:<id>`` or ``shop:<id>``) → currency → available minor units."""
+    pin_set: bool
 
 
 class Error(_Frame):
@@ -313,11 +490,11 @@ class Error(_Frame):
 
 ServerFrame = Annotated[
     MessageView | Welcome | Ack | Opened | Synced | HistoryPage | Ok | Pong | Receipt
-    | TypingEvent | PresenceEvent | Error,
+    | TypingEvent | PresenceEvent | PaymentResult | WalletView | Error,
     Field(discriminator="type"),
 ]
 
 SERVER_FRAME_TYPES: tuple[type[_Frame], ...] = (
     MessageView, Welcome, Ack, Opened, Synced, HistoryPage, Ok, Pong, Receipt,
-    TypingEvent, PresenceEvent, Error,
+    TypingEvent, PresenceEvent, PaymentResult, WalletView, Error,
 )

@@ -158,5 +158,13 @@ class Store(Protocol):
 
     async def register_agent(self, shop: str, agent: str, now: int) -> None: ...
 
+    async def message_by_cmid(self, conv_id: str, sender: str, cmid: str) -> MessageRecord | None: ...
+
+    async def get_cursor(self, name: str) -> int:
+        """A named, durable position (0 if never set), e.g. how far payment events were posted."""
+
+    async def set_cursor(self, name: str, value: int) -> None:
+        """Move a named cursor forward (never back)."""
+
     async def agent_loads(self, shop: str) -> dict[str, int]:
         """Open conversations per known agent of a shop (zero for idle agents)."""

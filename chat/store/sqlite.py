@@ -64,6 +64,10 @@ CREATE TABLE IF NOT EXISTS messages (
 ) STRICT, WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_cmid ON messages (conv, sender, cmid)
     WHERE cmid IS NOT NULL;
+CREATE TABLE IF NOT EXISTS cursors (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS agents (
     shop TEXT NOT NULL,
     agent TEXT NOT NULL,
@@ -290,13 +294,14 @@ class SQLiteStore:
             original = _message(row)
             if original.sender != by:
                 raise RecallRefused("sender")
+            # "~" cannot appear in a client's cmid, so this id never collides with one.
             # Only what a client posted itself: not the opening card, cards or system notes.
             if original.kind not in ("text", "image", "product") or original.cmid is None or original.recalled:
                 raise RecallRefused("kind")
             if now - original.ts > window_ms:
                 raise RecallRefused("window")
             c.execute("UPDATE messages SET recalled=1 WHERE conv=? AND seq=?", (conv_id, seq))
-            return _append(c, conv_id, by, original.role, "recall", {"seq": seq}, f"recall:{seq}", now)
+            return _append(c, conv_id, by, original.role, "recall", {"seq": seq}, f"~recall:{seq}", now)
 
         return await self._writer.submit(job)
 
@@ -435,6 +440,31 @@ class SQLiteStore:
             return out
 
         return await self._reader.submit(job)
+
+    async def message_by_cmid(self, conv_id: str, sender: str, cmid: str) -> MessageRecord | None:
+        def job(c: sqlite3.Connection) -> MessageRecord | None:
+            row = c.execute(
+                f"SELECT {_MSG_COLUMNS} FROM messages WHERE conv=? AND sender=? AND cmid=?", (conv_id, sender, cmid)
+            ).fetchone()
+            return None if row is None else _message(row)
+
+        return await self._reader.submit(job)
+
+    async def get_cursor(self, name: str) -> int:
+        def job(c: sqlite3.Connection) -> int:
+            row = c.execute("SELECT value FROM cursors WHERE name=?", (name,)).fetchone()
+            return 0 if row is None else int(row[0])
+
+        return await self._reader.submit(job)
+
+    async def set_cursor(self, name: str, value: int) -> None:
+        await self._writer.submit(
+            lambda c: c.execute(
+                "INSERT INTO cursors (name, value) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = MAX(value, excluded.value)",
+                (name, value),
+            )
+        )
 
     async def agent_loads(self, shop: str) -> dict[str, int]:
         def job(c: sqlite3.Connection) -> dict[str, int]:

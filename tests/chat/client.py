@@ -68,6 +68,7 @@ class Client:
             for fut in self._waiting.values():
                 if not fut.done():
                     fut.set_exception(ConnectionError("closed"))
+                    fut.exception()  # a request nobody awaits any more must not warn at exit
 
     async def send_raw(self, data: bytes | str) -> None:
         await self.ws.send(data)

@@ -29,6 +29,7 @@ from chat.server import ChatServer, build
 from .client import Client
 
 SECRET = "test-secret-0123456789-abcdefghijklmnop"
+SERVER_SECRET = "server-secret-for-tests-0123456789"
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
@@ -36,7 +37,8 @@ def make_config(tmp_path: Path, **overrides: Any) -> Config:
     env = {
         "HOST": "127.0.0.1", "PORT": "0", "DATABASE_URL": f"sqlite:///{tmp_path}/chat.db",
         "TOKEN_SECRET": SECRET, "RATE_PER_SECOND": "1000", "RATE_BURST": "1000", "PRESENCE_TTL": "3",
-        "SQLITE_SYNCHRONOUS": "NORMAL",
+        "SQLITE_SYNCHRONOUS": "NORMAL", "PAYMENTS_DATABASE_URL": f"sqlite:///{tmp_path}/payments.db",
+        "API_PORT": "0", "SERVER_SECRET": SERVER_SECRET, "TIMER_INTERVAL": "0.2",
     }
     return Config.from_env(env, **overrides)
 

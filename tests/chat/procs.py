@@ -30,6 +30,8 @@ class HubProcess:
             "HOST": "127.0.0.1",
             "PORT": str(self.port),
             "DATABASE_URL": f"sqlite:///{db}",
+            "PAYMENTS_DATABASE_URL": f"sqlite:///{db.with_name('payments.db')}",
+            "API_PORT": str(free_port()),
             "TOKEN_SECRET": SECRET,
             "RATE_PER_SECOND": "10000",
             "RATE_BURST": "10000",

@@ -43,6 +43,19 @@ def test_every_client_frame_type_decodes() -> None:
         {"type": "presence", "status": "away"},
         {"type": "assign", "conv": "c", "agent": "a"},
         {"type": "ping"},
+        {"type": "offer", "conv": "c", "price": 100, "key": "k-000001"},
+        {"type": "pay", "conv": "c", "pin": "123456", "key": "k-000002"},
+        {"type": "ship", "conv": "c", "order": "o", "tracking": "SF123", "key": "k-000003"},
+        {"type": "confirm", "conv": "c", "order": "o", "key": "k-000004"},
+        {"type": "extend", "conv": "c", "order": "o", "key": "k-000005"},
+        {"type": "refund", "conv": "c", "order": "o", "amount": 5, "reason": "broken", "key": "k-000006"},
+        {"type": "refund_answer", "conv": "c", "order": "o", "accept": False, "key": "k-000007"},
+        {"type": "dispute", "conv": "c", "order": "o", "reason": "not as described", "key": "k-000008"},
+        {"type": "decide", "conv": "c", "order": "o", "outcome": "split", "buyer_amount": 3, "key": "k-000009"},
+        {"type": "transfer", "conv": "c", "amount": 5, "currency": "CNY", "pin": "123456", "key": "k-000010"},
+        {"type": "transfer_answer", "conv": "c", "transfer": "t", "accept": True, "key": "k-000011"},
+        {"type": "set_pin", "pin": "123456"},
+        {"type": "wallet"},
     ]
     decoded = {type(decode(pack(s))) for s in samples}
     assert decoded == set(f.CLIENT_FRAME_TYPES)
@@ -62,6 +75,12 @@ def test_every_client_frame_type_decodes() -> None:
         (pack({"type": "open", "shop": "s", "listing": {**LISTING, "price": True}}), ErrorCode.INVALID_FIELDS),
         (pack({"type": "sync", "cursors": {"c": "1"}}), ErrorCode.INVALID_FIELDS),
         (b"\xdd\xff\xff\xff\xff", ErrorCode.MALFORMED),  # array claiming 4 billion items
+        (pack({"type": "pay", "conv": "c", "pin": "123456", "key": "short"}), ErrorCode.INVALID_FIELDS),
+        (pack({"type": "pay", "conv": "c", "pin": "12345a", "key": "k-000002"}), ErrorCode.INVALID_FIELDS),
+        (pack({"type": "offer", "conv": "c", "price": 1.5, "key": "k-000001"}), ErrorCode.INVALID_FIELDS),
+        (pack({"type": "offer", "conv": "c", "price": 0, "key": "k-000001"}), ErrorCode.INVALID_FIELDS),
+        (pack({"type": "transfer", "conv": "c", "amount": -5, "currency": "CNY", "pin": "123456", "key": "k-1234567"}),
+         ErrorCode.INVALID_FIELDS),
     ],
 )
 def test_bad_bytes_map_to_typed_errors(data: bytes, code: ErrorCode) -> None:

@@ -109,12 +109,12 @@ async def test_every_device_of_a_user_gets_messages_and_own_sends(url: str) -> N
 
 
 async def test_history_pages_backwards_and_forwards(url: str) -> None:
-    """History returns oldest-first pages before or after a seq, with a flag for more."""
+    """History gives the latest page by default, then oldest-first pages before or after a seq."""
     buyer, _agent, conv = await open_pair(url)
     for i in range(30):
         await buyer.send_text(conv, f"t{i}", f"h{i}")
     last = await buyer.request({"type": "history", "conv": conv, "limit": 10})
-    assert [m["seq"] for m in last["messages"]] == list(range(1, 11)) and last["more"] is True
+    assert [m["seq"] for m in last["messages"]] == list(range(22, 32)) and last["more"] is True
     page = await buyer.request({"type": "history", "conv": conv, "before": 31, "limit": 10})
     assert [m["seq"] for m in page["messages"]] == list(range(21, 31)) and page["more"] is True
     older = await buyer.request({"type": "history", "conv": conv, "before": 3, "limit": 10})

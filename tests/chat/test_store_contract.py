@@ -166,3 +166,22 @@ async def test_agents_and_assignment(open_store: Callable[[], Awaitable[Store]])
     assert await store.agent_loads("s") == {"a": 1, "idle": 1}
     appended = await store.append("c2", "b2", "buyer", "text", {"text": "x"}, "m", 2)
     assert appended.agent == "idle"
+
+
+async def test_named_cursors_only_move_forward(open_store: Callable[[], Awaitable[Store]]) -> None:
+    """A named cursor starts at 0, survives reopening and never moves back."""
+    store = await open_store()
+    assert await store.get_cursor("x") == 0
+    await store.set_cursor("x", 5)
+    await store.set_cursor("x", 3)
+    await store.close()
+    assert await (await open_store()).get_cursor("x") == 5
+
+
+async def test_message_by_cmid(open_store: Callable[[], Awaitable[Store]]) -> None:
+    """A message is found by its sender and client id, and only by that pair."""
+    store = await open_store()
+    await store.open_conversation("c1", "b", "s", LISTING, "a", 1)
+    done = await store.append("c1", "system", "system", "card", {"id": "o1"}, "card:o1", 2)
+    assert await store.message_by_cmid("c1", "system", "card:o1") == done.message
+    assert await store.message_by_cmid("c1", "b", "card:o1") is None

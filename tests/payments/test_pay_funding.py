@@ -62,3 +62,22 @@ def test_statement_pages_with_running_balance(service: PaymentService, clock) ->
     rest = service.statement("user:bob", "CNY", limit=4, before=page.next_before)
     assert [line.balance_after for line in rest.lines] == [300, 100]
     assert rest.next_before is None
+
+
+def test_balances_lists_every_used_currency(service: PaymentService) -> None:
+    """balances() gives each currency the owner has an account in, and nothing for others."""
+    assert service.balances("user:bob") == {}
+    service.deposit("user:bob", 100, "USD", "d1")
+    service.deposit("user:bob", 250, "CNY", "d2")
+    assert service.balances("user:bob") == {"CNY": 250, "USD": 100}
+    with pytest.raises(InvalidRequest):
+        service.balances("bob")
+
+
+def test_has_pin(service: PaymentService) -> None:
+    """has_pin tells whether a user set a payment PIN, without revealing anything else."""
+    from payments import Actor
+
+    assert service.has_pin("bob") is False
+    service.set_pin(Actor(user_id="bob", role="buyer"), "123456")
+    assert service.has_pin("bob") is True

@@ -1,0 +1,132 @@
+"""The server API: what the marketplace's own backend calls (JSON over HTTP).
+
+Funding (deposits and withdrawals), balances and statements, and read access
+to orders and transfers. Every request carries ``Authorization: Bearer
+<SERVER_SECRET>``; user tokens are not accepted here. It runs on its own port
+(``API_PORT``) because it takes request bodies, which the websocket port does
+not, and because it should not be reachable from browsers at all.
+
+Amounts are integers in minor units; a float, a string or a missing key is a
+400 with a payment error code, never a rounded guess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from payments import PaymentError, PaymentService
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_STATUS = {6010: 402, 6020: 404, 6021: 409, 6023: 409, 6030: 409, 6060: 409, 6022: 403, 6041: 423, 6090: 503}
+
+
+def _error(status: int, code: int, message: str, **details: Any) -> web.Response:
+    return web.json_response({"code": code, "message": message, **details}, status=status)
+
+
+def build_app(service: PaymentService, server_secret: str) -> web.Application:
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not server_secret:
+            return _error(503, 5002, "the server API is disabled: set SERVER_SECRET")
+        given = request.headers.get("Authorization", "")
+        if not given.startswith("Bearer ") or not hmac.compare_digest(given[7:].strip(), server_secret):
+            return _error(401, 2002, "a valid 'Authorization: Bearer <server secret>' header is required")
+        try:
+            return await handler(request)
+        except PaymentError as exc:
+            return web.json_response(exc.to_dict(), status=_STATUS.get(exc.code, 400))
+
+    async def body(request: web.Request) -> dict[str, Any]:
+        try:
+            data = await request.json()
+        except (ValueError, json.JSONDecodeError) as exc:
+            raise web.HTTPBadRequest(
+                text=json.dumps({"code": 1004, "message": f"the body must be a JSON object: {exc}"}),
+                content_type="application/json",
+            ) from exc
+        if not isinstance(data, dict):
+            raise web.HTTPBadRequest(
+                text=json.dumps({"code": 1004, "message": "the body must be a JSON object"}),
+                content_type="application/json",
+            )
+        return data
+
+    def funding(kind: str) -> Handler:
+        async def handle(request: web.Request) -> web.Response:
+            data = await body(request)
+            command = service.deposit if kind == "deposit" else service.withdraw
+            # The ledger validates types itself (a float amount is 6001, not rounded).
+            args: list[Any] = [data.get("owner"), data.get("amount"), data.get("currency"), data.get("key")]
+            receipt = await asyncio.to_thread(command, *args)
+            return web.json_response(receipt.model_dump(mode="json"), status=201)
+
+        return handle
+
+    async def balance(request: web.Request) -> web.Response:
+        owner = request.match_info["owner"]
+        balances = await asyncio.to_thread(service.balances, owner)
+        return web.json_response({"owner": owner, "balances": balances})
+
+    async def statement(request: web.Request) -> web.Response:
+        q = request.query
+        try:
+            limit = int(q.get("limit", "50"))
+            before = int(q["before"]) if "before" in q else None
+        except ValueError:
+            return _error(400, 1004, "limit and before must be integers")
+        result = await asyncio.to_thread(
+            service.statement, request.match_info["owner"], q.get("currency", ""), limit=limit, before=before
+        )
+        return web.json_response(result.model_dump(mode="json"))
+
+    async def order(request: web.Request) -> web.Response:
+        found = await asyncio.to_thread(service.get_order, request.match_info["id"])
+        return web.json_response(found.model_dump(mode="json"))
+
+    async def transfer(request: web.Request) -> web.Response:
+        found = await asyncio.to_thread(service.get_transfer, request.match_info["id"])
+        return web.json_response(found.model_dump(mode="json"))
+
+    app = web.Application(middlewares=[guard], client_max_size=64 * 1024)
+    app.add_routes(
+        [
+            web.post("/api/v1/deposits", funding("deposit")),
+            web.post("/api/v1/withdrawals", funding("withdraw")),
+            web.get("/api/v1/balances/{owner}", balance),
+            web.get("/api/v1/statements/{owner}", statement),
+            web.get("/api/v1/orders/{id}", order),
+            web.get("/api/v1/transfers/{id}", transfer),
+        ]
+    )
+    return app
+
+
+class ApiServer:
+    """The server API's listener, started and stopped with the hub node."""
+
+    def __init__(self, service: PaymentService, server_secret: str, host: str, port: int) -> None:
+        self.app = build_app(service, server_secret)
+        self.host = host
+        self.port = port
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        if self.port == 0:
+            self.port = int(self._runner.addresses[0][1])
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None

@@ -1,0 +1,352 @@
+"""Money in the conversation: protocol commands in, payment cards out.
+
+The ledger (:mod:`payments`) knows nothing of websockets; this module is the
+bridge. A money command is checked against the conversation (only its buyer
+pays, only its shop's agents offer and ship), run in a worker thread against
+the synchronous :class:`~payments.PaymentService`, and answered with the
+entity's view.
+
+Cards are *not* posted by the command. Every committed change writes an event
+in the ledger's outbox in the same transaction; the :class:`CardRelay` turns
+events into messages: the first event of an order or transfer becomes its
+``card``, later ones ``card_update`` messages that refer to it. A message id
+derived from the event (``pay:<event id>``) makes posting idempotent, so a
+relay that crashes, restarts or runs on several nodes at once still posts
+each card once, and a command that did not commit posts nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from payments import Actor, PaymentError, PaymentEvent, PaymentService, shop_owner, user_owner
+from payments.store import open_store as open_payments_store
+
+from .hub import Hub, monotonic_epoch
+from .protocol import frames as f
+from .protocol.errors import ErrorCode, ProtocolError
+from .store.base import ConversationRecord
+
+if TYPE_CHECKING:
+    from .session import Session
+
+log = logging.getLogger(__name__)
+
+SYSTEM_AGENT = "system"
+
+
+def derived_id(prefix: str, *parts: str) -> str:
+    """A stable id from the caller and its idempotency key, so a resent command names the same entity."""
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=10).hexdigest()
+    return f"{prefix}_{digest}"
+
+
+def actor_of(session: Session) -> Actor:
+    ident = session.identity
+    assert ident is not None
+    return Actor(user_id=ident.user, role=ident.role, shop_id=ident.shop)
+
+
+class MoneyDesk:
+    """Runs the money commands of one hub node."""
+
+    def __init__(self, hub: Hub, service: PaymentService, *, timer_interval: float | None = None) -> None:
+        self.hub = hub
+        self.service = service
+        self.relay = CardRelay(hub, service)
+        self.timer_interval = timer_interval
+        self._timers: asyncio.Task[None] | None = None
+        self.handlers: dict[type, Callable[[Session, Any, ConversationRecord | None], Awaitable[dict[str, Any]]]] = {
+            f.Offer: self._offer,
+            f.Pay: self._pay,
+            f.Ship: self._ship,
+            f.OrderAction: self._order_action,
+            f.RequestRefund: self._refund,
+            f.AnswerRefund: self._answer_refund,
+            f.Dispute: self._dispute,
+            f.Decide: self._decide,
+            f.SendTransfer: self._transfer,
+            f.AnswerTransfer: self._answer_transfer,
+        }
+
+    async def start(self) -> None:
+        await self.relay.start()
+        if self.timer_interval:
+            self._timers = asyncio.create_task(run_timers(self.service, self.timer_interval, self.relay.catch_up))
+
+    async def stop(self) -> None:
+        if self._timers is not None:
+            self._timers.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timers
+        await self.relay.stop()
+
+    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except PaymentError as exc:
+            details = {k: v for k, v in exc.details.items() if isinstance(v, str | int | float | bool | None)}
+            raise ProtocolError(exc.code, exc.message, details or None) from exc
+
+    async def handle(self, session: Session, frame: Any, rid: int | None) -> None:
+        """Answer one money command; the card follows through the relay."""
+        if isinstance(frame, f.SetPin):
+            await self._call(self.service.set_pin, actor_of(session), frame.pin, frame.current)
+            session.reply({"type": "ok", "re": rid})
+            return
+        if isinstance(frame, f.Wallet):
+            session.reply({"type": "wallet", "re": rid, **await self.wallet(session)})
+            return
+        record = await self._conversation(session, frame.conv)
+        result = await self.handlers[type(frame)](session, frame, record)
+        await self.relay.catch_up()
+        session.reply({"type": "payment", "re": rid, **result})
+
+    async def _conversation(self, session: Session, conv_id: str) -> ConversationRecord | None:
+        """The conversation, checked like any other request (arbiters are checked by the ledger)."""
+        assert session.identity is not None
+        if session.identity.role == "arbiter":
+            return await self.hub.conversation(conv_id)
+        return await session.conversation(conv_id)
+
+    async def wallet(self, session: Session) -> dict[str, Any]:
+        ident = session.identity
+        assert ident is not None
+        owners = [user_owner(ident.user)] + ([shop_owner(ident.shop)] if ident.shop else [])
+        balances = await self._call(self._balances, owners)
+        pin_set = await self._call(self.service.has_pin, ident.user)
+        return {"balances": balances, "pin_set": pin_set}
+
+    def _balances(self, owners: list[str]) -> dict[str, dict[str, int]]:
+        return {owner: self.service.balances(owner) for owner in owners}
+
+    # --- orders -----------------------------------------------------------------
+
+    def _order_view(self, order: Any) -> dict[str, Any]:
+        return {"entity": "order", "view": order.model_dump(mode="json")}
+
+    async def _check_order(self, record: ConversationRecord | None, order_id: str) -> None:
+        order = await self._call(self.service.get_order, order_id)
+        if record is None or order.conversation_id != record.id:
+            raise ProtocolError(ErrorCode.NOT_FOUND, "no such order in this conversation")
+
+    async def _offer(self, session: Session, frame: f.Offer, record: ConversationRecord | None) -> dict[str, Any]:
+        assert record is not None and session.identity is not None
+        if session.identity.role != "agent":
+            raise ProtocolError(ErrorCode.ROLE_NOT_ALLOWED, "only the shop's agents make offers")
+        order_id = frame.order or derived_id("o", session.identity.user, frame.key)
+        listing = record.listing
+        order = await self._call(
+            self.service.offer, actor_of(session), order_id=order_id, conversation_id=record.id,
+            shop_id=record.shop, buyer_id=record.buyer, listing_id=listing["id"], title=listing["title"],
+            unit_price=frame.price, quantity=frame.quantity, currency=listing["currency"],
+        )
+        return self._order_view(order)
+
+    async def _pay(self, session: Session, frame: f.Pay, record: ConversationRecord | None) -> dict[str, Any]:
+        assert record is not None and session.identity is not None
+        if session.identity.role != "buyer":
+            raise ProtocolError(ErrorCode.ROLE_NOT_ALLOWED, "only the buyer pays")
+        order_id = frame.order
+        if order_id is None:
+            # Paying the listing price: the platform makes the offer on the shop's behalf.
+            order_id = derived_id("o", session.identity.user, frame.key)
+            listing = record.listing
+            system = Actor(user_id=SYSTEM_AGENT, role="agent", shop_id=record.shop)
+            await self._call(
+                self.service.offer, system, order_id=order_id, conversation_id=record.id, shop_id=record.shop,
+                buyer_id=record.buyer, listing_id=listing["id"], title=listing["title"],
+                unit_price=listing["price"], quantity=1, currency=listing["currency"],
+            )
+        else:
+            await self._check_order(record, order_id)
+        order = await self._call(
+            self.service.pay, actor_of(session), order_id=order_id, pin=frame.pin, idem_key=frame.key,
+            expected_amount=frame.amount,
+        )
+        return self._order_view(order)
+
+    async def _ship(self, session: Session, frame: f.Ship, record: ConversationRecord | None) -> dict[str, Any]:
+        await self._check_order(record, frame.order)
+        order = await self._call(
+            self.service.ship, actor_of(session), order_id=frame.order, tracking_note=frame.tracking,
+            idem_key=frame.key,
+        )
+        return self._order_view(order)
+
+    async def _order_action(
+        self, session: Session, frame: f.OrderAction, record: ConversationRecord | None
+    ) -> dict[str, Any]:
+        await self._check_order(record, frame.order)
+        command = self.service.confirm if frame.type == "confirm" else self.service.extend
+        order = await self._call(command, actor_of(session), order_id=frame.order, idem_key=frame.key)
+        return self._order_view(order)
+
+    async def _refund(
+        self, session: Session, frame: f.RequestRefund, record: ConversationRecord | None
+    ) -> dict[str, Any]:
+        await self._check_order(record, frame.order)
+        order = await self._call(
+            self.service.request_refund, actor_of(session), order_id=frame.order, amount=frame.amount,
+            reason=frame.reason, idem_key=frame.key,
+        )
+        return self._order_view(order)
+
+    async def _answer_refund(
+        self, session: Session, frame: f.AnswerRefund, record: ConversationRecord | None
+    ) -> dict[str, Any]:
+        await self._check_order(record, frame.order)
+        order = await self._call(
+            self.service.answer_refund, actor_of(session), order_id=frame.order, accept=frame.accept,
+            idem_key=frame.key,
+        )
+        return self._order_view(order)
+
+    async def _dispute(self, session: Session, frame: f.Dispute, record: ConversationRecord | None) -> dict[str, Any]:
+        await self._check_order(record, frame.order)
+        order = await self._call(
+            self.service.dispute, actor_of(session), order_id=frame.order, reason=frame.reason, idem_key=frame.key
+        )
+        return self._order_view(order)
+
+    async def _decide(self, session: Session, frame: f.Decide, record: ConversationRecord | None) -> dict[str, Any]:
+        assert session.identity is not None
+        if session.identity.role != "arbiter":
+            raise ProtocolError(ErrorCode.ROLE_NOT_ALLOWED, "only the platform's arbiters decide disputes")
+        await self._check_order(record, frame.order)
+        order = await self._call(
+            self.service.decide, actor_of(session), order_id=frame.order, outcome=frame.outcome,
+            buyer_amount=frame.buyer_amount, idem_key=frame.key,
+        )
+        return self._order_view(order)
+
+    # --- transfers ----------------------------------------------------------------
+
+    async def _transfer(
+        self, session: Session, frame: f.SendTransfer, record: ConversationRecord | None
+    ) -> dict[str, Any]:
+        assert record is not None and session.identity is not None
+        ident = session.identity
+        if ident.role == "buyer":
+            to_user = record.agent
+            if to_user is None:
+                raise ProtocolError(ErrorCode.NOT_FOUND, "no agent looks after this conversation yet")
+        elif ident.role == "agent":
+            to_user = record.buyer
+        else:
+            raise ProtocolError(ErrorCode.ROLE_NOT_ALLOWED, "arbiters do not send transfers")
+        transfer = await self._call(
+            self.service.transfer, actor_of(session), transfer_id=derived_id("t", ident.user, frame.key),
+            conversation_id=record.id, to_user=to_user, amount=frame.amount, currency=frame.currency,
+            pin=frame.pin, idem_key=frame.key,
+        )
+        return {"entity": "transfer", "view": transfer.model_dump(mode="json")}
+
+    async def _answer_transfer(
+        self, session: Session, frame: f.AnswerTransfer, record: ConversationRecord | None
+    ) -> dict[str, Any]:
+        transfer = await self._call(self.service.get_transfer, frame.transfer)
+        if record is None or transfer.conversation_id != record.id:
+            raise ProtocolError(ErrorCode.NOT_FOUND, "no such transfer in this conversation")
+        command = self.service.accept_transfer if frame.accept else self.service.decline_transfer
+        transfer = await self._call(command, actor_of(session), transfer_id=frame.transfer, idem_key=frame.key)
+        return {"entity": "transfer", "view": transfer.model_dump(mode="json")}
+
+
+class CardRelay:
+    """Posts the ledger's outbox events into their conversations, each exactly once."""
+
+    def __init__(self, hub: Hub, service: PaymentService, interval: float = 0.5) -> None:
+        self.hub = hub
+        self.service = service
+        self.interval = interval
+        self.cursor = 0
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.cursor = await self.hub.store.get_cursor("payment-events")
+        self._task = asyncio.create_task(self._loop(), name="card-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        """Events from timers (the worker) and other nodes are picked up by polling."""
+        while True:
+            try:
+                await self.catch_up()
+            except Exception:
+                log.warning("card relay failed; retrying", exc_info=True)
+            await asyncio.sleep(self.interval)
+
+    async def catch_up(self) -> None:
+        async with self._lock:
+            while True:
+                events: list[PaymentEvent] = await asyncio.to_thread(self.service.events_after, self.cursor, 200)
+                for event in events:
+                    await self.post(event)
+                    self.cursor = event.id
+                if events:
+                    await self.hub.store.set_cursor("payment-events", self.cursor)
+                if len(events) < 200:
+                    return
+
+    async def post(self, event: PaymentEvent) -> None:
+        hub = self.hub
+        record = await hub.conversation(event.conversation_id)
+        if record is None:
+            log.error("payment event %d names unknown conversation %s", event.id, event.conversation_id)
+            return
+        card_cmid = f"card:{event.entity_kind}:{event.entity_id}"
+        body = {
+            "entity": event.entity_kind, "id": event.entity_id, "event": event.id, "action": event.action,
+            "state": event.state, "view": event.payload,
+        }
+        card = await hub.store.message_by_cmid(record.id, "system", card_cmid)
+        now = hub.clock.now_ms()
+        if card is None:
+            done = await hub.store.append(record.id, "system", "system", "card", body, card_cmid, now)
+        elif card.body.get("event") == event.id:
+            return  # posted before (another node, or before a restart)
+        else:
+            body["card"] = card.seq
+            done = await hub.store.append(record.id, "system", "system", "card_update", body, f"pay:{event.id}", now)
+        await hub.fan_out(record, done.message, done.agent, None, monotonic_epoch())
+
+
+async def run_timers(
+    service: PaymentService, interval: float, after: Callable[[], Awaitable[None]] | None = None
+) -> None:
+    """Apply due timeouts forever; each is a compare-and-set, so any number may run at once."""
+    while True:
+        try:
+            changes = await asyncio.to_thread(service.run_due)
+            if changes:
+                log.info("applied %d due timeouts", len(changes))
+                if after is not None:
+                    await after()
+        except Exception:
+            log.warning("running due timeouts failed; retrying", exc_info=True)
+        await asyncio.sleep(interval)
+
+
+def open_service(url: str, settings: Any = None, clock: Callable[[], int] | None = None) -> PaymentService:
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        if path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    store = open_payments_store(url)
+    if clock is None:
+        return PaymentService(store, settings=settings)
+    return PaymentService(store, settings=settings, clock=clock)
