@@ -54,6 +54,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FEE_BPS", "0", "platform fee on released escrow, in basis points"),
     Setting("PIN_MAX_ATTEMPTS", "5", "wrong payment PINs before payments are locked"),
     Setting("PIN_LOCK_MINUTES", "180", "minutes payments stay locked after too many wrong PINs"),
+    Setting("PIN_HASH_TIME_COST", "2", "argon2id passes per PIN hash (with 19 MiB: the OWASP minimum)"),
+    Setting("PIN_HASH_MEMORY_KIB", "19456", "argon2id memory per PIN hash, KiB; cost is paid on every payment"),
     Setting("TIMER_INTERVAL", "1", "seconds between runs of due timeouts (auto-confirm, transfer expiry)"),
     Setting("TIMERS_IN_HUB", "on", "on: every hub node also runs due timeouts (safe in parallel); "
             "off: only `python -m chat worker` does"),
@@ -93,6 +95,8 @@ class Config:
     fee_bps: int
     pin_max_attempts: int
     pin_lock_minutes: float
+    pin_hash_time_cost: int
+    pin_hash_memory_kib: int
     timer_interval: float
     timers_in_hub: str
     log_level: str
@@ -131,7 +135,7 @@ class Config:
 
     def payment_settings(self) -> Any:
         """The ledger's settings from ours (periods converted to milliseconds)."""
-        from payments import PaymentSettings
+        from payments import PaymentSettings, PinHashing
 
         day, hour, minute = 86_400_000, 3_600_000, 60_000
         return PaymentSettings(
@@ -141,6 +145,9 @@ class Config:
             fee_bps=self.fee_bps,
             pin_max_attempts=self.pin_max_attempts,
             pin_lock_ms=int(self.pin_lock_minutes * minute),
+            pin_hashing=PinHashing(
+                time_cost=self.pin_hash_time_cost, memory_cost_kib=self.pin_hash_memory_kib, parallelism=1
+            ),
         )
 
 

@@ -115,6 +115,11 @@ class MoneyDesk:
             return await self.hub.conversation(conv_id)
         return await session.conversation(conv_id)
 
+    async def disputed(self, conv_id: str) -> bool:
+        """Whether an order of this conversation went to dispute (arbiters may then read it)."""
+        orders = await self._call(self.service.orders_in_conversation, conv_id)
+        return any(o.dispute_reason is not None or o.state in ("DISPUTED", "RESOLVED") for o in orders)
+
     async def wallet(self, session: Session) -> dict[str, Any]:
         ident = session.identity
         assert ident is not None

@@ -176,11 +176,15 @@ class Session:
         """The conversation if this user may read and write it; else NOT_FOUND / FORBIDDEN."""
         return await self._conversation(conv_id)
 
-    async def _conversation(self, conv_id: str) -> ConversationRecord:
+    async def _conversation(self, conv_id: str, *, evidence: bool = False) -> ConversationRecord:
         record = await self.hub.conversation(conv_id)
         assert self.identity is not None
         if record is None:
             raise ProtocolError(ErrorCode.NOT_FOUND)
+        # An arbiter reads (never writes) a conversation whose order is or was disputed.
+        money = self.hub.money
+        if evidence and self.identity.role == "arbiter" and money is not None and await money.disputed(record.id):
+            return record
         if not can_access(self.identity, record):
             # Same answer whether or not it exists would leak less, but clients need
             # to tell "wrong id" from "not yours"; ids are unguessable anyway.
@@ -365,7 +369,7 @@ class Session:
         return {msgpack.unpackb(payload, raw=False)[0] for _, payload in entries}
 
     async def _history(self, frame: f.History, rid: int | None) -> None:
-        record = await self._conversation(frame.conv)
+        record = await self._conversation(frame.conv, evidence=True)
         before = frame.before
         if before is None and frame.after is None:
             before = 2**53  # the latest page

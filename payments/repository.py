@@ -66,6 +66,13 @@ class Repo:
         )
         return Order.model_validate(dict(zip(ORDER_COLUMNS, rows[0], strict=True))) if rows else None
 
+    def orders_in_conversation(self, conversation_id: str) -> list[Order]:
+        rows = self.sql.rows(
+            f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders WHERE conversation_id = ? ORDER BY created_at, order_id",
+            (conversation_id,),
+        )
+        return [Order.model_validate(dict(zip(ORDER_COLUMNS, row, strict=True))) for row in rows]
+
     def insert_order(self, order: Order) -> None:
         self._insert("orders", ORDER_COLUMNS, order)
 

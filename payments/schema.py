@@ -85,6 +85,7 @@ CREATE TABLE IF NOT EXISTS orders (
 ){strict};
 CREATE INDEX IF NOT EXISTS orders_due ON orders (auto_confirm_at)
     WHERE auto_confirm_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS orders_conversation ON orders (conversation_id);
 
 CREATE TABLE IF NOT EXISTS transfers (
     transfer_id TEXT PRIMARY KEY,

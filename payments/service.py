@@ -421,6 +421,11 @@ class PaymentService(CommandRunner):
             raise RuntimeError(f"ledger corrupted: {owner} has a negative balance")
         return values
 
+    def orders_in_conversation(self, conversation_id: str) -> list[Order]:
+        """Every order of one conversation, oldest first (the back office's order pane, evidence)."""
+        checked = check_id(conversation_id, "conversation id")
+        return self.store.read(lambda sql: Repo(sql).orders_in_conversation(checked))
+
     def has_pin(self, user_id: str) -> bool:
         """Whether the user has set a payment PIN (clients ask for one before paying)."""
         return self.store.read(lambda sql: Repo(sql).get_pin(check_id(user_id, "user id"))) is not None

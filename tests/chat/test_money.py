@@ -183,6 +183,10 @@ async def test_refund_refused_dispute_and_arbiter_split(money: tuple[ChatServer,
                                     "reason": "photos attached in chat", "key": "dispute-05"})
     assert disputed["view"]["state"] == "DISPUTED"
     arbiter = await Client.connect(url, token("judge", "arbiter"))
+    evidence = await arbiter.request({"type": "history", "conv": conv, "limit": 200})
+    assert evidence["type"] == "history" and any(m["kind"] == "card" for m in evidence["messages"])
+    write = await arbiter.request({"type": "send", "conv": conv, "cmid": "j1", "body": {"kind": "text", "text": "x"}})
+    assert write["code"] == 3002  # evidence is read-only
     decided = await arbiter.request({"type": "decide", "conv": conv, "order": order, "outcome": "split",
                                      "buyer_amount": 4000, "key": "decide-005"})
     assert decided["view"]["state"] == "RESOLVED"
@@ -190,6 +194,9 @@ async def test_refund_refused_dispute_and_arbiter_split(money: tuple[ChatServer,
     assert states == ["OFFERED", "HELD", "SHIPPED", "REFUND_REQUESTED", "REFUND_REFUSED", "DISPUTED", "RESOLVED"]
     assert (await buyer.request({"type": "wallet"}))["balances"]["user:b1"] == {"CNY": 94_000}
     assert (await agent.request({"type": "wallet"}))["balances"]["shop:shop1"] == {"CNY": 6000}
+    # without a dispute, a conversation stays closed to arbiters
+    _b3, _a3, quiet = await open_pair(url, buyer_id="b3")
+    assert (await arbiter.request({"type": "history", "conv": quiet}))["code"] == 3002
     # a buyer is no arbiter
     again = await buyer.request({"type": "decide", "conv": conv, "order": order, "outcome": "refund", "key": "decide-006"})
     assert again["code"] == 3003
@@ -295,3 +302,37 @@ async def test_pay_refused_when_the_offer_was_repriced(money: tuple[ChatServer, 
                                  "key": "pay-fresh-1"})
     assert fresh["view"]["state"] == "HELD"
     assert await card_states(agent, conv, 3) == [("card", "OFFERED"), ("card_update", "OFFERED"), ("card_update", "HELD")]
+
+
+async def test_cards_exactly_once_on_every_deployment(nodes: list[ChatServer], url: str) -> None:
+    """On one node, on Redis, and on two nodes whose relays both post: one card, one update per change."""
+    server = nodes[0]
+    buyer, agent, conv = await ready_pair(server, url)
+    order = (await agent.request({"type": "offer", "conv": conv, "price": 1200, "key": "offer-n-01"}))["view"]["order_id"]
+    await buyer.request({"type": "pay", "conv": conv, "order": order, "pin": PIN, "key": "pay-n-0001"})
+    await agent.request({"type": "ship", "conv": conv, "order": order, "tracking": "n", "key": "ship-n-001"})
+    await buyer.request({"type": "confirm", "conv": conv, "order": order, "key": "confirm-n1"})
+    expected = [("card", "OFFERED"), ("card_update", "HELD"), ("card_update", "SHIPPED"), ("card_update", "RELEASED")]
+    assert await card_states(buyer, conv, 4) == expected
+    assert await card_states(agent, conv, 4) == expected
+    for n in nodes:  # let every node's relay poll at least once more
+        assert n.hub.money is not None
+        await n.hub.money.relay.catch_up()
+    page = await buyer.request({"type": "history", "conv": conv, "limit": 200})
+    cards = [(m["kind"], m["body"]["state"]) for m in page["messages"] if m["kind"].startswith("card")]
+    assert cards == expected
+
+
+async def test_offline_agent_sees_current_card_state_on_resume(money: tuple[ChatServer, str]) -> None:
+    """Cards are messages: an agent that was away while the buyer paid gets the updates on sync."""
+    server, url = money
+    buyer, agent, conv = await ready_pair(server, url)
+    order = (await agent.request({"type": "offer", "conv": conv, "price": 900, "key": "offer-off1"}))["view"]["order_id"]
+    card = await agent.next("msg", conv=conv, kind="card")
+    await agent.close()
+    await buyer.request({"type": "pay", "conv": conv, "order": order, "pin": PIN, "key": "pay-off-01"})
+    agent = await Client.connect(url, token("a1", "agent", shop="shop1"))
+    task = asyncio.create_task(agent.request({"type": "sync", "cursors": {conv: card["seq"]}}))
+    update = await agent.next("msg", conv=conv, kind="card_update")
+    await task
+    assert update["body"]["state"] == "HELD" and update["body"]["card"] == card["seq"]
