@@ -44,7 +44,6 @@ class ErrorCode(IntEnum):
     NOT_YOUR_MESSAGE = 4003
     NOT_RECALLABLE = 4004
     CLIENT_ID_REUSED = 4005
-    NOT_SYNCED = 4006
 
     INTERNAL = 5001
     UNAVAILABLE = 5002
@@ -69,7 +68,6 @@ ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.NOT_YOUR_MESSAGE: "only the sender may recall a message",
     ErrorCode.NOT_RECALLABLE: "this message cannot be recalled",
     ErrorCode.CLIENT_ID_REUSED: "this client message id was used for a different message",
-    ErrorCode.NOT_SYNCED: "send 'sync' before this request",
     ErrorCode.INTERNAL: "internal server error; retrying is safe",
     ErrorCode.UNAVAILABLE: "a backend is unavailable; retry shortly",
 }
@@ -82,11 +80,9 @@ class CloseCode(IntEnum):
     TOKEN_EXPIRED = 4002
     TOO_MANY_ERRORS = 4003
     AUTH_TIMEOUT = 4004
-    POLICY = 4008
 
     SLOW_CONSUMER = 4500
     OVERLOADED = 4501
-    SESSION_REPLACED = 4502
 
 
 def should_reconnect(code: int) -> bool:

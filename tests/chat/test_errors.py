@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import msgpack
@@ -211,3 +212,39 @@ async def test_rate_limit_answers_with_error_not_disconnect(server_factory: Any)
     assert refused["code"] == 4001 and refused["details"]["retry_after_ms"] > 0
     await asyncio.sleep(0.5)
     assert (await buyer.send_text(conv, "later", "later"))["type"] == "ack"
+
+
+async def test_backend_failure_is_5001_and_connection_survives(server_factory: Any) -> None:
+    """When the store fails mid-request the client gets 5001 (safe to retry) and keeps its connection."""
+    server: ChatServer = await server_factory()
+    url = f"ws://127.0.0.1:{server.port}/"
+    buyer, _agent, conv = await open_pair(url)
+    await server.hub.store.close()
+    reply = await buyer.send_text(conv, "while the disk is gone", "fail-1")
+    assert reply["type"] == "error" and reply["code"] == 5001
+    await server.hub.store.start()
+    assert (await buyer.request({"type": "ping"}))["type"] == "pong"
+    retried = await buyer.send_text(conv, "while the disk is gone", "fail-1")
+    assert retried["type"] == "ack" and retried["duplicate"] is False
+
+
+async def test_money_commands_without_payments_are_5002(server_factory: Any) -> None:
+    """A server running chat only answers money commands with 5002, not a crash."""
+    server: ChatServer = await server_factory(payments="off")
+    assert server.api is None
+    url = f"ws://127.0.0.1:{server.port}/"
+    buyer, _agent, conv = await open_pair(url)
+    reply = await buyer.request({"type": "pay", "conv": conv, "pin": "123456", "key": "pay-off-1"})
+    assert reply["code"] == 5002
+
+
+def test_every_error_code_has_a_test() -> None:
+    """Each code in the protocol's error table is asserted by at least one end-to-end or codec test."""
+    from pathlib import Path
+
+    from chat.protocol.errors import ErrorCode
+
+    here = Path(__file__).parent
+    text = "".join(p.read_text() for p in here.glob("test_*.py") if p.name != "test_protocol_doc.py")
+    untested = [c for c in ErrorCode if not re.search(rf"(code\"?\]? == {c.value}\b|ErrorCode\.{c.name}\b|, {c.value}[,)]|\({c.value}, )", text)]
+    assert not untested, f"no test asserts {untested}"
