@@ -44,6 +44,9 @@ from .store.base import (
 
 log = logging.getLogger(__name__)
 
+SYNC_CONVERSATIONS = 200
+"""Conversation summaries in a full ``synced``; older ones are paged with ``conversations``."""
+
 _RECALL_ERRORS = {
     "window": ErrorCode.RECALL_WINDOW_PASSED,
     "sender": ErrorCode.NOT_YOUR_MESSAGE,
@@ -73,6 +76,7 @@ class Session:
             f.Send: self._send,
             f.Sync: self._sync,
             f.History: self._history,
+            f.ListConversations: self._list,
             f.Read: self._read,
             f.Typing: self._typing,
             f.Recall: self._recall,
@@ -241,6 +245,7 @@ class Session:
                     "id": r.id, "buyer": r.buyer, "shop": r.shop, "listing": r.listing, "agent": r.agent,
                     "last_seq": msg.seq if msg else r.last_seq, "unread": unread.get(r.id, 0),
                     "read": marks.get(r.id, {"buyer": 0, "shop": 0}), "created_at": r.created_at,
+                    "updated_at": r.updated_at,
                     "last_message": msg.view() if msg else None,
                 }
             )
@@ -350,10 +355,12 @@ class Session:
             if len(missed) == limit:
                 # Too much to push: the client pages the rest with ``history``.
                 outbox.set_cursor(r.id, r.last_seq)
-        views = await self._views(records)
+        listed = sorted(records, key=lambda r: (r.updated_at, r.id), reverse=True)[:SYNC_CONVERSATIONS]
+        views = await self._views(listed)
         self.reply(
             {"type": "synced", "re": rid, "conversations": views, "full": touched is None, "inbox": tail,
-             "total_unread": sum(v["unread"] for v in views) if touched is None else None}
+             "more": len(records) > len(listed),
+             "total_unread": await self._total_unread(records) if touched is None else None}
         )
         for r in records:
             if ident.role == "buyer" or r.agent in (ident.user, None):
@@ -367,6 +374,22 @@ class Session:
         if entries is None or len(entries) >= 10_000:
             return None
         return {msgpack.unpackb(payload, raw=False)[0] for _, payload in entries}
+
+    async def _total_unread(self, records: list[ConversationRecord]) -> int:
+        assert self.identity is not None
+        side = side_of(self.identity.role) or "buyer"
+        return sum((await self.hub.store.unread_counts([r.id for r in records], side)).values())
+
+    async def _list(self, frame: f.ListConversations, rid: int | None) -> None:
+        ident = self.identity
+        assert ident is not None
+        if ident.role == "arbiter":
+            raise ProtocolError(ErrorCode.ROLE_NOT_ALLOWED, "arbiters have no conversations to list")
+        before = None if frame.before_ts is None else (frame.before_ts, frame.before_id or "")
+        owner = {"buyer": ident.user} if ident.role == "buyer" else {"shop": ident.shop or ""}
+        page = await self.hub.store.recent_conversations(**owner, before=before, limit=frame.limit + 1)
+        views = await self._views(page[: frame.limit])
+        self.reply({"type": "conversations", "re": rid, "conversations": views, "more": len(page) > frame.limit})
 
     async def _history(self, frame: f.History, rid: int | None) -> None:
         record = await self._conversation(frame.conv, evidence=True)

@@ -115,6 +115,17 @@ class History(_Frame):
     limit: Annotated[int, Field(ge=1, le=200)] = 50
 
 
+class ListConversations(_Frame):
+    """Page through your conversations, most recently active first (after a sync's first page)."""
+
+    type: Literal["conversations"]
+    id: RequestId | None = None
+    before_ts: Annotated[int, Field(ge=0, le=2**62)] | None = None
+    """With ``before_id``: the ``updated_at`` and ``id`` of the last conversation you have."""
+    before_id: Id | None = None
+    limit: Annotated[int, Field(ge=1, le=200)] = 50
+
+
 class Read(_Frame):
     """Mark everything up to ``seq`` as read."""
 
@@ -315,14 +326,14 @@ class Wallet(_Frame):
 
 
 ClientFrame = Annotated[
-    Auth | Open | Send | Sync | History | Read | Typing | Recall | SetPresence | Assign | Ping
+    Auth | Open | Send | Sync | History | ListConversations | Read | Typing | Recall | SetPresence | Assign | Ping
     | Offer | Pay | Ship | OrderAction | RequestRefund | AnswerRefund | Dispute | Decide
     | SendTransfer | AnswerTransfer | SetPin | Wallet,
     Field(discriminator="type"),
 ]
 
 CLIENT_FRAME_TYPES: tuple[type[_Frame], ...] = (
-    Auth, Open, Send, Sync, History, Read, Typing, Recall, SetPresence, Assign, Ping,
+    Auth, Open, Send, Sync, History, ListConversations, Read, Typing, Recall, SetPresence, Assign, Ping,
     Offer, Pay, Ship, OrderAction, RequestRefund, AnswerRefund, Dispute, Decide,
     SendTransfer, AnswerTransfer, SetPin, Wallet,
 )
@@ -361,6 +372,8 @@ class ConversationView(_Frame):
     read: dict[str, int]
     """Read-up-to seq per participant (``buyer`` and ``shop``)."""
     created_at: int
+    updated_at: int
+    """Time of the last message, epoch ms (conversation lists sort by it, newest first)."""
     last_message: MessageView | None = None
 
 
@@ -404,12 +417,22 @@ class Synced(_Frame):
     type: Literal["synced"] = "synced"
     re: int | None = None
     conversations: list[ConversationView]
-    """Every conversation when ``full``; else only those that changed since ``inbox``."""
+    """When ``full``: the most recently active conversations (all of them unless ``more``);
+    else only those that changed since ``inbox``."""
     full: bool
+    more: bool
+    """More (older) conversations exist: page them with ``conversations``."""
     inbox: str | None
     """Opaque cursor to send with the next ``sync``."""
     total_unread: int | None
     """Unread messages over all conversations (only on a full sync)."""
+
+
+class ConversationsPage(_Frame):
+    type: Literal["conversations"] = "conversations"
+    re: int | None = None
+    conversations: list[ConversationView]
+    more: bool
 
 
 class HistoryPage(_Frame):
@@ -489,12 +512,12 @@ class Error(_Frame):
 
 
 ServerFrame = Annotated[
-    MessageView | Welcome | Ack | Opened | Synced | HistoryPage | Ok | Pong | Receipt
+    MessageView | Welcome | Ack | Opened | Synced | ConversationsPage | HistoryPage | Ok | Pong | Receipt
     | TypingEvent | PresenceEvent | PaymentResult | WalletView | Error,
     Field(discriminator="type"),
 ]
 
 SERVER_FRAME_TYPES: tuple[type[_Frame], ...] = (
-    MessageView, Welcome, Ack, Opened, Synced, HistoryPage, Ok, Pong, Receipt,
+    MessageView, Welcome, Ack, Opened, Synced, ConversationsPage, HistoryPage, Ok, Pong, Receipt,
     TypingEvent, PresenceEvent, PaymentResult, WalletView, Error,
 )

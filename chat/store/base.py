@@ -30,6 +30,8 @@ class ConversationRecord:
     last_seq: int
     created_at: int
     status: str = "open"
+    updated_at: int = 0
+    """Time of the last message (epoch ms): the inbox sorts by it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +125,13 @@ class Store(Protocol):
     async def conversations_of_shop(self, shop: str) -> list[ConversationRecord]: ...
 
     async def conversations(self, conv_ids: list[str]) -> list[ConversationRecord]: ...
+
+    async def recent_conversations(
+        self, *, buyer: str | None = None, shop: str | None = None, before: tuple[int, str] | None = None,
+        limit: int = 50,
+    ) -> list[ConversationRecord]:
+        """A buyer's or a shop's conversations, most recently active first, strictly after
+        the ``(updated_at, id)`` position ``before`` (keyset paging)."""
 
     async def append(
         self,

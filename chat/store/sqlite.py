@@ -43,12 +43,14 @@ CREATE TABLE IF NOT EXISTS conversations (
     agent TEXT,
     last_seq INTEGER NOT NULL DEFAULT 0,
     created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL DEFAULT 0,
     status TEXT NOT NULL DEFAULT 'open',
     buyer_read INTEGER NOT NULL DEFAULT 0,
     shop_read INTEGER NOT NULL DEFAULT 0,
     UNIQUE (buyer, shop, listing_id)
 ) STRICT;
-CREATE INDEX IF NOT EXISTS conversations_shop ON conversations (shop);
+CREATE INDEX IF NOT EXISTS conversations_shop ON conversations (shop, updated_at);
+CREATE INDEX IF NOT EXISTS conversations_buyer ON conversations (buyer, updated_at);
 CREATE TABLE IF NOT EXISTS messages (
     conv TEXT NOT NULL REFERENCES conversations (id),
     seq INTEGER NOT NULL,
@@ -98,11 +100,11 @@ def _message(row: tuple[Any, ...]) -> MessageRecord:
 def _conversation(row: tuple[Any, ...]) -> ConversationRecord:
     return ConversationRecord(
         id=row[0], buyer=row[1], shop=row[2], listing=_unpack(row[3]), agent=row[4],
-        last_seq=row[5], created_at=row[6], status=row[7],
+        last_seq=row[5], created_at=row[6], status=row[7], updated_at=row[8],
     )
 
 
-_CONV_COLUMNS = "id, buyer, shop, listing, agent, last_seq, created_at, status"
+_CONV_COLUMNS = "id, buyer, shop, listing, agent, last_seq, created_at, status, updated_at"
 
 
 def _digest(kind: str, body: dict[str, Any]) -> bytes:
@@ -271,9 +273,9 @@ class SQLiteStore:
             if row is not None:
                 return _conversation(row), None
             c.execute(
-                "INSERT INTO conversations (id, buyer, shop, listing_id, listing, agent, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (conv_id, buyer, shop, listing["id"], _pack(listing), agent, now),
+                "INSERT INTO conversations (id, buyer, shop, listing_id, listing, agent, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (conv_id, buyer, shop, listing["id"], _pack(listing), agent, now, now),
             )
             card = _append(c, conv_id, buyer, "buyer", "product", {"listing": listing}, None, now).message
             row = c.execute(f"SELECT {_CONV_COLUMNS} FROM conversations WHERE id=?", (conv_id,)).fetchone()
@@ -367,6 +369,23 @@ class SQLiteStore:
                 )
             ]
         )
+
+    async def recent_conversations(
+        self, *, buyer: str | None = None, shop: str | None = None, before: tuple[int, str] | None = None,
+        limit: int = 50,
+    ) -> list[ConversationRecord]:
+        column, owner = ("buyer", buyer) if buyer is not None else ("shop", shop)
+        cut = (2**62, "") if before is None else before
+
+        def job(c: sqlite3.Connection) -> list[ConversationRecord]:
+            rows = c.execute(
+                f"SELECT {_CONV_COLUMNS} FROM conversations WHERE {column}=? AND (updated_at, id) < (?, ?)"
+                " ORDER BY updated_at DESC, id DESC LIMIT ?",
+                (owner, cut[0], cut[1] or "\U0010ffff", limit),
+            ).fetchall()
+            return [_conversation(r) for r in rows]
+
+        return await self._reader.submit(job)
 
     async def conversations(self, conv_ids: list[str]) -> list[ConversationRecord]:
         def job(c: sqlite3.Connection) -> list[ConversationRecord]:
@@ -502,7 +521,9 @@ def _append(
             agent = c.execute("SELECT agent FROM conversations WHERE id=?", (conv_id,)).fetchone()[0]
             return Appended(_message(row[:9]), True, agent)
     row = c.execute(
-        "UPDATE conversations SET last_seq = last_seq + 1 WHERE id=? RETURNING last_seq, agent", (conv_id,)
+        "UPDATE conversations SET last_seq = last_seq + 1, updated_at = MAX(updated_at, ?) WHERE id=?"
+        " RETURNING last_seq, agent",
+        (now, conv_id),
     ).fetchone()
     if row is None:
         raise NotFound(conv_id)

@@ -37,6 +37,7 @@ def test_every_client_frame_type_decodes() -> None:
         {"type": "send", "conv": "c", "cmid": "m", "body": {"kind": "image", "url": "https://x/y.png"}},
         {"type": "sync"},
         {"type": "history", "conv": "c"},
+        {"type": "conversations", "before_ts": 5, "before_id": "c"},
         {"type": "read", "conv": "c", "seq": 0},
         {"type": "typing", "conv": "c"},
         {"type": "recall", "conv": "c", "seq": 1},

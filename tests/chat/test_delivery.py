@@ -258,3 +258,33 @@ async def test_slow_reader_is_closed_with_4500_and_resumes_without_loss(server_f
     synced = await task
     assert [m["seq"] for m in pushed] == list(range(2, acked + 1))
     assert synced["conversations"][0]["last_seq"] == acked
+
+
+async def test_big_shop_gets_recent_conversations_first_and_pages_the_rest(server_factory: Any) -> None:
+    """A full sync lists the 200 most recently active conversations; older ones page with ``conversations``."""
+    from chat import session
+
+    server = await server_factory()
+    url = f"ws://127.0.0.1:{server.port}/"
+    store = server.hub.store
+    for i in range(session.SYNC_CONVERSATIONS + 30):
+        await store.open_conversation(f"c{i:04d}", f"b{i}", "bigshop", {**LISTING, "id": f"l{i}"}, "a1", 1000 + i)
+    agent = await Client.connect(url, token("a1", "agent", shop="bigshop"))
+    synced = await agent.request({"type": "sync"})
+    listed = [c["id"] for c in synced["conversations"]]
+    assert synced["more"] is True and len(listed) == session.SYNC_CONVERSATIONS
+    assert listed[0] == f"c{session.SYNC_CONVERSATIONS + 29:04d}"  # newest activity first
+    assert synced["total_unread"] == session.SYNC_CONVERSATIONS + 30  # counts every conversation
+    last = synced["conversations"][-1]
+    seen = set(listed)
+    cursor = {"before_ts": last["updated_at"], "before_id": last["id"]}
+    while True:
+        page = await agent.request({"type": "conversations", **cursor, "limit": 20})
+        seen.update(c["id"] for c in page["conversations"])
+        if not page["more"]:
+            break
+        tail = page["conversations"][-1]
+        cursor = {"before_ts": tail["updated_at"], "before_id": tail["id"]}
+    assert len(seen) == session.SYNC_CONVERSATIONS + 30
+    buyer = await Client.connect(url, token("b3"))
+    assert [c["id"] for c in (await buyer.request({"type": "conversations"}))["conversations"]] == ["c0003"]
