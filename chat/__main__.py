@@ -8,7 +8,7 @@ import contextlib
 import logging
 import sys
 
-from .auth import ROLES, mint
+from .auth import ROLES, mint, mint_listing
 from .config import Config, help_text
 
 
@@ -29,12 +29,26 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--shop", help="the agent's shop (required for --role agent)")
     token.add_argument("--name", help="display name")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    listing = sub.add_parser("listing-token", help="sign a listing's product card (what the marketplace does)")
+    listing.add_argument("--shop", required=True)
+    listing.add_argument("--id", required=True, help="listing id")
+    listing.add_argument("--title", required=True)
+    listing.add_argument("--price", type=int, required=True, help="price in minor units (fen, cents)")
+    listing.add_argument("--currency", default="CNY")
+    listing.add_argument("--image", help="image URL")
+    listing.add_argument("--ttl", type=int, default=86_400, help="lifetime in seconds (default one day)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     config = Config.from_env()
+    if args.command == "listing-token":
+        card = {"id": args.id, "title": args.title, "price": args.price, "currency": args.currency}
+        if args.image:
+            card["image"] = args.image
+        print(mint_listing(config.token_secret, args.shop, card, ttl=args.ttl))
+        return 0
     if args.command == "token":
         try:
             print(mint(config.token_secret, args.user, args.role, shop=args.shop, name=args.name, ttl=args.ttl))

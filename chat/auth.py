@@ -56,6 +56,31 @@ def mint(
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
+def mint_listing(secret: str, shop: str, listing: dict[str, object], *, ttl: int = 86_400) -> str:
+    """Sign a listing's product card, so its price can be paid without an offer.
+
+    The marketplace puts this token in its listing page; the hub trusts the
+    signed title, price and currency, never the ones a browser sends alone.
+    """
+    now = int(time.time())
+    claims = {"typ": "listing", "shop": shop, "listing": listing, "iat": now, "exp": now + ttl}
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def verify_listing(secret: str, token: str) -> tuple[str, dict[str, object]]:
+    """The (shop, listing) a listing token vouches for; TOKEN_INVALID/EXPIRED otherwise."""
+    try:
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "shop", "listing"]})
+    except jwt.ExpiredSignatureError as exc:
+        raise ProtocolError(ErrorCode.TOKEN_EXPIRED, "the listing token has expired") from exc
+    except jwt.PyJWTError as exc:
+        raise ProtocolError(ErrorCode.TOKEN_INVALID, f"the listing token is not valid ({exc})") from exc
+    shop, listing = claims["shop"], claims["listing"]
+    if claims.get("typ") != "listing" or not isinstance(shop, str) or not isinstance(listing, dict):
+        raise ProtocolError(ErrorCode.TOKEN_INVALID, "not a listing token")
+    return shop, listing
+
+
 def verify(secret: str, token: str, *, now: float | None = None) -> Identity:
     """Check signature, expiry and claims; raise a typed error otherwise."""
     try:
@@ -65,6 +90,8 @@ def verify(secret: str, token: str, *, now: float | None = None) -> Identity:
             algorithms=[ALGORITHM],
             options={"require": ["sub", "role", "exp"], "verify_exp": now is None},
         )
+        if claims.get("typ") == "listing":
+            raise jwt.InvalidTokenError("a listing token is not a user token")
     except jwt.ExpiredSignatureError as exc:
         raise ProtocolError(ErrorCode.TOKEN_EXPIRED) from exc
     except jwt.PyJWTError as exc:

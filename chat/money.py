@@ -160,9 +160,12 @@ class MoneyDesk:
             raise ProtocolError(ErrorCode.ROLE_NOT_ALLOWED, "only the buyer pays")
         order_id = frame.order
         if order_id is None:
-            # Paying the listing price: the platform makes the offer on the shop's behalf.
-            order_id = derived_id("o", session.identity.user, frame.key)
+            # Paying the listing price: the platform makes the offer on the shop's behalf,
+            # but only at a price the marketplace signed.
             listing = record.listing
+            if not listing.get("verified"):
+                raise ProtocolError(ErrorCode.LISTING_NOT_VERIFIED)
+            order_id = derived_id("o", session.identity.user, frame.key)
             system = Actor(user_id=SYSTEM_AGENT, role="agent", shop_id=record.shop)
             await self._call(
                 self.service.offer, system, order_id=order_id, conversation_id=record.id, shop_id=record.shop,

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgpack
 
-from .auth import Identity, verify
+from .auth import Identity, verify, verify_listing
 from .hub import Hub, monotonic_epoch
 from .outbox import Outbox, Transport
 from .protocol import frames as f
@@ -263,7 +263,16 @@ class Session:
         online = await hub.presence.members(shop_entity(frame.shop), now)
         loads = await hub.store.agent_loads(frame.shop)
         agent = choose_agent(loads, online)
-        listing = frame.listing.model_dump()
+        listing = {**frame.listing.model_dump(), "verified": False}
+        if frame.listing_token is not None:
+            signed_shop, signed = verify_listing(hub.config.token_secret, frame.listing_token)
+            if signed_shop != frame.shop or signed.get("id") != frame.listing.id:
+                raise ProtocolError(ErrorCode.TOKEN_INVALID, "the listing token is for another shop or listing")
+            try:
+                checked = f.Listing.model_validate({**signed, "verified": True})
+            except ValueError as exc:
+                raise ProtocolError(ErrorCode.TOKEN_INVALID, "the listing token's card is not valid") from exc
+            listing = checked.model_dump()
         record, card = await hub.store.open_conversation(
             "c_" + uuid.uuid4().hex[:20], ident.user, frame.shop, listing, agent, now
         )

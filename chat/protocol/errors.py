@@ -38,6 +38,7 @@ class ErrorCode(IntEnum):
     NOT_FOUND = 3001
     FORBIDDEN = 3002
     ROLE_NOT_ALLOWED = 3003
+    LISTING_NOT_VERIFIED = 3004
 
     RATE_LIMITED = 4001
     RECALL_WINDOW_PASSED = 4002
@@ -63,6 +64,7 @@ ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.NOT_FOUND: "no such conversation or message",
     ErrorCode.FORBIDDEN: "you are not a participant of this conversation",
     ErrorCode.ROLE_NOT_ALLOWED: "your role may not do this",
+    ErrorCode.LISTING_NOT_VERIFIED: "the marketplace has not confirmed this listing's price; ask the shop for an offer",
     ErrorCode.RATE_LIMITED: "you are sending too fast; retry shortly",
     ErrorCode.RECALL_WINDOW_PASSED: "the message is too old to recall",
     ErrorCode.NOT_YOUR_MESSAGE: "only the sender may recall a message",

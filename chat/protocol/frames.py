@@ -36,6 +36,9 @@ class Listing(_Frame):
     """Price in minor units of ``currency`` (cents, fen); never a float."""
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
     image: Url | None = None
+    verified: bool = False
+    """Set by the hub, never by a client: the card came signed by the marketplace
+    (``listing_token``), so its price can be paid without an offer."""
 
 
 # --- message bodies a client may send ---------------------------------------
@@ -79,6 +82,9 @@ class Open(_Frame):
     id: RequestId | None = None
     shop: Id
     listing: Listing
+    listing_token: Annotated[str, StringConstraints(min_length=1, max_length=4096)] | None = None
+    """The marketplace's signature of this listing (see the README); without it the
+    card is shown as sent, but only an offer from the shop can be paid."""
 
 
 class Send(_Frame):

@@ -271,6 +271,11 @@ class SQLiteStore:
                 (buyer, shop, listing["id"]),
             ).fetchone()
             if row is not None:
+                existing = _conversation(row)
+                if listing.get("verified") and existing.listing != listing:
+                    # A card the marketplace signed replaces what a browser sent earlier.
+                    c.execute("UPDATE conversations SET listing=? WHERE id=?", (_pack(listing), existing.id))
+                    row = c.execute(f"SELECT {_CONV_COLUMNS} FROM conversations WHERE id=?", (existing.id,)).fetchone()
                 return _conversation(row), None
             c.execute(
                 "INSERT INTO conversations (id, buyer, shop, listing_id, listing, agent, created_at, updated_at)"

@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
+from chat.auth import mint_listing
 from chat.clock import ManualClock
 from chat.server import ChatServer
 from payments import check_invariants
 
 from .client import LISTING, Client
-from .conftest import SERVER_SECRET, token
+from .conftest import SECRET, SERVER_SECRET, token
 from .test_delivery import open_pair
 
 PIN = "246810"
@@ -102,12 +103,32 @@ async def test_offer_pay_ship_confirm_both_sides_see_the_same_card(money: tuple[
 
 
 async def test_pay_the_listing_price_without_an_offer(money: tuple[ChatServer, str]) -> None:
-    """A buyer can pay the listing's price straight away; one card appears, already held."""
+    """A listing the marketplace signed can be paid at its price straight away; one card appears, already held."""
     server, url = money
     buyer, agent, conv = await ready_pair(server, url)
+    unsigned = await buyer.request({"type": "pay", "conv": conv, "pin": PIN, "key": "pay-listing0"})
+    assert unsigned["code"] == 3004  # a price the browser typed is not a price anyone agreed to
+    signed = mint_listing(SECRET, "shop1", {**LISTING, "price": 12800})
+    reopened = await buyer.request({"type": "open", "shop": "shop1", "listing": {**LISTING, "price": 1},
+                                    "listing_token": signed})
+    assert reopened["conversation"]["id"] == conv
+    assert reopened["conversation"]["listing"]["verified"] is True
+    assert reopened["conversation"]["listing"]["price"] == 12800  # the signed price, not the one sent beside it
     paid = await buyer.request({"type": "pay", "conv": conv, "pin": PIN, "key": "pay-listing"})
-    assert paid["view"]["state"] == "HELD" and paid["view"]["amount"] == LISTING["price"]
+    assert paid["view"]["state"] == "HELD" and paid["view"]["amount"] == 12800
     assert await card_states(agent, conv, 2) == [("card", "OFFERED"), ("card_update", "HELD")]
+
+
+async def test_listing_tokens_are_checked(money: tuple[ChatServer, str]) -> None:
+    """Forged, mismatched or user tokens cannot vouch for a listing; a browser cannot set verified itself."""
+    _server, url = money
+    buyer = await Client.connect(url, token("b1"))
+    forged = mint_listing(SECRET + "x", "shop1", LISTING)
+    for listing_token in (forged, mint_listing(SECRET, "other-shop", LISTING), token("b1")):
+        reply = await buyer.request({"type": "open", "shop": "shop1", "listing": LISTING, "listing_token": listing_token})
+        assert reply["code"] == 2002, reply
+    sneaky = await buyer.request({"type": "open", "shop": "shop1", "listing": {**LISTING, "verified": True}})
+    assert sneaky["conversation"]["listing"]["verified"] is False
 
 
 async def test_retried_pay_after_a_dropped_connection_pays_once(money: tuple[ChatServer, str]) -> None:
