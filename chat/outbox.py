@@ -58,12 +58,14 @@ class Outbox:
         limit_bytes: int,
         on_write: Callable[[float | None], None] | None = None,
         on_slow: Callable[[], None] | None = None,
+        on_gap: Callable[[], None] | None = None,
     ) -> None:
         self.transport = transport
         self._fetch = fetch
         self.limit_bytes = limit_bytes
         self._on_write = on_write
         self._on_slow = on_slow
+        self._on_gap = on_gap
         self.cursors: dict[str, int] = {}
         """Last seq written per conversation; absent means not yet followed."""
         self.follow_new = False
@@ -129,6 +131,8 @@ class Outbox:
                 self._write(frame, t0)
             return
         # A gap: fill it from the store before anything else is written.
+        if self._on_gap is not None:
+            self._on_gap()
         self._waiting.appendleft(("msg", conv, seq, frame, echo, t0))
         self._pump = asyncio.ensure_future(self._fill(conv, cursor, seq))
 

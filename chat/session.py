@@ -19,7 +19,7 @@ from .auth import Identity, verify, verify_listing
 from .hub import Hub, monotonic_epoch
 from .outbox import Outbox, Transport
 from .protocol import frames as f
-from .protocol.codec import encode, request_id, unpack, validate
+from .protocol.codec import CLIENT_TYPES, encode, request_id, unpack, validate
 from .protocol.errors import CloseCode, ErrorCode, ProtocolError
 from .ratelimit import RateLimiter
 from .routing import (
@@ -70,6 +70,7 @@ class Session:
             limit_bytes=hub.config.outbox_bytes,
             on_write=self._observe,
             on_slow=hub.metrics.slow_consumers.inc,
+            on_gap=hub.metrics.gap_fills.inc,
         )
         self._handlers: dict[type, Any] = {
             f.Open: self._open,
@@ -119,7 +120,9 @@ class Session:
                 raise ProtocolError(ErrorCode.TOO_LARGE, details={"max_bytes": self.hub.config.max_frame_bytes})
             obj = unpack(data)
             rid = request_id(obj)
-            self.hub.metrics.frames_in.labels(type=str(obj["type"])[:16]).inc()
+            kind = obj["type"]
+            # Only known types become label values: a client must not grow the metrics.
+            self.hub.metrics.frames_in.labels(type=kind if kind in CLIENT_TYPES else "unknown").inc()
             frame = validate(obj)
             if isinstance(frame, f.Auth):
                 await self.authenticate(frame.token, rid)

@@ -15,7 +15,7 @@ from .errors import ErrorCode, ProtocolError
 from .frames import CLIENT_FRAME_TYPES, ClientFrame
 
 _client_adapter: TypeAdapter[Any] = TypeAdapter(ClientFrame)
-_client_types = frozenset(
+CLIENT_TYPES: frozenset[str] = frozenset(
     name for m in CLIENT_FRAME_TYPES for name in get_args(m.model_fields["type"].annotation)
 )
 
@@ -62,7 +62,7 @@ def unpack(data: bytes) -> dict[str, Any]:
 
 def validate(obj: dict[str, Any]) -> Any:
     """Turn an unpacked map into its frame model, or raise UNKNOWN_TYPE / INVALID_FIELDS."""
-    if obj["type"] not in _client_types:
+    if obj["type"] not in CLIENT_TYPES:
         raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown frame type {obj['type'][:40]!r}")
     try:
         return _client_adapter.validate_python(obj)

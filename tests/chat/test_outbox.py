@@ -64,7 +64,8 @@ async def test_gap_is_filled_from_the_store_before_later_frames() -> None:
     """A jump in seq fetches the missing range (in pages), and frames behind it wait their turn."""
     t = RecordingTransport()
     store = Store(10)
-    box = Outbox(t, store.fetch, limit_bytes=10**6)
+    gaps: list[bool] = []
+    box = Outbox(t, store.fetch, limit_bytes=10**6, on_gap=lambda: gaps.append(True))
     box.set_cursor("c", 1)
     box.message("c", 9, frame("c", 9))
     box.send({"type": "pong", "ts": 1})
@@ -72,7 +73,7 @@ async def test_gap_is_filled_from_the_store_before_later_frames() -> None:
     box.message("c", 5, frame("c", 5))
     await asyncio.sleep(0.2)
     assert seqs(t) == [2, 3, 4, 5, 6, 7, 8, 9, None, 10]
-    assert store.calls == 3
+    assert store.calls == 3 and gaps == [True]
 
 
 async def test_unfollowed_conversations_are_ignored_until_sync() -> None:

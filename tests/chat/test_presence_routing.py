@@ -7,6 +7,8 @@ import json
 import urllib.request
 from typing import Any
 
+import msgpack
+
 from chat.server import ChatServer
 
 from .client import LISTING, Client
@@ -152,12 +154,16 @@ async def test_health_ready_and_metrics(server_factory: Any) -> None:
     await buyer.send_text(conv, "x", "x")
     await buyer.send_raw(b"\xc1")
     await buyer.next("error")
+    for i in range(5):  # made-up frame types must not each become a metrics label
+        await buyer.send_raw(msgpack.packb({"type": f"bogus{i}"}))
+        await buyer.next("error")
     status, body = await http_get(server.port, "/metrics")
     text = body.decode()
     assert status == 200
     assert "chat_connections 2.0" in text
     assert 'chat_frames_in_total{type="send"} 1.0' in text
     assert 'chat_errors_total{code="1001"} 1.0' in text
+    assert 'chat_frames_in_total{type="unknown"} 5.0' in text and "bogus" not in text
     assert "chat_delivery_seconds_bucket" in text
     status, _ = await http_get(server.port, "/nope")
     assert status == 404
