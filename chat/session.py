@@ -198,10 +198,14 @@ class Session:
             raise ProtocolError(ErrorCode.FORBIDDEN)
         return record
 
-    async def _follow(self, record: ConversationRecord) -> None:
-        """Watch the counterpart's presence and send its current state once."""
+    def _counterpart(self, buyer: str, shop: str) -> str:
+        """The presence entity this user watches in a conversation: the shop, or the buyer."""
         assert self.identity is not None
-        entity = shop_entity(record.shop) if self.identity.role == "buyer" else user_entity(record.buyer)
+        return shop_entity(shop) if self.identity.role == "buyer" else user_entity(buyer)
+
+    async def _follow(self, buyer: str, shop: str) -> None:
+        """Watch the counterpart's presence and send its current state once."""
+        entity = self._counterpart(buyer, shop)
         channel = presence_channel(entity)
         if channel in self.watched:
             return
@@ -215,18 +219,14 @@ class Session:
     ) -> None:
         """A message notice from the hub (any node)."""
         self.outbox.message(conv, seq, frame, echo=origin != self.id, t0=t0)
-        ident = self.identity
-        if ident is not None:
-            entity = shop_entity(shop) if ident.role == "buyer" else user_entity(buyer)
-            if presence_channel(entity) not in self.watched:
-                task = asyncio.ensure_future(self._follow_ids(buyer, shop))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+        if self.identity is not None and presence_channel(self._counterpart(buyer, shop)) not in self.watched:
+            task = asyncio.ensure_future(self._follow_quietly(buyer, shop))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
-    async def _follow_ids(self, buyer: str, shop: str) -> None:
-        record = ConversationRecord("", buyer, shop, {}, None, 0, 0)
+    async def _follow_quietly(self, buyer: str, shop: str) -> None:
         try:
-            await self._follow(record)
+            await self._follow(buyer, shop)
         except Exception:
             log.warning("could not follow presence", exc_info=True)
 
@@ -289,7 +289,7 @@ class Session:
             self.reply({"type": "opened", "re": rid, "conversation": view, "created": card is not None})
         finally:
             self.outbox.release()
-        await self._follow(record)
+        await self._follow(record.buyer, record.shop)
 
     async def _send(self, frame: f.Send, rid: int | None) -> None:
         ident = self.identity
@@ -376,7 +376,7 @@ class Session:
         )
         for r in records:
             if ident.role == "buyer" or r.agent in (ident.user, None):
-                await self._follow(r)
+                await self._follow(r.buyer, r.shop)
 
     async def _touched(self, entity: str, cursor: str | None) -> set[str] | None:
         """Conversations named in the inbox after ``cursor``; None if it cannot tell."""
