@@ -348,6 +348,8 @@ class Session:
                 )
             else:
                 records = [r for r in await store.conversations(sorted(touched)) if can_access(ident, r)]
+            # Conversations the client knows but the fast path does not list keep the
+            # client's cursor (a notice only ever arrives for the user's own ones).
             for conv, seq in frame.cursors.items():
                 outbox.cursors[conv] = seq
             for r in records:
@@ -374,7 +376,7 @@ class Session:
              "more": len(records) > len(listed),
              "total_unread": await self._total_unread(records) if touched is None else None}
         )
-        for r in records:
+        for r in listed:  # presence of the counterparts the user is likely to look at
             if ident.role == "buyer" or r.agent in (ident.user, None):
                 await self._follow(r.buyer, r.shop)
 
