@@ -117,7 +117,8 @@ class Hub:
     # --- conversations cache --------------------------------------------------
 
     async def conversation(self, conv_id: str) -> ConversationRecord | None:
-        """Buyer and shop never change, so a cached record is safe for access checks."""
+        """Buyer and shop never change, so a cached record is safe for access checks;
+        its ``agent`` may be stale (hand-overs on other nodes): read the store for that."""
         record = self._conversations.get(conv_id)
         if record is None:
             record = await self.store.get_conversation(conv_id)

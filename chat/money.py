@@ -242,7 +242,9 @@ class MoneyDesk:
         assert record is not None and session.identity is not None
         ident = session.identity
         if ident.role == "buyer":
-            to_user = record.agent
+            # The cached record's agent may be stale after a hand-over on another node.
+            current = await self.hub.store.get_conversation(record.id) or record
+            to_user = current.agent
             if to_user is None:
                 raise ProtocolError(ErrorCode.NOT_FOUND, "no agent looks after this conversation yet")
         elif ident.role == "agent":
