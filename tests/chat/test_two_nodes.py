@@ -84,4 +84,4 @@ async def test_killed_node_users_go_offline(pair: tuple[HubProcess, HubProcess])
     b.kill()
     gone = await buyer.next("presence", entity="s:shop1", timeout=10)
     assert gone["status"] == "offline"
-    assert loop.time() - killed_at < 1 + 1  # TTL plus one sweep interval, with margin
+    assert loop.time() - killed_at < 4  # the 1 s TTL plus a sweep, with room for a loaded machine
