@@ -60,6 +60,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TIMERS_IN_HUB", "on", "on: every hub node also runs due timeouts (safe in parallel); "
             "off: only `python -m chat worker` does"),
     Setting("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    Setting("DEMO", "on", "on: a demo shop, funded demo buyers and demo pages under /demo/ (demo tokens for demo "
+            "users only); off: no demo data, only the web client under /web/"),
 )
 
 
@@ -100,6 +102,7 @@ class Config:
     timer_interval: float
     timers_in_hub: str
     log_level: str
+    demo: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
@@ -132,6 +135,10 @@ class Config:
     @property
     def payments_enabled(self) -> bool:
         return self.payments.lower() in ("on", "1", "true", "yes")
+
+    @property
+    def demo_enabled(self) -> bool:
+        return self.demo.lower() in ("on", "1", "true", "yes")
 
     def payment_settings(self) -> Any:
         """The ledger's settings from ours (periods converted to milliseconds)."""

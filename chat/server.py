@@ -241,6 +241,10 @@ def build(config: Config, *, clock: Clock | None = None, store: Store | None = N
         timers = config.timer_interval if config.timers_in_hub.lower() in ("on", "1", "true", "yes") else None
         hub.money = MoneyDesk(hub, service, timer_interval=timers)
         server.api = ApiServer(service, config.server_secret, config.api_host, config.api_port)
+    # The browser side (widget, back office) and, with DEMO on, the demo: plain GETs on this port.
+    from .web import web_routes
+
+    server.extra_routes = {**(server.extra_routes or {}), **web_routes(server)}
     return server
 
 

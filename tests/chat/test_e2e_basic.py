@@ -16,7 +16,7 @@ async def test_buyer_opens_conversation_and_agent_replies(url: str) -> None:
     conv = opened["conversation"]
     assert opened["created"] is True
     assert conv["agent"] == "a1"
-    assert conv["listing"] == LISTING
+    assert conv["listing"] == {**LISTING, "verified": False}  # unsigned: shown, not payable at its price
     assert conv["last_seq"] == 1
     card = await agent.next("msg", conv=conv["id"])
     assert card["kind"] == "product" and card["seq"] == 1 and card["body"]["listing"]["title"] == LISTING["title"]

@@ -1,0 +1,532 @@
+// The seller back office: the shop's inbox, one conversation with the order and escrow state
+// beside it, the seller's actions, and the shop's response figures.
+import { ChatClient, randomId } from "./client.js";
+import { h, money, parseMoney, errorWords, modal, tickTimers, wordsError, duration, preview, orderStateLabel, renderCard, icon } from "./ui.js";
+import { renderThread, productCard } from "./thread.js";
+
+const WINDOW_MS = 7 * 24 * 3600 * 1000; // response figures look at the last 7 days
+const DEFAULT_QUICK = [
+  "您好！请问有什么可以帮您？",
+  "Yes, it is in stock and ships within 24 hours.",
+  "Thank you for your order! We ship it today.",
+];
+
+/** A human reply from the shop (auto-replies carry a cmid starting with "auto-" and do not count). */
+function isShopReply(msg) {
+  return msg.role === "agent" && !msg.recalled && ["text", "image", "product"].includes(msg.kind) &&
+    !(msg.cmid || "").startsWith("auto-");
+}
+function isBuyerQuestion(msg) {
+  return msg.role === "buyer" && !msg.recalled && (msg.kind === "text" || msg.kind === "image");
+}
+
+/** When the buyer's oldest unanswered message was sent, or null if nothing waits for an answer. */
+export function waitingSince(conv) {
+  const msgs = conv.sorted();
+  let since = null;
+  for (let i = msgs.length - 1; i >= 0; i--) {
+    const m = msgs[i];
+    if (isShopReply(m)) break;
+    if (isBuyerQuestion(m)) since = m.ts;
+  }
+  if (!msgs.length && conv.view.last_message && isBuyerQuestion(conv.view.last_message)) since = conv.view.last_message.ts;
+  return since;
+}
+
+/** First-response time and response rate over the loaded history (see the note in the UI). */
+export function responseFigures(conversations, now) {
+  const firsts = [];
+  let asked = 0;
+  let answered = 0;
+  for (const conv of conversations) {
+    let question = null;
+    for (const m of conv.sorted()) {
+      if (m.ts < now - WINDOW_MS) continue;
+      if (question === null && isBuyerQuestion(m)) question = m.ts;
+      else if (question !== null && isShopReply(m)) {
+        firsts.push(m.ts - question);
+        break;
+      }
+    }
+    if (question !== null) {
+      asked += 1;
+      if (firsts.length > answered) answered += 1;
+    }
+  }
+  firsts.sort((a, b) => a - b);
+  const median = firsts.length ? firsts[Math.floor((firsts.length - 1) / 2)] : null;
+  return { asked, answered, median, rate: asked ? answered / asked : null };
+}
+
+export function startBackoffice({ root, hub, getToken, agents = [], shopName, demo = false }) {
+  const client = new ChatClient({ url: hub.replace(/^http/, "ws") + "/ws", getToken, storageKey: "tradechat:backoffice" });
+  const state = {
+    selected: null, loaded: new Set(), loadingOlder: false, toast: "", filter: "",
+    away: false, autoText: "", autoReplied: new Set(), typingSent: 0,
+  };
+  let quick = [];
+
+  // --- layout -----------------------------------------------------------------------------------
+  const statusEl = h("span.conn");
+  const awayBox = h("input", { type: "checkbox", id: "away" });
+  const autoInput = h("input.auto-text", { type: "text", maxlength: 500, "aria-label": "Auto-reply text while away",
+    placeholder: "Auto-reply while away" });
+  const figures = h("div.figures", { "aria-live": "polite" });
+  const whoEl = h("span.who");
+  const topbar = h("header.topbar",
+    h("div.brand", demo ? h("span.badge.demo-flag", "DEMO") : null, " Back office · ", h("b", shopName || "")),
+    whoEl, statusEl,
+    h("label.away", awayBox, " Away"), autoInput, figures);
+  const inboxList = h("ul.inbox-list", { role: "listbox", "aria-label": "Conversations" });
+  const filterInput = h("input.filter", { type: "search", placeholder: "Filter by buyer or product", "aria-label": "Filter conversations" });
+  const inbox = h("aside.inbox", h("div.inbox-head", h("h2", "Inbox"), filterInput), inboxList);
+  const chatHead = h("div.chat-head");
+  const list = h("div.messages", { role: "log", "aria-label": "Messages", tabindex: 0 });
+  const typingEl = h("div.typing");
+  const toastEl = h("div.toast", { role: "alert", hidden: true });
+  const quickBar = h("div.quick", { "aria-label": "Quick replies" });
+  const textarea = h("textarea", { rows: 2, placeholder: "Reply… (Enter to send, Shift+Enter for a new line)", "aria-label": "Reply", maxlength: 4000 });
+  const composer = h("form.composer",
+    h("button.icon-btn", { type: "button", dataset: { action: "image" }, title: "Send a picture by its address", "aria-label": "Send a picture" }, icon("image")),
+    textarea,
+    h("button.btn.primary.send", { type: "submit" }, "Send"));
+  const chat = h("section.chat", chatHead, list, typingEl, toastEl, quickBar, composer);
+  const side = h("aside.side", { "aria-label": "Order and escrow" });
+  const empty = h("div.placeholder", "Choose a conversation on the left.");
+  const main = h("main.grid", inbox, chat, side);
+  root.replaceChildren(topbar, main);
+  chat.hidden = true;
+  side.hidden = true;
+  main.append(empty);
+
+  // --- events -----------------------------------------------------------------------------------
+  const rerender = () => render();
+  for (const t of ["status", "conversation", "pending", "presence", "receipt", "typing"]) client.addEventListener(t, rerender);
+  client.addEventListener("welcome", (ev) => {
+    const me = ev.detail;
+    whoEl.textContent = me.user;
+    quick = loadQuick(me.shop);
+    const saved = JSON.parse(localStorage.getItem(`tradechat:away:${me.user}`) || "{}");
+    state.autoText = saved.text || "Thanks for your message! We are away right now and will answer as soon as we are back.";
+    autoInput.value = state.autoText;
+    if (saved.away && !state.away) setAway(true);
+  });
+  client.addEventListener("synced", () => preload());
+  client.addEventListener("message", (ev) => {
+    const { conv, msg } = ev.detail;
+    if (conv.id === state.selected && !document.hidden) client.markRead(conv.id);
+    maybeAutoReply(conv, msg);
+    render();
+  });
+
+  function maybeAutoReply(conv, msg) {
+    // Only the agent who has the conversation answers it automatically (an answer in an unassigned
+    // conversation would take it), once per conversation per away period.
+    if (!state.away || !isBuyerQuestion(msg) || conv.view.agent !== client.me.user) return;
+    if (state.autoReplied.has(conv.id) || !state.autoText.trim()) return;
+    state.autoReplied.add(conv.id);
+    client.send(conv.id, { kind: "text", text: state.autoText.trim() }, { auto: true });
+  }
+
+  function setAway(away) {
+    state.away = away;
+    awayBox.checked = away;
+    client.manualAway = away;
+    if (!away) state.autoReplied.clear();
+    client.setPresence(away || document.hidden ? "away" : "online");
+    saveAway();
+    render();
+  }
+  function saveAway() {
+    if (!client.me) return;
+    localStorage.setItem(`tradechat:away:${client.me.user}`, JSON.stringify({ away: state.away, text: state.autoText }));
+  }
+  awayBox.addEventListener("change", () => setAway(awayBox.checked));
+  autoInput.addEventListener("change", () => {
+    state.autoText = autoInput.value;
+    saveAway();
+  });
+  filterInput.addEventListener("input", () => {
+    state.filter = filterInput.value.trim().toLowerCase();
+    renderInbox();
+  });
+
+  async function preload() {
+    // The latest page of the most recent conversations: waiting times and figures need it.
+    const convs = [...client.conversations.values()].sort((a, b) => lastTs(b) - lastTs(a)).slice(0, 50);
+    for (const conv of convs) {
+      if (state.loaded.has(conv.id) || client.status !== "online") continue;
+      try {
+        await client.loadOlder(conv.id, 50);
+        state.loaded.add(conv.id);
+      } catch {
+        break;
+      }
+    }
+    render();
+  }
+
+  // --- inbox ------------------------------------------------------------------------------------
+  function lastTs(conv) {
+    return conv.view.last_message ? conv.view.last_message.ts : conv.view.created_at;
+  }
+
+  function sortedConversations() {
+    const all = [...client.conversations.values()].filter((c) => c.view.listing);
+    const keyed = all.map((conv) => ({ conv, waiting: waitingSince(conv) }));
+    keyed.sort((a, b) => {
+      if ((a.waiting !== null) !== (b.waiting !== null)) return a.waiting !== null ? -1 : 1;
+      if (a.waiting !== null && a.waiting !== b.waiting) return a.waiting - b.waiting; // longest wait first
+      if ((b.conv.view.unread || 0) !== (a.conv.view.unread || 0)) return (b.conv.view.unread || 0) - (a.conv.view.unread || 0);
+      return lastTs(b.conv) - lastTs(a.conv);
+    });
+    return keyed;
+  }
+
+  function renderInbox() {
+    const now = client.now();
+    const items = [];
+    for (const { conv, waiting } of sortedConversations()) {
+      const v = conv.view;
+      const hay = `${v.buyer} ${v.listing.title}`.toLowerCase();
+      if (state.filter && !hay.includes(state.filter)) continue;
+      const buyerPresence = client.presence.get("u:" + v.buyer);
+      const wait = waiting !== null ? now - waiting : null;
+      items.push(h("li", { role: "option", "aria-selected": String(conv.id === state.selected) },
+        h("button.conv" + (conv.id === state.selected ? ".selected" : ""), { type: "button", dataset: { conv: conv.id, buyer: v.buyer } },
+          h("div.conv-top",
+            h("span.presence-dot", { dataset: { status: buyerPresence ? buyerPresence.status : "offline" }, "aria-hidden": "true" }),
+            h("b.conv-buyer", v.buyer),
+            v.unread ? h("span.unread", { "aria-label": `${v.unread} unread` }, String(v.unread)) : null,
+            wait !== null ? h("span.wait" + (wait > 5 * 60000 ? ".late" : ""), { dataset: { since: waiting } }, `waiting ${duration(wait)}`) : null),
+          h("div.conv-listing", v.listing.title),
+          h("div.conv-last", preview(v.last_message)),
+          h("div.conv-agent", v.agent ? `→ ${v.agent}` : "unassigned"))));
+    }
+    if (!items.length) items.push(h("li.none", client.status === "online" ? "No conversations yet." : "Connecting…"));
+    const focused = inboxList.contains(document.activeElement) ? document.activeElement.dataset.conv : null;
+    inboxList.replaceChildren(...items);
+    if (focused) inboxList.querySelector(`button[data-conv="${CSS.escape(focused)}"]`)?.focus();
+  }
+  inboxList.addEventListener("click", (ev) => {
+    const btn = ev.target.closest("button.conv");
+    if (btn) select(btn.dataset.conv);
+  });
+  inboxList.addEventListener("keydown", (ev) => {
+    if (ev.key !== "ArrowDown" && ev.key !== "ArrowUp") return;
+    const buttons = [...inboxList.querySelectorAll("button.conv")];
+    const i = buttons.indexOf(document.activeElement);
+    const next = buttons[Math.max(0, Math.min(buttons.length - 1, i + (ev.key === "ArrowDown" ? 1 : -1)))];
+    if (next) {
+      ev.preventDefault();
+      next.focus();
+    }
+  });
+
+  async function select(convId) {
+    state.selected = convId;
+    state.toast = "";
+    empty.remove();
+    chat.hidden = false;
+    side.hidden = false;
+    render({ stick: true });
+    const conv = client.conversations.get(convId);
+    if (!state.loaded.has(convId) && client.status === "online") {
+      try {
+        await client.loadOlder(convId, 50);
+        state.loaded.add(convId);
+      } catch (err) {
+        state.toast = errorWords(err);
+      }
+    }
+    client.markRead(conv.id);
+    render({ stick: true });
+    textarea.focus();
+  }
+
+  // --- conversation -------------------------------------------------------------------------------
+  function knownAgents() {
+    const set = new Set(agents);
+    for (const c of client.conversations.values()) if (c.view.agent) set.add(c.view.agent);
+    return [...set].sort();
+  }
+
+  function renderChat(opts) {
+    const conv = state.selected && client.conversations.get(state.selected);
+    if (!conv) return;
+    const v = conv.view;
+    const bp = client.presence.get("u:" + v.buyer);
+    const others = knownAgents().filter((a) => a !== v.agent);
+    const handSelect = h("select", { "aria-label": "Hand over to" },
+      h("option", { value: "" }, "Hand over to…"), others.map((a) => h("option", { value: a }, a)));
+    handSelect.addEventListener("change", () => handOver(conv, handSelect.value));
+    chatHead.replaceChildren(
+      h("div.chat-title",
+        h("b", v.buyer), " ",
+        h("span.presence-dot", { dataset: { status: bp ? bp.status : "offline" } }),
+        h("span.muted", bp ? ` ${bp.status}` : " offline"),
+        h("div.muted", `about “${v.listing.title}” · `, v.agent ? `assigned to ${v.agent}` : "unassigned")),
+      handSelect);
+    renderThread(list, conv, {
+      client, role: "agent", counterpartSide: "buyer", loadingOlder: state.loadingOlder, stick: opts.stick,
+      delivered: (msg) => (bp && bp.status !== "offline") || (bp && (bp.last_seen || 0) >= msg.ts),
+      canRecall: (msg) => ["text", "image", "product"].includes(msg.kind) && client.now() - msg.ts < client.me.recall_window_ms,
+    });
+    const typing = conv.typingUntil > Date.now();
+    typingEl.textContent = typing ? `${v.buyer} is typing…` : "";
+    typingEl.classList.toggle("on", typing);
+    toastEl.textContent = state.toast;
+    toastEl.hidden = !state.toast;
+    quickBar.replaceChildren(
+      ...quick.map((text, i) => h("span.chip",
+        h("button.chip-text", { type: "button", dataset: { action: "quick", index: i }, title: "Insert this reply" }, text),
+        h("button.chip-x", { type: "button", dataset: { action: "quick-remove", index: i }, "aria-label": `Remove quick reply: ${text}` }, "×"))),
+      h("button.link", { type: "button", dataset: { action: "quick-add" } }, "+ Save reply as quick reply"));
+    for (const el of composer.querySelectorAll("textarea, button")) el.disabled = false;
+    renderSide(conv);
+  }
+
+  function renderSide(conv) {
+    const v = conv.view;
+    const orders = [...conv.cards.values()].filter((c) => c.entity === "order").sort((a, b) => b.seq - a.seq);
+    const transfers = [...conv.cards.values()].filter((c) => c.entity === "transfer").sort((a, b) => b.seq - a.seq);
+    const open = orders.find((o) => o.state === "OFFERED");
+    const price = h("input", { name: "price", inputmode: "decimal", required: true, "aria-label": "Unit price",
+      value: ((open ? open.view.unit_price : v.listing.price) / 100).toFixed(2) });
+    const qty = h("input", { name: "quantity", type: "number", min: 1, max: 9999, value: open ? open.view.quantity : 1, "aria-label": "Quantity" });
+    const offerForm = h("form.offer",
+      h("h3", open ? "Change the open offer" : "Make an offer"),
+      h("div.offer-row", h("label.field", h("span", `Unit price (${v.listing.currency})`), price),
+        h("label.field", h("span", "Quantity"), qty)),
+      h("button.btn.primary", { type: "submit" }, open ? "Update offer" : "Send offer"));
+    offerForm.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      sendOffer(conv, price.value, qty.value, open ? open.id : null, offerForm);
+    });
+    const now = client.now();
+    side.replaceChildren(...[
+      h("h3", "Listing"),
+      productCard(v.listing),
+      offerForm,
+      h("h3", "Orders and escrow"),
+      orders.length ? orders.map((o) => h("div.side-card", orderFacts(o), renderCardFor(o, now))) : h("p.muted", "No order yet. Agree on a price, then send an offer."),
+      transfers.length ? [h("h3", "Transfers"), transfers.map((t) => renderCardFor(t, now))] : null,
+    ].flat(Infinity).filter(Boolean));
+  }
+
+  function orderFacts(o) {
+    const v = o.view;
+    const facts = [`${orderStateLabel(o.state)} · ${money(v.amount, v.currency)}`];
+    if (v.paid_at) facts.push(`paid ${new Date(v.paid_at).toLocaleString()}`);
+    if (v.shipped_at) facts.push(`shipped ${new Date(v.shipped_at).toLocaleString()}`);
+    if (v.held) facts.push(`held in escrow: ${money(v.held, v.currency)}`);
+    return h("div.facts", facts.join(" · "));
+  }
+
+  function renderCardFor(card, now) {
+    return renderCard(card, { role: "agent", me: client.me ? client.me.user : null, now });
+  }
+
+  function render(opts = {}) {
+    statusEl.textContent = { online: "● connected", reconnecting: "Reconnecting…", connecting: "Connecting…", stopped: "Signed out" }[client.status] || "";
+    statusEl.dataset.status = client.status;
+    renderInbox();
+    if (state.selected) renderChat(opts);
+    renderFigures();
+  }
+
+  function renderFigures() {
+    const f = responseFigures(client.conversations.values(), client.now());
+    const first = f.median === null ? "–" : duration(f.median);
+    const rate = f.rate === null ? "–" : `${Math.round(f.rate * 100)}% (${f.answered}/${f.asked})`;
+    figures.replaceChildren(
+      h("span", h("b", "First response "), first), " · ",
+      h("span", h("b", "Response rate "), rate),
+      h("span.muted", ` · last 7 days, computed in this browser from ${state.loaded.size} loaded conversations; auto-replies excluded`));
+  }
+
+  // --- actions -------------------------------------------------------------------------------------
+  function moneyCommand(frame) {
+    const key = randomId(frame.type).slice(0, 40);
+    return (extra = {}) => client.money({ ...frame, ...extra, key });
+  }
+
+  let offerKey = null;
+  async function sendOffer(conv, priceText, qtyText, order, form) {
+    const unit = parseMoney(priceText, conv.view.listing.currency);
+    const quantity = parseInt(qtyText, 10);
+    if (!unit || !(quantity >= 1)) {
+      state.toast = "Please enter a price and a quantity.";
+      return render();
+    }
+    // The same key while the same form values are retried; a new one for a new offer.
+    const signature = `${conv.id}:${order}:${unit}:${quantity}`;
+    if (!offerKey || offerKey.signature !== signature) offerKey = { signature, key: randomId("offer").slice(0, 40) };
+    form.querySelector("button").disabled = true;
+    try {
+      await client.money({ type: "offer", conv: conv.id, order: order || undefined, price: unit, quantity, key: offerKey.key });
+      offerKey = null;
+      state.toast = "";
+    } catch (err) {
+      state.toast = errorWords(err);
+    }
+    render();
+  }
+
+  async function handOver(conv, agent) {
+    if (!agent) return;
+    try {
+      await client.request({ type: "assign", conv: conv.id, agent });
+    } catch (err) {
+      state.toast = errorWords(err);
+    }
+    render();
+  }
+
+  function send(text) {
+    if (!text.trim() || !state.selected) return;
+    client.send(state.selected, { kind: "text", text: text.trim() });
+    if (state.typingSent) {
+      client.typing(state.selected, false);
+      state.typingSent = 0;
+    }
+    render({ stick: true });
+  }
+  composer.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    send(textarea.value);
+    textarea.value = "";
+  });
+  textarea.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
+      ev.preventDefault();
+      send(textarea.value);
+      textarea.value = "";
+    }
+  });
+  textarea.addEventListener("input", () => {
+    if (state.selected && Date.now() - state.typingSent > 3000) {
+      state.typingSent = Date.now();
+      client.typing(state.selected, true);
+    }
+  });
+  list.addEventListener("scroll", async () => {
+    const conv = state.selected && client.conversations.get(state.selected);
+    if (list.scrollTop > 60 || !conv || !conv.more || conv.messages.has(1) || state.loadingOlder) return;
+    state.loadingOlder = true;
+    try {
+      await client.loadOlder(conv.id);
+    } catch (err) {
+      state.toast = errorWords(err);
+    }
+    state.loadingOlder = false;
+    render();
+  });
+
+  root.addEventListener("click", async (ev) => {
+    const target = ev.target.closest("[data-action]");
+    if (!target) return;
+    const action = target.dataset.action;
+    const conv = state.selected && client.conversations.get(state.selected);
+    const card = conv && target.dataset.entity ? conv.cards.get(target.dataset.entity) : null;
+    const host = chat;
+    state.toast = "";
+    try {
+      if (action === "retry") client.retry(target.dataset.cmid);
+      else if (action === "discard") client.discard(target.dataset.cmid);
+      else if (action === "recall") await client.recall(conv.id, Number(target.dataset.seq));
+      else if (action === "quick") {
+        textarea.value = quick[Number(target.dataset.index)];
+        textarea.focus();
+      } else if (action === "quick-remove") {
+        quick.splice(Number(target.dataset.index), 1);
+        saveQuick();
+      } else if (action === "quick-add") {
+        if (!textarea.value.trim()) throw wordsError("Type the reply first, then save it.");
+        quick.push(textarea.value.trim());
+        saveQuick();
+      } else if (action === "image") {
+        await modal(host, {
+          title: "Send a picture", fields: [{ name: "url", label: "Picture address", type: "url", placeholder: "https://…" }],
+          submit: "Send", onSubmit: async ({ url }) => {
+            if (!/^https?:\/\/\S+$/.test(url)) throw wordsError("Please paste an address that starts with https://");
+            client.send(conv.id, { kind: "image", url });
+            return true;
+          },
+        });
+      } else if (action === "reprice") {
+        const run = moneyCommand({ type: "offer", conv: conv.id, order: card.id, quantity: card.view.quantity });
+        await modal(host, {
+          title: "Change the price", fields: [{ name: "price", label: `Unit price (${card.view.currency})`, inputmode: "decimal",
+            value: (card.view.unit_price / 100).toFixed(2) }],
+          submit: "Update offer", onSubmit: ({ price }) => {
+            const unit = parseMoney(price, card.view.currency);
+            if (!unit) throw wordsError("Please enter a price.");
+            return run({ price: unit });
+          },
+        });
+      } else if (action === "ship") {
+        const run = moneyCommand({ type: "ship", conv: conv.id, order: card.id });
+        await modal(host, {
+          title: "Mark as shipped", text: "The buyer's auto-confirm countdown starts now.",
+          fields: [{ name: "tracking", label: "Carrier and tracking number", maxlength: 200, placeholder: "SF Express SF1234567890" }],
+          submit: "Mark shipped", onSubmit: ({ tracking }) => {
+            if (!tracking.trim()) throw wordsError("Please enter the carrier and tracking number.");
+            return run({ tracking: tracking.trim() });
+          },
+        });
+      } else if (action === "refund-accept" || action === "refund-refuse") {
+        const accept = action === "refund-accept";
+        const run = moneyCommand({ type: "refund_answer", conv: conv.id, order: card.id, accept });
+        await modal(host, {
+          title: accept ? "Accept the refund?" : "Refuse the refund?",
+          text: accept ? `${money(card.view.refund_amount, card.view.currency)} goes back to the buyer.` : "The buyer may then ask the platform to decide.",
+          submit: accept ? "Accept refund" : "Refuse", onSubmit: () => run(),
+        });
+      } else if (action === "dispute") {
+        const run = moneyCommand({ type: "dispute", conv: conv.id, order: card.id });
+        await modal(host, {
+          title: "Ask the platform to decide", fields: [{ name: "reason", label: "Why?", type: "textarea", maxlength: 500 }],
+          submit: "Ask the platform", onSubmit: ({ reason }) => run({ reason: reason.trim() }),
+        });
+      } else if (action === "transfer-accept" || action === "transfer-decline") {
+        await moneyCommand({ type: "transfer_answer", conv: conv.id, transfer: card.id, accept: action === "transfer-accept" })();
+      }
+    } catch (err) {
+      state.toast = err.words || errorWords(err);
+    }
+    render();
+  });
+
+  // --- quick replies (kept in this browser) ----------------------------------------------------------
+  function loadQuick(shop) {
+    try {
+      const saved = JSON.parse(localStorage.getItem(`tradechat:quick:${shop}`) || "null");
+      return Array.isArray(saved) ? saved : [...DEFAULT_QUICK];
+    } catch {
+      return [...DEFAULT_QUICK];
+    }
+  }
+  function saveQuick() {
+    localStorage.setItem(`tradechat:quick:${client.me.shop}`, JSON.stringify(quick));
+    render();
+  }
+
+  setInterval(() => {
+    tickTimers(root, client.now());
+    for (const el of inboxList.querySelectorAll("[data-since]")) {
+      const wait = client.now() - Number(el.dataset.since);
+      el.textContent = `waiting ${duration(wait)}`;
+      el.classList.toggle("late", wait > 5 * 60000);
+    }
+    const conv = state.selected && client.conversations.get(state.selected);
+    if (conv && typingEl.classList.contains("on") && conv.typingUntil < Date.now()) render();
+  }, 1000);
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden && state.selected) client.markRead(state.selected);
+  });
+  client.start();
+  render();
+  window.tradechatBackoffice = { client, state };
+  return { client, state };
+}

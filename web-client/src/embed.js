@@ -1,0 +1,122 @@
+/*
+ * The embed script for listing pages. It reads its own data- attributes, puts the chat
+ * widget (a page served by the hub) in an iframe in the corner of the page, and turns the
+ * page's command queue into a live API:
+ *
+ *   window.tradechat = window.tradechat || [];
+ *   tradechat.push(["identify", tokenOrAsyncFunctionReturningAToken]);
+ *   tradechat.push(["open"]);  tradechat.push(["close"]);
+ *   tradechat.push(["onUnreadChange", function (count) { ... }]);
+ *
+ * The iframe keeps the host page's CSS and scripts away from the chat (and its payment PIN
+ * field); every style this script sets on the frame is inline and !important.
+ */
+(function () {
+  "use strict";
+  var script = document.currentScript;
+  if (!script || window.__tradechatLoaded) return;
+  window.__tradechatLoaded = true;
+  var d = script.dataset;
+  var hub = (d.hub || new URL(script.src).origin).replace(/\/+$/, "");
+  var hubOrigin = new URL(hub, location.href).origin;
+  var params = new URLSearchParams({
+    shop: d.shop || "",
+    shopName: d.shopName || "",
+    listing: JSON.stringify({
+      id: d.listingId,
+      title: d.listingTitle,
+      price: parseInt(d.listingPrice, 10),
+      currency: d.listingCurrency || "CNY",
+      image: d.listingImage ? new URL(d.listingImage, location.href).href : null,
+    }),
+    listingToken: d.listingToken || "",
+    lang: document.documentElement.lang || "",
+  });
+
+  var frame = document.createElement("iframe");
+  frame.title = "Chat with the shop";
+  frame.setAttribute("allow", "clipboard-write");
+  frame.src = hub + "/web/widget.html#" + params.toString();
+  var state = { open: false, ready: false, unread: 0, token: null, listeners: [], queue: [] };
+  var phone = window.matchMedia("(max-width: 600px)");
+
+  function css(el, styles) {
+    for (var k in styles) el.style.setProperty(k, styles[k], "important");
+  }
+  function layout() {
+    var base = { position: "fixed", border: "0", margin: "0", padding: "0", "z-index": "2147483000",
+      background: "transparent", "color-scheme": "normal", display: "block", "max-width": "none",
+      "max-height": "none", "min-width": "0", "min-height": "0", transform: "none", opacity: "1",
+      visibility: "visible", "box-shadow": "none", "border-radius": "0", inset: "auto" };
+    if (!state.open) {
+      base.right = "16px"; base.bottom = "16px"; base.width = "76px"; base.height = "76px";
+    } else if (phone.matches) {
+      base.top = "0"; base.left = "0"; base.width = "100vw"; base.height = "100%";
+    } else {
+      base.right = "16px"; base.bottom = "16px"; base.width = "400px";
+      base.height = "min(640px, calc(100vh - 32px))";
+    }
+    css(frame, base);
+  }
+  phone.addEventListener("change", layout);
+  layout();
+
+  function post(message) {
+    if (state.ready) frame.contentWindow.postMessage(Object.assign({ tradechat: 1 }, message), hubOrigin);
+    else state.queue.push(message);
+  }
+  var tokenProvider = null;
+  function identify(token) {
+    if (typeof token === "function") {
+      tokenProvider = token;
+      post({ cmd: "identify", provider: true });
+    } else {
+      tokenProvider = null;
+      post({ cmd: "identify", token: token || null });
+    }
+  }
+
+  window.addEventListener("message", function (ev) {
+    if (ev.source !== frame.contentWindow || ev.origin !== hubOrigin || !ev.data || !ev.data.tradechat) return;
+    var m = ev.data;
+    if (m.event === "ready") {
+      state.ready = true;
+      var queued = state.queue;
+      state.queue = [];
+      queued.forEach(post);
+    } else if (m.event === "layout") {
+      state.open = !!m.open;
+      layout();
+    } else if (m.event === "unread") {
+      state.unread = m.count;
+      state.listeners.forEach(function (fn) {
+        try { fn(m.count); } catch (e) { setTimeout(function () { throw e; }); }
+      });
+    } else if (m.event === "token") {
+      // The widget needs a (fresh) token: ask the page's provider.
+      Promise.resolve(tokenProvider ? tokenProvider() : null).then(function (token) {
+        post({ cmd: "token", rid: m.rid, token: token || null });
+      }, function () {
+        post({ cmd: "token", rid: m.rid, token: null, failed: true });
+      });
+    }
+  });
+
+  var api = {
+    push: function (command) {
+      if (!command || !command.length) return;
+      var name = command[0], arg = command[1];
+      if (name === "identify") identify(arg);
+      else if (name === "open") post({ cmd: "open" });
+      else if (name === "close") post({ cmd: "close" });
+      else if (name === "onUnreadChange" && typeof arg === "function") {
+        state.listeners.push(arg);
+        arg(state.unread);
+      } else if (window.console) console.warn("tradechat: unknown command", name);
+    },
+  };
+  var pending = Array.isArray(window.tradechat) ? window.tradechat : [];
+  window.tradechat = api;
+  (document.body || document.documentElement).appendChild(frame);
+  pending.forEach(api.push);
+})();

@@ -1,0 +1,97 @@
+// The message list of one conversation, shared by the widget and the back office.
+import { h, money, clock, dayLabel, renderCard, errorWords } from "./ui.js";
+
+/** The product card a conversation is about (also the `product` message kind). */
+export function productCard(listing, extra) {
+  if (!listing) return h("div.product");
+  return h("div.product",
+    listing.image ? h("img.product-img", { src: listing.image, alt: "", width: 56, height: 56, loading: "lazy" }) : null,
+    h("div.product-text", h("div.product-title", listing.title), h("div.product-price", money(listing.price, listing.currency))),
+    extra || null);
+}
+
+/**
+ * Render `conv` into `list` (replacing its content). Options: client, role ("buyer"/"agent"),
+ * counterpartSide ("shop"/"buyer"), delivered(msg) -> bool, canRecall(msg) -> bool.
+ */
+export function renderThread(list, conv, opts) {
+  const { client } = opts;
+  const me = client.me ? client.me.user : null;
+  const now = client.now();
+  const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+  const fromBottom = list.scrollHeight - list.scrollTop;
+  const items = [];
+  if (conv.more && conv.messages.size && !conv.messages.has(1)) {
+    items.push(h("div.older", { role: "status" }, opts.loadingOlder ? "Loading earlier messages…" : "Scroll up for earlier messages"));
+  } else if (conv.messages.size) {
+    items.push(h("div.older.start", "Start of the conversation"));
+  }
+  let lastDay = "";
+  const readMark = (conv.view.read || {})[opts.counterpartSide] || 0;
+  for (const msg of conv.sorted()) {
+    if (msg.kind === "recall") continue;
+    if (msg.kind === "card" || msg.kind === "card_update") {
+      const card = conv.cards.get(msg.body.id);
+      if (!card || card.seq !== msg.seq) continue; // a card is drawn once, where its latest change is
+    }
+    const day = dayLabel(msg.ts);
+    if (day !== lastDay) {
+      items.push(h("div.day", day));
+      lastDay = day;
+    }
+    items.push(renderMessage(msg, conv, { ...opts, me, now, readMark }));
+  }
+  for (const p of client.pendingFor(conv.id)) items.push(renderPending(p, opts));
+  list.replaceChildren(...items);
+  if (opts.stick || nearBottom) list.scrollTop = list.scrollHeight;
+  else list.scrollTop = list.scrollHeight - fromBottom;
+}
+
+function renderMessage(msg, conv, opts) {
+  const mine = msg.sender === opts.me || (opts.role === "agent" && msg.role === "agent");
+  const dataset = { seq: msg.seq, kind: msg.kind };
+  if (msg.kind === "system") return h("div.note", { dataset }, msg.body.text || "");
+  if (msg.kind === "card" || msg.kind === "card_update") {
+    const card = conv.cards.get(msg.body.id);
+    return h("div.row.center", { dataset }, renderCard(card, { role: opts.role, me: opts.me, now: opts.now }));
+  }
+  if (msg.recalled) {
+    const who = msg.sender === opts.me ? "You" : opts.role === "agent" && msg.role === "buyer" ? "The buyer" : msg.role === "agent" ? "The shop" : "The buyer";
+    return h("div.note.recalled", { dataset }, `${who} recalled a message`);
+  }
+  let content;
+  if (msg.kind === "text") content = h("div.bubble", msg.body.text);
+  else if (msg.kind === "image") {
+    content = h("div.bubble.image", h("img", { src: msg.body.url, alt: "Picture", loading: "lazy",
+      width: msg.body.width, height: msg.body.height }));
+  } else if (msg.kind === "product") content = h("div.bubble.product-bubble", productCard(msg.body.listing));
+  else content = h("div.bubble", "This message needs a newer version of the chat.");
+  const meta = h("div.meta", clock(msg.ts));
+  if (msg.sender === opts.me || (opts.role === "agent" && msg.role === "agent")) {
+    if (opts.role === "agent" && msg.sender !== opts.me) meta.append(" · " + msg.sender);
+    meta.append(" · ", status(msg, opts));
+    if (msg.sender === opts.me && msg.cmid && opts.canRecall(msg)) {
+      meta.append(" ", h("button.link", { type: "button", dataset: { action: "recall", seq: msg.seq },
+        "aria-label": "Recall this message" }, "Recall"));
+    }
+  }
+  return h("div.row" + (mine ? ".mine" : ".theirs"), { dataset }, content, meta);
+}
+
+function status(msg, opts) {
+  if (msg.seq <= opts.readMark) return h("span.tick.read", { title: "Read" }, "✓✓ Read");
+  if (opts.delivered(msg)) return h("span.tick.delivered", { title: "Delivered" }, "✓✓ Delivered");
+  return h("span.tick.sent", { title: "Sent" }, "✓ Sent");
+}
+
+function renderPending(p, opts) {
+  const content = p.body.kind === "image"
+    ? h("div.bubble.image", h("img", { src: p.body.url, alt: "Picture" }))
+    : h("div.bubble", p.body.text || "");
+  const meta = p.error
+    ? h("div.meta.failed", "Not sent: ", p.error.words || errorWords(p.error), " ",
+      h("button.link", { type: "button", dataset: { action: "retry", cmid: p.cmid } }, "Retry"), " ",
+      h("button.link", { type: "button", dataset: { action: "discard", cmid: p.cmid } }, "Delete"))
+    : h("div.meta", h("span.tick.pending", { title: "Sending" }, "◷ Sending…"));
+  return h("div.row.mine.pending", { dataset: { cmid: p.cmid } }, content, meta);
+}

@@ -1,0 +1,510 @@
+// The listing-page widget: runs inside the iframe the embed script adds to the page.
+import { ChatClient, randomId, tokenExpiry } from "./client.js";
+import { h, money, parseMoney, errorWords, modal, tickTimers, wordsError, ago, duration, icon } from "./ui.js";
+import { renderThread, productCard } from "./thread.js";
+
+const params = new URLSearchParams(location.hash.slice(1));
+const SHOP = params.get("shop") || "";
+const SHOP_NAME = params.get("shopName") || SHOP;
+let LISTING = null;
+try {
+  const raw = JSON.parse(params.get("listing") || "null");
+  if (raw && raw.id && raw.title && Number.isInteger(raw.price)) {
+    LISTING = { id: raw.id, title: raw.title, price: raw.price, currency: raw.currency || "CNY" };
+    if (raw.image) LISTING.image = raw.image;
+  }
+} catch {
+  LISTING = null;
+}
+// The marketplace's signature of the listing card: lets the buyer pay the listed price without an offer.
+const LISTING_TOKEN = params.get("listingToken") || null;
+const HUB = location.origin;
+const WS_URL = HUB.replace(/^http/, "ws") + "/ws";
+
+const app = document.getElementById("app");
+const state = {
+  open: false,
+  token: null,
+  provider: false,
+  client: null,
+  conv: null,
+  publicPresence: null,
+  loadingOlder: false,
+  opening: false,
+  toast: "",
+  typingSent: 0,
+  lastUnread: -1,
+};
+const tokenWaits = new Map();
+let tokenRid = 0;
+
+// --- talking to the page ----------------------------------------------------------------------
+
+function toPage(message) {
+  if (window.parent !== window) window.parent.postMessage({ tradechat: 1, ...message }, "*");
+}
+
+window.addEventListener("message", (ev) => {
+  if (ev.source !== window.parent || !ev.data || !ev.data.tradechat) return;
+  const m = ev.data;
+  if (m.cmd === "identify") identify(m.provider ? { provider: true } : { token: m.token });
+  else if (m.cmd === "open") setOpen(true);
+  else if (m.cmd === "close") setOpen(false);
+  else if (m.cmd === "token" && tokenWaits.has(m.rid)) {
+    tokenWaits.get(m.rid)(m.token);
+    tokenWaits.delete(m.rid);
+  }
+});
+
+function askPageForToken() {
+  return new Promise((resolve) => {
+    const rid = ++tokenRid;
+    tokenWaits.set(rid, resolve);
+    toPage({ event: "token", rid });
+  });
+}
+
+async function getToken() {
+  if (state.provider) return askPageForToken();
+  const exp = state.token ? tokenExpiry(state.token) : null;
+  if (exp && exp * 1000 < Date.now() + 5000) {
+    state.toast = "Your sign-in has expired. Please reload the page.";
+    render();
+    return null;
+  }
+  return state.token;
+}
+
+function identify({ token, provider }) {
+  if (state.client) state.client.stop();
+  state.client = null;
+  state.conv = null;
+  state.token = token || null;
+  state.provider = !!provider;
+  if (!state.token && !state.provider) {
+    render();
+    return;
+  }
+  const client = new ChatClient({ url: WS_URL, getToken, storageKey: "tradechat:widget" });
+  state.client = client;
+  const rerender = () => render();
+  for (const type of ["status", "conversation", "pending", "presence", "receipt", "typing", "message"]) {
+    client.addEventListener(type, rerender);
+  }
+  client.addEventListener("status", () => {
+    if (client.status !== "online") return;
+    findConversation();
+    if (state.open) ensureOpen();
+  });
+  client.addEventListener("message", (ev) => {
+    if (state.open && state.conv && ev.detail.conv === state.conv && !document.hidden) client.markRead(state.conv.id);
+  });
+  client.addEventListener("fatal", () => {
+    state.toast = "Your sign-in is no longer valid. Please reload the page.";
+    render();
+  });
+  client.start();
+  render();
+}
+
+function findConversation() {
+  const c = state.client;
+  if (!c || state.conv || !LISTING) return;
+  for (const conv of c.conversations.values()) {
+    if (conv.view.shop === SHOP && conv.view.listing && conv.view.listing.id === LISTING.id) state.conv = conv;
+  }
+}
+
+async function ensureOpen() {
+  const c = state.client;
+  if (!c || c.status !== "online" || state.opening || !LISTING) return;
+  state.opening = true;
+  try {
+    const conv = await c.open(SHOP, LISTING, LISTING_TOKEN);
+    state.conv = conv;
+    if (conv.messages.size < 2 && conv.view.last_seq > conv.messages.size) await c.loadOlder(conv.id);
+    c.markRead(conv.id);
+  } catch (err) {
+    state.toast = errorWords(err);
+  } finally {
+    state.opening = false;
+    render({ stick: true });
+  }
+}
+
+function setOpen(open) {
+  if (state.open === open) return;
+  state.open = open;
+  toPage({ event: "layout", open });
+  app.replaceChildren();
+  render({ stick: true });
+  if (open) {
+    ensureOpen();
+    setTimeout(() => app.querySelector("textarea")?.focus(), 0);
+  } else {
+    app.querySelector(".launcher")?.focus();
+  }
+}
+
+// --- shop presence before login ---------------------------------------------------------------
+
+async function pollPresence() {
+  try {
+    const res = await fetch(`${HUB}/presence/shop/${encodeURIComponent(SHOP)}`, { cache: "no-store" });
+    if (res.ok) state.publicPresence = await res.json();
+  } catch {
+    /* offline: keep the last state */
+  }
+  render();
+}
+
+function shopPresence() {
+  const live = state.client && state.client.presence.get("s:" + SHOP);
+  return live || state.publicPresence || { status: "offline", last_seen: null };
+}
+
+// --- rendering --------------------------------------------------------------------------------
+
+function unreadHere() {
+  const c = state.client;
+  if (!c) return 0;
+  let n = 0;
+  for (const conv of c.conversations.values()) if (conv.view.shop === SHOP) n += conv.view.unread || 0;
+  return n;
+}
+
+function render(opts = {}) {
+  const unread = unreadHere();
+  if (unread !== state.lastUnread) {
+    state.lastUnread = unread;
+    toPage({ event: "unread", count: unread });
+  }
+  if (!state.open) return renderLauncher(unread);
+  renderPanel(opts);
+}
+
+function renderLauncher(unread) {
+  const p = shopPresence();
+  const lit = p.status === "online";
+  const label = `Chat with ${SHOP_NAME}: ${p.status === "online" ? "online" : p.status === "away" ? "away" : "offline"}` +
+    (unread ? `, ${unread} unread` : "");
+  let btn = app.querySelector(".launcher");
+  if (!btn) {
+    btn = h("button.launcher", { type: "button", onclick: () => setOpen(true) },
+      h("span.launcher-icon", { "aria-hidden": "true" }, chatIcon()), h("span.badge-count"));
+    app.replaceChildren(btn);
+  }
+  btn.classList.toggle("lit", lit);
+  btn.classList.toggle("dim", !lit);
+  btn.dataset.status = p.status;
+  btn.setAttribute("aria-label", label);
+  btn.title = label;
+  const badge = btn.querySelector(".badge-count");
+  badge.textContent = unread > 99 ? "99+" : unread ? String(unread) : "";
+  badge.hidden = !unread;
+}
+
+function chatIcon() {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("width", "30");
+  svg.setAttribute("height", "30");
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("d", "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z");
+  path.setAttribute("fill", "currentColor");
+  svg.append(path);
+  return svg;
+}
+
+function presenceLine() {
+  const p = shopPresence();
+  const now = state.client ? state.client.now() : Date.now();
+  if (p.status === "online") return "Online";
+  if (p.status === "away") return "Away: replies may take a while";
+  return p.last_seen ? `Offline · last seen ${ago(p.last_seen, now)}` : "Offline: leave a message";
+}
+
+function renderPanel(opts) {
+  let panel = app.querySelector(".panel");
+  if (!panel) panel = buildPanel();
+  const c = state.client;
+  const p = shopPresence();
+  panel.querySelector(".presence-dot").dataset.status = p.status;
+  panel.querySelector(".presence-text").textContent = presenceLine();
+  const typical = panel.querySelector(".typical");
+  typical.textContent = state.typical ? `Usually replies in ${duration(state.typical)}` : "";
+  typical.hidden = !state.typical;
+
+  const banner = panel.querySelector(".banner");
+  let bannerText = "";
+  if (!c) bannerText = "Sign in on this site to chat with the shop.";
+  else if (c.status === "reconnecting") bannerText = "Connection lost. Reconnecting… your messages are kept and will be sent.";
+  else if (c.status === "connecting") bannerText = "Connecting…";
+  banner.textContent = bannerText;
+  banner.hidden = !bannerText;
+  banner.dataset.status = c ? c.status : "signed-out";
+
+  const toast = panel.querySelector(".toast");
+  toast.textContent = state.toast;
+  toast.hidden = !state.toast;
+
+  const list = panel.querySelector(".messages");
+  const conv = state.conv;
+  if (conv && c) {
+    renderThread(list, conv, {
+      client: c, role: "buyer", counterpartSide: "shop", loadingOlder: state.loadingOlder, stick: opts.stick,
+      delivered: (msg) => {
+        const sp = shopPresence();
+        return sp.status !== "offline" || (sp.last_seen || 0) >= msg.ts;
+      },
+      canRecall: (msg) => ["text", "image", "product"].includes(msg.kind) && c.now() - msg.ts < c.me.recall_window_ms,
+    });
+  } else {
+    list.replaceChildren(h("div.empty", c ? (c.status === "online" ? "Opening the chat…" : "") : ""));
+  }
+  const typing = panel.querySelector(".typing");
+  const isTyping = conv && conv.typingUntil > Date.now();
+  typing.textContent = isTyping ? `${SHOP_NAME} is typing…` : "";
+  typing.classList.toggle("on", !!isTyping);
+  const canType = !!(c && conv);
+  for (const el of panel.querySelectorAll(".composer textarea, .composer button")) el.disabled = !canType;
+}
+
+function buildPanel() {
+  const close = h("button.icon-btn", { type: "button", "aria-label": "Close the chat", onclick: () => setOpen(false) }, icon("close"));
+  const buy = LISTING && LISTING_TOKEN ? h("button.btn.small", { type: "button", dataset: { action: "buy-now" } }, "Buy now") : null;
+  const header = h("header.head",
+    h("div.head-text",
+      h("div.shop-name", SHOP_NAME),
+      h("div.presence", h("span.presence-dot", { "aria-hidden": "true" }), h("span.presence-text")),
+      h("div.typical", { hidden: true })),
+    close);
+  const textarea = h("textarea", { rows: 1, placeholder: "Write a message…", "aria-label": "Message", maxlength: 4000 });
+  const composer = h("form.composer",
+    h("button.icon-btn", { type: "button", dataset: { action: "image" }, "aria-label": "Send a picture by its address", title: "Picture" }, icon("image")),
+    h("button.icon-btn", { type: "button", dataset: { action: "transfer" }, "aria-label": "Send money", title: "Send money" }, "¥"),
+    textarea,
+    h("button.btn.primary.send", { type: "submit" }, "Send"));
+  const list = h("div.messages", { role: "log", "aria-live": "polite", "aria-label": "Messages", tabindex: 0 });
+  const panel = h("section.panel", { "aria-label": `Chat with ${SHOP_NAME}` },
+    header,
+    h("div.banner", { role: "status", hidden: true }),
+    LISTING ? productCard(LISTING, buy) : null,
+    list,
+    h("div.typing", { "aria-live": "polite" }),
+    h("div.toast", { role: "alert", hidden: true }),
+    composer);
+  app.replaceChildren(panel);
+
+  panel.addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape" && !panel.querySelector(".backdrop")) setOpen(false);
+  });
+  composer.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    sendText(textarea);
+  });
+  textarea.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
+      ev.preventDefault();
+      sendText(textarea);
+    }
+  });
+  textarea.addEventListener("input", () => {
+    textarea.style.height = "auto";
+    textarea.style.height = Math.min(120, textarea.scrollHeight) + "px";
+    typing(true);
+  });
+  list.addEventListener("scroll", () => {
+    if (list.scrollTop < 60) loadOlder();
+  });
+  panel.addEventListener("click", onAction);
+  return panel;
+}
+
+let typingTimer = null;
+function typing(active) {
+  const c = state.client;
+  if (!c || !state.conv) return;
+  clearTimeout(typingTimer);
+  if (active) {
+    if (Date.now() - state.typingSent > 3000) {
+      state.typingSent = Date.now();
+      c.typing(state.conv.id, true);
+    }
+    typingTimer = setTimeout(() => typing(false), 4000);
+  } else if (state.typingSent) {
+    state.typingSent = 0;
+    c.typing(state.conv.id, false);
+  }
+}
+
+function sendText(textarea) {
+  const text = textarea.value.trim();
+  if (!text || !state.conv) return;
+  state.client.send(state.conv.id, { kind: "text", text });
+  textarea.value = "";
+  textarea.style.height = "auto";
+  typing(false);
+  state.toast = "";
+  render({ stick: true });
+}
+
+async function loadOlder() {
+  const c = state.client;
+  const conv = state.conv;
+  if (!c || !conv || !conv.more || state.loadingOlder || c.status !== "online" || conv.messages.has(1)) return;
+  state.loadingOlder = true;
+  render();
+  try {
+    await c.loadOlder(conv.id);
+  } catch (err) {
+    state.toast = errorWords(err);
+  } finally {
+    state.loadingOlder = false;
+    render();
+  }
+}
+
+// --- actions ----------------------------------------------------------------------------------
+
+function cardOf(id) {
+  return state.conv && state.conv.cards.get(id);
+}
+
+async function wallet() {
+  try {
+    const w = await state.client.request({ type: "wallet" });
+    return (w.balances["user:" + state.client.me.user] || {});
+  } catch {
+    return null;
+  }
+}
+
+const pinField = { name: "pin", label: "Payment PIN (6 digits)", type: "password", inputmode: "numeric",
+  pattern: "[0-9]{6}", maxlength: 6, autocomplete: "off" };
+
+/** Run a money command; the key is made once per user action and reused on every retry. */
+function moneyCommand(frame) {
+  const key = randomId(frame.type).slice(0, 40);
+  return async (values) => {
+    const extra = typeof frame.build === "function" ? frame.build(values) : {};
+    const { build, ...rest } = frame;
+    if (values.pin !== undefined && !/^[0-9]{6}$/.test(values.pin)) throw wordsError("The payment PIN must be 6 digits.");
+    const reply = await state.client.money({ ...rest, ...extra, key, ...(values.pin ? { pin: values.pin } : {}) });
+    return reply;
+  };
+}
+
+async function onAction(ev) {
+  const target = ev.target.closest("[data-action]");
+  if (!target || !state.client) return;
+  const action = target.dataset.action;
+  const c = state.client;
+  const conv = state.conv;
+  const host = app.querySelector(".panel");
+  const card = target.dataset.entity ? cardOf(target.dataset.entity) : null;
+  const v = card ? card.view : {};
+  state.toast = "";
+  try {
+    if (action === "retry") c.retry(target.dataset.cmid);
+    else if (action === "discard") c.discard(target.dataset.cmid);
+    else if (action === "recall") await c.recall(conv.id, Number(target.dataset.seq));
+    else if (!conv) return;
+    else if (action === "image") {
+      await modal(host, {
+        title: "Send a picture", text: "Paste the address of a picture (for example from your photo storage).",
+        fields: [{ name: "url", label: "Picture address", type: "url", placeholder: "https://…" }], submit: "Send",
+        onSubmit: async ({ url }) => {
+          if (!/^https?:\/\/\S+$/.test(url)) throw wordsError("Please paste an address that starts with https://");
+          c.send(conv.id, { kind: "image", url });
+          return true;
+        },
+      });
+    } else if (action === "pay" || action === "buy-now") {
+      const amount = action === "pay" ? v.amount : LISTING.price;
+      const currency = action === "pay" ? v.currency : LISTING.currency;
+      const balance = await wallet();
+      const have = balance && balance[currency] !== undefined ? ` Your balance: ${money(balance[currency], currency)}.` : "";
+      const done = await modal(host, {
+        title: `Pay ${money(amount, currency)}`,
+        text: "The money is held safely and only goes to the shop when you confirm that you received the item." + have,
+        fields: [pinField], submit: "Pay",
+        onSubmit: moneyCommand({ type: "pay", conv: conv.id, order: action === "pay" ? card.id : undefined, amount }),
+      });
+      if (done) state.toast = "Paid. The money is held until you confirm receipt.";
+    } else if (action === "confirm") {
+      const done = await modal(host, {
+        title: "Confirm receipt?", text: `Only confirm if you received “${v.title}” as described. ${money(v.amount, v.currency)} will be paid to the shop.`,
+        submit: "Confirm receipt", onSubmit: moneyCommand({ type: "confirm", conv: conv.id, order: card.id }),
+      });
+      if (done) state.toast = "Thank you! The order is complete.";
+    } else if (action === "extend") {
+      await modal(host, {
+        title: "More time to confirm?", text: "You can add time once, for example when a parcel is late.",
+        submit: "Add time", onSubmit: moneyCommand({ type: "extend", conv: conv.id, order: card.id }),
+      });
+    } else if (action === "refund") {
+      await modal(host, {
+        title: "Request a refund", text: "The automatic completion pauses while the shop answers.",
+        fields: [
+          { name: "amount", label: `Amount to get back (${v.currency})`, inputmode: "decimal", value: (v.amount / 100).toFixed(2) },
+          { name: "reason", label: "What went wrong?", type: "textarea", maxlength: 500 },
+        ],
+        submit: "Send request",
+        onSubmit: moneyCommand({ type: "refund", conv: conv.id, order: card.id, build: (vals) => {
+          const amount = parseMoney(vals.amount, v.currency);
+          if (!amount) throw wordsError("Please enter the amount you want back.");
+          if (!vals.reason.trim()) throw wordsError("Please say what went wrong.");
+          return { amount, reason: vals.reason.trim() };
+        } }),
+      });
+    } else if (action === "dispute") {
+      await modal(host, {
+        title: "Ask the platform to decide", text: "An arbiter of the marketplace looks at the conversation and decides.",
+        fields: [{ name: "reason", label: "Why?", type: "textarea", maxlength: 500 }], submit: "Ask the platform",
+        onSubmit: moneyCommand({ type: "dispute", conv: conv.id, order: card.id, build: (vals) => ({ reason: vals.reason.trim() }) }),
+      });
+    } else if (action === "transfer") {
+      const currency = LISTING ? LISTING.currency : "CNY";
+      await modal(host, {
+        title: "Send money to the shop", text: "The shop has to accept it; if it does not within the time limit, the money comes back to you.",
+        fields: [{ name: "amount", label: `Amount (${currency})`, inputmode: "decimal" }, pinField], submit: "Send money",
+        onSubmit: moneyCommand({ type: "transfer", conv: conv.id, currency, build: (vals) => {
+          const amount = parseMoney(vals.amount, currency);
+          if (!amount) throw wordsError("Please enter an amount.");
+          return { amount };
+        } }),
+      });
+    } else if (action === "transfer-accept" || action === "transfer-decline") {
+      await moneyCommand({ type: "transfer_answer", conv: conv.id, transfer: card.id, accept: action === "transfer-accept" })({});
+    }
+  } catch (err) {
+    state.toast = err.words || errorWords(err);
+  }
+  render();
+}
+
+// --- start ------------------------------------------------------------------------------------
+
+setInterval(() => {
+  const root = app.querySelector(".panel");
+  if (root && state.client) tickTimers(root, state.client.now());
+  if (state.open && state.conv) {
+    const typing = app.querySelector(".typing");
+    if (typing && typing.classList.contains("on") && state.conv.typingUntil < Date.now()) render();
+  }
+}, 1000);
+setInterval(() => {
+  if (!state.client || state.client.status !== "online") pollPresence();
+}, 30000);
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden && state.open && state.conv && state.client) state.client.markRead(state.conv.id);
+});
+pollPresence();
+render();
+toPage({ event: "ready" });
+// Standalone (not framed): open at once, e.g. when a phone app shows this page full screen.
+if (window.parent === window) setOpen(true);
+// For tests and support: the live state of the widget.
+window.tradechatWidget = state;
