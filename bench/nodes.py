@@ -1,0 +1,55 @@
+"""Two hub nodes on Redis: hub CPU per message routed within a node against across nodes.
+
+Same two-node deployment, same load, only the placement differs:
+``colocate`` puts each buyer on its shop's agent's node (the message is routed
+within a node, though still through Redis pub/sub), ``split`` puts them on
+different nodes (every message crosses). Hub CPU is read from both hub
+processes over the measured window. A one-node-on-Redis run is the reference.
+
+    .venv/bin/python bench/nodes.py [--connections 1000] [--rate 1000] [--duration 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import Deployment, generate, load1, machine, summary, wait_quiet
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--connections", type=int, default=1000)
+    p.add_argument("--rate", type=float, default=1000, help="a load one node carries comfortably")
+    p.add_argument("--duration", type=float, default=10)
+    p.add_argument("--warmup", type=float, default=2)
+    p.add_argument("--json")
+    args = p.parse_args()
+    pairs = args.connections // 2
+    base = ["--mix", "messages", "--shops", str(pairs), "--agents-per-shop", "1", "--buyers", str(pairs),
+            "--user-rate", "100000", "--user-burst", "100000", "--duration", str(args.duration),
+            "--warmup", str(args.warmup), "--ramp", "2000", "--rate", str(args.rate)]
+    runs: dict[str, Any] = {}
+    for name, nodes, placement in (("one-node-redis", 1, "colocate"), ("two-nodes-within", 2, "colocate"),
+                                   ("two-nodes-across", 2, "split")):
+        before = wait_quiet()
+        with Deployment("redis", nodes=nodes) as dep:
+            rep = generate(dep, [*base, "--placement", placement])
+        runs[name] = {**summary(rep), "load1_before": round(before, 2), "load1_after": round(load1(), 2)}
+        print(f"{name:18} {json.dumps(runs[name])}", flush=True)
+    within = runs["two-nodes-within"]["server_us_per_msg"]
+    across = runs["two-nodes-across"]["server_us_per_msg"]
+    print(f"\nhub CPU per routed message: within a node {within} us, across nodes {across} us, "
+          f"ratio {across / within:.2f} (target <= 1.5); across-node p99 {runs['two-nodes-across']['p99_ms']} ms "
+          f"(target < 50 ms) at {args.rate:.0f} msg/s")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": machine(), "args": vars(args), "runs": runs}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
