@@ -681,11 +681,16 @@ class RedisInbox:
         self.max_entries = max_entries
         self.retention_ms = retention_ms
         self.ping_timeout = ping_timeout
+        self._pending: list[tuple[list[tuple[str, bytes]], asyncio.Future[list[str]]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     def _key(self, user: str) -> str:
         return f"{self.prefix}i:{user}"
 
     async def close(self) -> None:
+        if self._flusher is not None and not self._flusher.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._flusher), 5)
         if self._owned:
             await self._redis.aclose()
 
@@ -693,6 +698,39 @@ class RedisInbox:
         return await _ping(self._redis, self.ping_timeout)
 
     async def append(self, entries: list[tuple[str, bytes]]) -> list[str]:
+        """Queue the entries for the next batch; every caller of one loop pass shares a
+        single pipelined round trip, and batches go out one at a time, in order.
+
+        (One pipeline per caller opened a pool connection per message under load and
+        ran out of them.)"""
+        if not entries:
+            return []
+        fut: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+        self._pending.append((entries, fut))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await fut
+
+    async def _flush(self) -> None:
+        while self._pending:
+            await asyncio.sleep(0)  # let this loop pass's callers join the batch
+            batch, self._pending = self._pending, []
+            try:
+                ids = await self._append_now([e for entries, _ in batch for e in entries])
+            except BaseException as exc:
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            start = 0
+            for entries, fut in batch:
+                if not fut.done():
+                    fut.set_result(ids[start:start + len(entries)])
+                start += len(entries)
+
+    async def _append_now(self, entries: list[tuple[str, bytes]]) -> list[str]:
         by_user: dict[str, list[int]] = {}
         for i, (user, _payload) in enumerate(entries):
             by_user.setdefault(user, []).append(i)

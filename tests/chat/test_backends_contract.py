@@ -674,6 +674,21 @@ async def test_inbox_ids_in_order(backend: Backend) -> None:
         assert await inbox.read("u:1", cursor, 100) == rest
 
 
+async def test_inbox_many_concurrent_appends(backend: Backend) -> None:
+    """Thousands of appends at once (a hub under load) all succeed, in call order per user."""
+    inbox = backend.inbox(max_entries=10_000)
+    starts = {u: await inbox.tail(u) for u in ("u:1", "u:2")}
+    calls = [[("u:1", f"a{i}".encode()), ("u:2", f"b{i}".encode())] for i in range(3000)]
+    results = await asyncio.gather(*(inbox.append(c) for c in calls))
+    assert all(len(r) == 2 for r in results)
+    got1 = await inbox.read("u:1", starts["u:1"], 5000)
+    got2 = await inbox.read("u:2", starts["u:2"], 5000)
+    assert got1 is not None and got2 is not None
+    assert [p for _, p in got1] == [f"a{i}".encode() for i in range(3000)]
+    assert [p for _, p in got2] == [f"b{i}".encode() for i in range(3000)]
+    assert [i for i, _ in got1] == [r[0] for r in results]
+
+
 async def test_inbox_users_are_separate(backend: Backend) -> None:
     """Entries for several users in one append land in each user's own inbox, in order."""
     inbox = backend.inbox()
