@@ -29,6 +29,7 @@ from .base import (
     RecallRefused,
     Role,
     Side,
+    StoreError,
 )
 
 T = TypeVar("T")
@@ -126,9 +127,9 @@ class _Worker:
     def __init__(self, name: str, connect: Callable[[], sqlite3.Connection], batch: bool) -> None:
         self._connect = connect
         self._batch = batch
-        self._jobs: queue.SimpleQueue[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]] | None] = (
-            queue.SimpleQueue()
-        )
+        self._jobs: queue.SimpleQueue[
+            tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], bool] | None
+        ] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -144,12 +145,14 @@ class _Worker:
             self._jobs.put(None)
             self._thread.join()
 
-    def submit(self, job: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+    def submit(self, job: Callable[[sqlite3.Connection], T], *, clean_failure: bool = False) -> asyncio.Future[T]:
+        """Queue a job. ``clean_failure``: the job writes nothing before it can raise, so
+        it needs no savepoint of its own (two statements saved per message)."""
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         if not self._thread.is_alive():
             fut.set_exception(ConnectionError("the store is closed"))
         else:
-            self._jobs.put((job, fut))
+            self._jobs.put((job, fut, clean_failure))
         return fut
 
     def _run(self) -> None:
@@ -185,7 +188,13 @@ class _Worker:
         if self._batch:
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                for job, fut in jobs:
+                for job, fut, clean_failure in jobs:
+                    if clean_failure:
+                        try:
+                            results.append((fut, True, job(conn)))
+                        except StoreError as exc:
+                            results.append((fut, False, exc))
+                        continue
                     conn.execute("SAVEPOINT job")
                     try:
                         value = job(conn)
@@ -197,12 +206,12 @@ class _Worker:
                         conn.execute("RELEASE job")
                         results.append((fut, True, value))
                 conn.execute("COMMIT")
-            except BaseException as exc:  # the commit itself failed: nothing in the batch holds
+            except BaseException as exc:  # the commit (or a job, unexpectedly) failed: nothing holds
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-                results = [(fut, False, exc) for _, fut in jobs]
+                results = [(fut, False, exc) for _, fut, _ in jobs]
         else:
-            for job, fut in jobs:
+            for job, fut, _ in jobs:
                 try:
                     results.append((fut, True, job(conn)))
                 except BaseException as exc:
@@ -291,7 +300,10 @@ class SQLiteStore:
     async def append(
         self, conv_id: str, sender: str, role: Role, kind: str, body: dict[str, Any], cmid: str | None, now: int
     ) -> Appended:
-        return await self._writer.submit(lambda c: _append(c, conv_id, sender, role, kind, body, cmid, now))
+        # _append raises (NotFound, ClientIdReused) only before its first write.
+        return await self._writer.submit(
+            lambda c: _append(c, conv_id, sender, role, kind, body, cmid, now), clean_failure=True
+        )
 
     async def recall(self, conv_id: str, seq: int, by: str, now: int, window_ms: int) -> Appended:
         def job(c: sqlite3.Connection) -> Appended:
