@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -52,9 +52,14 @@ _STATUSES: dict[str, Status] = {"online": "online", "away": "away", "offline": "
 
 
 def _client(redis: Redis | str) -> tuple[Redis, bool]:
-    """The client to use and whether this object owns it (and must close it)."""
+    """The client to use and whether this object owns it (and must close it).
+
+    From a URL: a pool that makes callers wait for a free connection. redis-py's
+    default pool raises once 100 are busy, which a thousand clients connecting at
+    once (presence for each) reach easily."""
     if isinstance(redis, str):
-        return Redis.from_url(redis), True
+        pool = BlockingConnectionPool.from_url(redis, max_connections=64, timeout=20)
+        return Redis.from_pool(pool), True  # the client owns the pool: aclose() disconnects it
     if redis.connection_pool.connection_kwargs.get("decode_responses"):
         raise ValueError("the Redis client must be created with decode_responses=False")
     return redis, False

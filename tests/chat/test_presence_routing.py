@@ -175,3 +175,19 @@ async def test_readyz_reports_a_dead_store(server: ChatServer) -> None:
     status, body = await http_get(server.port, "/readyz")
     assert status == 503 and json.loads(body)["checks"]["store"] is False
     await server.hub.store.start()
+
+
+async def test_many_clients_connect_at_once_on_redis(server_factory: Any, redis_prefix: str) -> None:
+    """Hundreds of simultaneous logins on a Redis-backed node all get in (no connection-pool errors)."""
+    from .conftest import REDIS_URL
+
+    server = await server_factory(redis_url=REDIS_URL, redis_prefix=redis_prefix)
+    url = f"ws://127.0.0.1:{server.port}/"
+    clients = []
+    for start in range(0, 300, 150):  # two waves of 150 simultaneous logins
+        clients += await asyncio.gather(*(Client.connect(url, token(f"crowd{i}")) for i in range(start, start + 150)))
+    assert all(c.welcome["type"] == "welcome" for c in clients)
+    synced = await asyncio.gather(*(c.request({"type": "sync"}) for c in clients))
+    assert all(s["type"] == "synced" for s in synced)
+    for c in clients:
+        await c.close()
