@@ -53,6 +53,18 @@ def actor_of(session: Session) -> Actor:
     return Actor(user_id=ident.user, role=ident.role, shop_id=ident.shop)
 
 
+_ORDER_COMMANDS: dict[str, tuple[str, Callable[[Any], dict[str, Any]]]] = {
+    "ship": ("ship", lambda fr: {"tracking_note": fr.tracking}),
+    "confirm": ("confirm", lambda fr: {}),
+    "extend": ("extend", lambda fr: {}),
+    "refund": ("request_refund", lambda fr: {"amount": fr.amount, "reason": fr.reason}),
+    "refund_answer": ("answer_refund", lambda fr: {"accept": fr.accept}),
+    "dispute": ("dispute", lambda fr: {"reason": fr.reason}),
+    "decide": ("decide", lambda fr: {"outcome": fr.outcome, "buyer_amount": fr.buyer_amount}),
+}
+"""Frame type → (ledger method, its arguments beyond actor, order and key)."""
+
+
 class MoneyDesk:
     """Runs the money commands of one hub node."""
 
@@ -65,12 +77,12 @@ class MoneyDesk:
         self.handlers: dict[type, Callable[[Session, Any, ConversationRecord | None], Awaitable[dict[str, Any]]]] = {
             f.Offer: self._offer,
             f.Pay: self._pay,
-            f.Ship: self._ship,
-            f.OrderAction: self._order_action,
-            f.RequestRefund: self._refund,
-            f.AnswerRefund: self._answer_refund,
-            f.Dispute: self._dispute,
-            f.Decide: self._decide,
+            f.Ship: self._order_command,
+            f.OrderAction: self._order_command,
+            f.RequestRefund: self._order_command,
+            f.AnswerRefund: self._order_command,
+            f.Dispute: self._order_command,
+            f.Decide: self._order_command,
             f.SendTransfer: self._transfer,
             f.AnswerTransfer: self._answer_transfer,
         }
@@ -180,57 +192,19 @@ class MoneyDesk:
         )
         return self._order_view(order)
 
-    async def _ship(self, session: Session, frame: f.Ship, record: ConversationRecord | None) -> dict[str, Any]:
-        await self._check_order(record, frame.order)
-        order = await self._call(
-            self.service.ship, actor_of(session), order_id=frame.order, tracking_note=frame.tracking,
-            idem_key=frame.key,
-        )
-        return self._order_view(order)
-
-    async def _order_action(
-        self, session: Session, frame: f.OrderAction, record: ConversationRecord | None
+    async def _order_command(
+        self, session: Session, frame: Any, record: ConversationRecord | None
     ) -> dict[str, Any]:
-        await self._check_order(record, frame.order)
-        command = self.service.confirm if frame.type == "confirm" else self.service.extend
-        order = await self._call(command, actor_of(session), order_id=frame.order, idem_key=frame.key)
-        return self._order_view(order)
-
-    async def _refund(
-        self, session: Session, frame: f.RequestRefund, record: ConversationRecord | None
-    ) -> dict[str, Any]:
-        await self._check_order(record, frame.order)
-        order = await self._call(
-            self.service.request_refund, actor_of(session), order_id=frame.order, amount=frame.amount,
-            reason=frame.reason, idem_key=frame.key,
-        )
-        return self._order_view(order)
-
-    async def _answer_refund(
-        self, session: Session, frame: f.AnswerRefund, record: ConversationRecord | None
-    ) -> dict[str, Any]:
-        await self._check_order(record, frame.order)
-        order = await self._call(
-            self.service.answer_refund, actor_of(session), order_id=frame.order, accept=frame.accept,
-            idem_key=frame.key,
-        )
-        return self._order_view(order)
-
-    async def _dispute(self, session: Session, frame: f.Dispute, record: ConversationRecord | None) -> dict[str, Any]:
-        await self._check_order(record, frame.order)
-        order = await self._call(
-            self.service.dispute, actor_of(session), order_id=frame.order, reason=frame.reason, idem_key=frame.key
-        )
-        return self._order_view(order)
-
-    async def _decide(self, session: Session, frame: f.Decide, record: ConversationRecord | None) -> dict[str, Any]:
+        """ship, confirm, extend, refund, refund_answer, dispute, decide: the ledger checks actor
+        and state; here only that the order belongs to this conversation."""
         assert session.identity is not None
-        if session.identity.role != "arbiter":
+        if isinstance(frame, f.Decide) and session.identity.role != "arbiter":
             raise ProtocolError(ErrorCode.ROLE_NOT_ALLOWED, "only the platform's arbiters decide disputes")
         await self._check_order(record, frame.order)
+        method, extra = _ORDER_COMMANDS[frame.type]
         order = await self._call(
-            self.service.decide, actor_of(session), order_id=frame.order, outcome=frame.outcome,
-            buyer_amount=frame.buyer_amount, idem_key=frame.key,
+            getattr(self.service, method), actor_of(session), order_id=frame.order, idem_key=frame.key,
+            **extra(frame),
         )
         return self._order_view(order)
 
