@@ -65,7 +65,8 @@ class Conv:
 class Actor:
     """One user with (at most) one connection at a time."""
 
-    __slots__ = ("conn", "convs", "cursor", "engine", "gen", "inbox", "last", "leaving", "node", "online", "own",
+    __slots__ = ("conn", "convs", "cursor", "departed", "engine", "gen", "inbox", "last", "leaving", "node", "online",
+                 "own",
                  "pending", "received", "requests", "rid", "role", "shop", "stamp", "token", "tokens", "user")
 
     def __init__(self, engine: Engine, user: str, role: str, shop: str, node: int, token: str) -> None:
@@ -79,6 +80,7 @@ class Actor:
         self.gen = 0
         self.online = False
         self.leaving = False
+        self.departed = False
         self.convs: list[Conv] = []
         self.received: dict[str, set[int]] = {}
         self.own: dict[str, set[int]] = {}
@@ -314,6 +316,10 @@ class Actor:
         own.add(seq)
         self.advance(conv.id)
         other = conv.other(self)
+        if other is not None and other.departed:
+            # Acknowledged after the other side left for good: nobody can receive it.
+            self.engine.results.counts["acked_after_recipient_left"] += 1
+            return
         if other is not None and seq not in other.received.get(conv.id, ()):
             conv.undelivered.add(seq)
             self.engine.outstanding += 1
@@ -614,12 +620,18 @@ class Engine:
         buyer.leaving = True
         for conv in buyer.convs:
             self.deactivate(conv)
+        if not buyer.online:
+            # A buyer who dropped off comes back once to collect what was sent meanwhile,
+            # so a departure never counts as a loss (and exercises resume once more).
+            with contextlib.suppress(Exception):
+                await buyer.connect()
         deadline = perf() + 10
         for _ in range(100):  # polls the ledger; bounded by the deadline
             if perf() >= deadline or not (buyer.pending or any(c.undelivered for c in buyer.convs)):
                 break
             await asyncio.sleep(0.2)
         self.results.counts["buyers_left"] += 1
+        buyer.departed = True
         buyer.close()
         self.buyers.remove(buyer)
 
