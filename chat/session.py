@@ -9,6 +9,7 @@ token or an expired one closes the connection.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from typing import Any
@@ -311,6 +312,9 @@ class Session:
             raise ProtocolError(ErrorCode.CLIENT_ID_REUSED) from exc
         if not done.duplicate:
             hub.metrics.messages.inc()
+        if done.agent != record.agent:  # a hand-over made on another node: refresh the cache
+            record = dataclasses.replace(record, agent=done.agent)
+            hub.remember(record)
         # A duplicate fans out again: if the first attempt died between commit and
         # notice, this is what gets the message to the other side (cursors dedupe).
         await hub.fan_out(record, done.message, done.agent, self.id, t0)
@@ -442,9 +446,10 @@ class Session:
         ident = self.identity
         assert ident is not None
         record = await self._conversation(frame.conv)
-        current = await self.hub.store.get_conversation(record.id) or record
+        # The cached record: a typing flag sent to an agent who just handed over is harmless,
+        # and a store read per keystroke is not.
         self.hub.publish_event(
-            counterpart_channels(ident, current),
+            counterpart_channels(ident, record),
             {"type": "typing", "conv": record.id, "user": ident.user, "active": frame.active},
         )
         if rid is not None:
