@@ -16,7 +16,7 @@ import logging
 import re
 import signal
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -34,6 +34,7 @@ from .hub import Hub
 from .outbox import Transport
 from .protocol.errors import CloseCode, ErrorCode, ProtocolError
 from .ratelimit import RateLimiter
+from .responsiveness import DAY_MS, TypicalResponseCache
 from .routing import shop_entity
 from .session import Session
 from .store.base import Store
@@ -146,6 +147,7 @@ class ChatServer:
     server: Server | None = None
     extra_routes: dict[str, HttpRoute] | None = None
     api: ApiServer | None = None
+    _typical_cache: TypicalResponseCache = field(default_factory=TypicalResponseCache)
 
     @property
     def port(self) -> int:
@@ -209,9 +211,11 @@ class ChatServer:
             return Response(200, "OK", headers, body)
         match = _SHOP_PRESENCE.match(path)
         if match:
-            entity = shop_entity(match.group(1))
-            state = (await self.hub.presence.get([entity], self.hub.clock.now_ms()))[entity]
-            return _json(200, {"shop": match.group(1), "status": state.status, "last_seen": state.last_seen})
+            shop = match.group(1)
+            now = self.hub.clock.now_ms()
+            state = (await self.hub.presence.get([shop_entity(shop)], now))[shop_entity(shop)]
+            return _json(200, {"shop": shop, "status": state.status, "last_seen": state.last_seen,
+                               "typical_response_ms": await self._typical(shop, now)})
         if self.extra_routes:
             for prefix, route in self.extra_routes.items():
                 if path.startswith(prefix):
@@ -219,6 +223,19 @@ class ChatServer:
         if request.headers.get("Upgrade", "").lower() != "websocket":
             return _json(404, {"error": "not found"})
         return None
+
+    async def _typical(self, shop: str, now: int) -> int | None:
+        """The shop's median first response over the last week (null until it has a few)."""
+        cache = self._typical_cache
+        fresh, value = cache.get(shop, now)
+        if fresh:
+            return value
+        try:
+            times = await self.hub.store.first_responses(shop, now - cache.window_days * DAY_MS)
+        except Exception:
+            log.warning("could not compute response figures for %s", shop, exc_info=True)
+            return value
+        return cache.put(shop, now, times)
 
     # --- websocket --------------------------------------------------------------
 

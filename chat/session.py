@@ -23,6 +23,7 @@ from .protocol import frames as f
 from .protocol.codec import CLIENT_TYPES, encode, request_id, unpack, validate
 from .protocol.errors import CloseCode, ErrorCode, ProtocolError
 from .ratelimit import RateLimiter
+from .responsiveness import DAY_MS, summarize
 from .routing import (
     can_access,
     choose_agent,
@@ -84,6 +85,7 @@ class Session:
             f.Recall: self._recall,
             f.SetPresence: self._presence,
             f.Assign: self._assign,
+            f.Stats: self._stats,
             f.Ping: self._ping,
         }
 
@@ -302,7 +304,7 @@ class Session:
         if not self._limiter.allow(ident.user, now):
             retry = int(1000 / max(0.001, hub.config.rate_per_second))
             raise ProtocolError(ErrorCode.RATE_LIMITED, details={"retry_after_ms": retry})
-        body = frame.body.model_dump(exclude_none=True)
+        body = frame.body.model_dump(exclude_defaults=True)  # "auto" only when it is true
         kind = body.pop("kind")
         role: Role = "buyer" if ident.role == "buyer" else "agent"
         self.outbox.posting(record.id, ident.user, frame.cmid)
@@ -501,6 +503,15 @@ class Session:
             # while unassigned) is told this last time.
             previous = user_channel(before.agent) if before.agent else shop_channel(record.shop)
             hub.notify(previous, updated, done.message)
+
+    async def _stats(self, frame: f.Stats, rid: int | None) -> None:
+        ident = self.identity
+        assert ident is not None
+        if ident.role != "agent" or ident.shop is None:
+            raise ProtocolError(ErrorCode.ROLE_NOT_ALLOWED, "only the shop's agents see its response figures")
+        since = self.hub.clock.now_ms() - frame.days * DAY_MS
+        times = await self.hub.store.first_responses(ident.shop, since)
+        self.reply({"type": "stats", "re": rid, **summarize(ident.shop, since, times)})
 
     async def _ping(self, frame: f.Ping, rid: int | None) -> None:
         self.reply({"type": "pong", "re": rid, "ts": self.hub.clock.now_ms()})

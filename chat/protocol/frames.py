@@ -47,6 +47,8 @@ class Listing(_Frame):
 class TextBody(_Frame):
     kind: Literal["text"]
     text: Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+    auto: bool = False
+    """An automatic reply (an away message): shown like any text, left out of response figures."""
 
 
 class ImageBody(_Frame):
@@ -174,6 +176,14 @@ class Assign(_Frame):
     id: RequestId | None = None
     conv: Id
     agent: Id
+
+
+class Stats(_Frame):
+    """Shop agents: the shop's response figures over a recent window (auto-replies excluded)."""
+
+    type: Literal["stats"]
+    id: RequestId | None = None
+    days: Annotated[int, Field(ge=1, le=90)] = 7
 
 
 class Ping(_Frame):
@@ -332,14 +342,14 @@ class Wallet(_Frame):
 
 
 ClientFrame = Annotated[
-    Auth | Open | Send | Sync | History | ListConversations | Read | Typing | Recall | SetPresence | Assign | Ping
-    | Offer | Pay | Ship | OrderAction | RequestRefund | AnswerRefund | Dispute | Decide
+    Auth | Open | Send | Sync | History | ListConversations | Read | Typing | Recall | SetPresence | Assign | Stats
+    | Ping | Offer | Pay | Ship | OrderAction | RequestRefund | AnswerRefund | Dispute | Decide
     | SendTransfer | AnswerTransfer | SetPin | Wallet,
     Field(discriminator="type"),
 ]
 
 CLIENT_FRAME_TYPES: tuple[type[_Frame], ...] = (
-    Auth, Open, Send, Sync, History, ListConversations, Read, Typing, Recall, SetPresence, Assign, Ping,
+    Auth, Open, Send, Sync, History, ListConversations, Read, Typing, Recall, SetPresence, Assign, Stats, Ping,
     Offer, Pay, Ship, OrderAction, RequestRefund, AnswerRefund, Dispute, Decide,
     SendTransfer, AnswerTransfer, SetPin, Wallet,
 )
@@ -454,6 +464,22 @@ class Ok(_Frame):
     re: int | None = None
 
 
+class StatsView(_Frame):
+    """The shop's responsiveness: of the conversations where a buyer wrote in the window,
+    how many an agent answered (not counting auto-replies), and how fast the first answer came."""
+
+    type: Literal["stats"] = "stats"
+    re: int | None = None
+    shop: str
+    since: int
+    """Start of the window, epoch ms."""
+    asked: int
+    answered: int
+    response_rate: float | None
+    first_response_p50_ms: int | None
+    first_response_p90_ms: int | None
+
+
 class Pong(_Frame):
     type: Literal["pong"] = "pong"
     re: int | None = None
@@ -518,12 +544,12 @@ class Error(_Frame):
 
 
 ServerFrame = Annotated[
-    MessageView | Welcome | Ack | Opened | Synced | ConversationsPage | HistoryPage | Ok | Pong | Receipt
+    MessageView | Welcome | Ack | Opened | Synced | ConversationsPage | HistoryPage | Ok | StatsView | Pong | Receipt
     | TypingEvent | PresenceEvent | PaymentResult | WalletView | Error,
     Field(discriminator="type"),
 ]
 
 SERVER_FRAME_TYPES: tuple[type[_Frame], ...] = (
-    MessageView, Welcome, Ack, Opened, Synced, ConversationsPage, HistoryPage, Ok, Pong, Receipt,
+    MessageView, Welcome, Ack, Opened, Synced, ConversationsPage, HistoryPage, Ok, StatsView, Pong, Receipt,
     TypingEvent, PresenceEvent, PaymentResult, WalletView, Error,
 )

@@ -175,5 +175,10 @@ class Store(Protocol):
     async def set_cursor(self, name: str, value: int) -> None:
         """Move a named cursor forward (never back)."""
 
+    async def first_responses(self, shop: str, since: int) -> list[int | None]:
+        """Per conversation of the shop where the buyer wrote at or after ``since``: ms from
+        the buyer's first message in the window to the first agent reply after it that is
+        not an auto-reply, or None if none came."""
+
     async def agent_loads(self, shop: str) -> dict[str, int]:
         """Open conversations per known agent of a shop (zero for idle agents)."""

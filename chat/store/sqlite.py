@@ -63,6 +63,7 @@ CREATE TABLE IF NOT EXISTS messages (
     cmid TEXT,
     digest BLOB,
     recalled INTEGER NOT NULL DEFAULT 0,
+    auto INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (conv, seq)
 ) STRICT, WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_cmid ON messages (conv, sender, cmid)
@@ -250,6 +251,7 @@ class SQLiteStore:
         conn = _connect(self.path, "FULL")
         try:
             conn.executescript(SCHEMA)
+            _migrate(conn)
         finally:
             conn.close()
         self._writer = _Worker("store-writer", lambda: _connect(self.path, self.synchronous), batch=True)
@@ -502,6 +504,22 @@ class SQLiteStore:
             )
         )
 
+    async def first_responses(self, shop: str, since: int) -> list[int | None]:
+        def job(c: sqlite3.Connection) -> list[int | None]:
+            rows = c.execute(
+                "WITH asked AS ("
+                "  SELECT m.conv, MIN(m.ts) AS at FROM messages m JOIN conversations v ON v.id = m.conv"
+                "  WHERE v.shop = ? AND m.role = 'buyer' AND m.cmid IS NOT NULL AND m.ts >= ?"
+                "    AND m.kind IN ('text', 'image', 'product') GROUP BY m.conv)"
+                " SELECT (SELECT MIN(r.ts) FROM messages r WHERE r.conv = asked.conv AND r.role = 'agent'"
+                "   AND r.auto = 0 AND r.ts >= asked.at AND r.kind IN ('text', 'image', 'product')) - asked.at"
+                " FROM asked",
+                (shop, since),
+            ).fetchall()
+            return [None if r[0] is None else int(r[0]) for r in rows]
+
+        return await self._reader.submit(job)
+
     async def agent_loads(self, shop: str) -> dict[str, int]:
         def job(c: sqlite3.Connection) -> dict[str, int]:
             loads = {row[0]: 0 for row in c.execute("SELECT agent FROM agents WHERE shop=?", (shop,))}
@@ -514,6 +532,13 @@ class SQLiteStore:
             return loads
 
         return await self._reader.submit(job)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a file made by an earlier version up to this schema (columns only ever added)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
+    if "auto" not in columns:
+        conn.execute("ALTER TABLE messages ADD COLUMN auto INTEGER NOT NULL DEFAULT 0")
 
 
 def _append(
@@ -546,8 +571,8 @@ def _append(
         raise NotFound(conv_id)
     seq = int(row[0])
     c.execute(
-        "INSERT INTO messages (conv, seq, sender, role, kind, body, ts, cmid, digest)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (conv_id, seq, sender, role, kind, _pack(body), now, cmid, digest),
+        "INSERT INTO messages (conv, seq, sender, role, kind, body, ts, cmid, digest, auto)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (conv_id, seq, sender, role, kind, _pack(body), now, cmid, digest, 1 if body.get("auto") else 0),
     )
     return Appended(MessageRecord(conv_id, seq, sender, role, kind, body, now, cmid), False, row[1])

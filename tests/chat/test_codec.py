@@ -43,6 +43,7 @@ def test_every_client_frame_type_decodes() -> None:
         {"type": "recall", "conv": "c", "seq": 1},
         {"type": "presence", "status": "away"},
         {"type": "assign", "conv": "c", "agent": "a"},
+        {"type": "stats", "days": 30},
         {"type": "ping"},
         {"type": "offer", "conv": "c", "price": 100, "key": "k-000001"},
         {"type": "pay", "conv": "c", "pin": "123456", "key": "k-000002"},

@@ -191,3 +191,34 @@ async def test_many_clients_connect_at_once_on_redis(server_factory: Any, redis_
     assert all(s["type"] == "synced" for s in synced)
     for c in clients:
         await c.close()
+
+
+async def test_response_figures_for_agents_and_the_public(server_factory: Any) -> None:
+    """Agents get the shop's response rate and first-response times; the listing page gets a typical time."""
+    import time
+
+    from chat.clock import ManualClock
+
+    clock = ManualClock(int(time.time() * 1000))
+    server = await server_factory(clock=clock)
+    url = f"ws://127.0.0.1:{server.port}/"
+    agent = await Client.connect(url, token("a1", "agent", shop="shop1"))
+    await agent.request({"type": "sync"})
+    assert (await shop_status(server.port, "shop1"))["typical_response_ms"] is None
+    for i in range(4):
+        buyer = await Client.connect(url, token(f"q{i}"))
+        conv = (await buyer.request({"type": "open", "shop": "shop1", "listing": LISTING}))["conversation"]["id"]
+        await buyer.send_text(conv, "还有货吗?", f"q{i}")
+        await agent.request({"type": "send", "conv": conv, "cmid": f"auto{i}",
+                             "body": {"kind": "text", "text": "I'm away, back soon", "auto": True}})
+        if i < 3:
+            await agent.send_text(conv, "有的", f"r{i}")
+    stats = await agent.request({"type": "stats", "days": 7})
+    assert stats["asked"] == 4 and stats["answered"] == 3 and stats["response_rate"] == 0.75
+    assert 0 <= stats["first_response_p50_ms"] <= stats["first_response_p90_ms"] < 10_000
+    assert (await shop_status(server.port, "shop1"))["typical_response_ms"] is None  # cached for a minute
+    clock.advance(61_000)
+    public = await shop_status(server.port, "shop1")
+    assert public["typical_response_ms"] is not None and public["typical_response_ms"] >= 0
+    buyer = await Client.connect(url, token("q9"))
+    assert (await buyer.request({"type": "stats"}))["code"] == 3003

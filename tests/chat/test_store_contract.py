@@ -185,3 +185,23 @@ async def test_message_by_cmid(open_store: Callable[[], Awaitable[Store]]) -> No
     done = await store.append("c1", "system", "system", "card", {"id": "o1"}, "card:o1", 2)
     assert await store.message_by_cmid("c1", "system", "card:o1") == done.message
     assert await store.message_by_cmid("c1", "b", "card:o1") is None
+
+
+async def test_first_responses_ignore_auto_replies_and_old_questions(open_store: Callable[[], Awaitable[Store]]) -> None:
+    """First response: from the buyer's first message in the window to the first human agent reply."""
+    store = await open_store()
+    await store.open_conversation("c1", "b1", "s", LISTING, "a", 1000)
+    await store.open_conversation("c2", "b2", "s", LISTING, "a", 1000)
+    await store.open_conversation("c3", "b3", "s", LISTING, "a", 1000)
+    await store.open_conversation("old", "b4", "s", LISTING, "a", 1000)
+    await store.append("old", "b4", "buyer", "text", {"text": "long ago"}, "q", 1500)
+    await store.append("old", "a", "agent", "text", {"text": "answer"}, "r", 1600)
+    await store.append("c1", "b1", "buyer", "text", {"text": "in stock?"}, "q1", 10_000)
+    await store.append("c1", "b1", "buyer", "text", {"text": "hello?"}, "q2", 11_000)
+    await store.append("c1", "a", "agent", "text", {"text": "away", "auto": True}, "r0", 10_100)
+    await store.append("c1", "a", "agent", "text", {"text": "yes"}, "r1", 70_000)
+    await store.append("c2", "b2", "buyer", "text", {"text": "price?"}, "q1", 20_000)
+    await store.append("c2", "a", "agent", "text", {"text": "away", "auto": True}, "r0", 20_050)
+    await store.append("c3", "a", "agent", "text", {"text": "welcome"}, "r0", 9_000)  # no question: not asked
+    assert sorted(await store.first_responses("s", 5_000), key=lambda t: (t is None, t)) == [60_000, None]
+    assert await store.first_responses("other-shop", 0) == []

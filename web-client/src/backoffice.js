@@ -4,17 +4,16 @@ import { ChatClient, randomId } from "./client.js";
 import { h, money, parseMoney, errorWords, modal, tickTimers, wordsError, duration, preview, orderStateLabel, renderCard, icon } from "./ui.js";
 import { renderThread, productCard } from "./thread.js";
 
-const WINDOW_MS = 7 * 24 * 3600 * 1000; // response figures look at the last 7 days
 const DEFAULT_QUICK = [
   "您好！请问有什么可以帮您？",
   "Yes, it is in stock and ships within 24 hours.",
   "Thank you for your order! We ship it today.",
 ];
 
-/** A human reply from the shop (auto-replies carry a cmid starting with "auto-" and do not count). */
+/** A human reply from the shop (auto-replies are flagged `auto` and do not count). */
 function isShopReply(msg) {
   return msg.role === "agent" && !msg.recalled && ["text", "image", "product"].includes(msg.kind) &&
-    !(msg.cmid || "").startsWith("auto-");
+    !(msg.body && msg.body.auto);
 }
 function isBuyerQuestion(msg) {
   return msg.role === "buyer" && !msg.recalled && (msg.kind === "text" || msg.kind === "image");
@@ -31,31 +30,6 @@ export function waitingSince(conv) {
   }
   if (!msgs.length && conv.view.last_message && isBuyerQuestion(conv.view.last_message)) since = conv.view.last_message.ts;
   return since;
-}
-
-/** First-response time and response rate over the loaded history (see the note in the UI). */
-export function responseFigures(conversations, now) {
-  const firsts = [];
-  let asked = 0;
-  let answered = 0;
-  for (const conv of conversations) {
-    let question = null;
-    for (const m of conv.sorted()) {
-      if (m.ts < now - WINDOW_MS) continue;
-      if (question === null && isBuyerQuestion(m)) question = m.ts;
-      else if (question !== null && isShopReply(m)) {
-        firsts.push(m.ts - question);
-        break;
-      }
-    }
-    if (question !== null) {
-      asked += 1;
-      if (firsts.length > answered) answered += 1;
-    }
-  }
-  firsts.sort((a, b) => a - b);
-  const median = firsts.length ? firsts[Math.floor((firsts.length - 1) / 2)] : null;
-  return { asked, answered, median, rate: asked ? answered / asked : null };
 }
 
 export function startBackoffice({ root, hub, getToken, agents = [], shopName, demo = false }) {
@@ -111,11 +85,15 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
     autoInput.value = state.autoText;
     if (saved.away && !state.away) setAway(true);
   });
-  client.addEventListener("synced", () => preload());
+  client.addEventListener("synced", () => {
+    preload();
+    refreshStats();
+  });
   client.addEventListener("message", (ev) => {
     const { conv, msg } = ev.detail;
     if (conv.id === state.selected && !document.hidden) client.markRead(conv.id);
     maybeAutoReply(conv, msg);
+    if (isBuyerQuestion(msg) || isShopReply(msg)) statsSoon();
     render();
   });
 
@@ -336,13 +314,32 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
   }
 
   function renderFigures() {
-    const f = responseFigures(client.conversations.values(), client.now());
-    const first = f.median === null ? "–" : duration(f.median);
-    const rate = f.rate === null ? "–" : `${Math.round(f.rate * 100)}% (${f.answered}/${f.asked})`;
+    const f = state.stats;
+    if (!f) {
+      figures.replaceChildren(h("span.muted", "Response figures loading…"));
+      return;
+    }
+    const first = f.first_response_p50_ms === null ? "–" : duration(f.first_response_p50_ms);
+    const rate = f.response_rate === null ? "–" : `${Math.round(f.response_rate * 100)}% (${f.answered}/${f.asked})`;
     figures.replaceChildren(
       h("span", h("b", "First response "), first), " · ",
       h("span", h("b", "Response rate "), rate),
-      h("span.muted", ` · last 7 days, computed in this browser from ${state.loaded.size} loaded conversations; auto-replies excluded`));
+      h("span.muted", " · last 7 days, whole shop; auto-replies excluded"));
+  }
+
+  async function refreshStats() {
+    try {
+      state.stats = await client.stats(7);
+      renderFigures();
+    } catch {
+      /* offline: keep the last figures; the next refresh tries again */
+    }
+  }
+  setInterval(refreshStats, 60_000);
+  let statsTimer = null;
+  function statsSoon() {
+    // A question or an answer moves the figures: ask the hub again shortly (once per burst).
+    if (statsTimer === null) statsTimer = setTimeout(() => { statsTimer = null; refreshStats(); }, 500);
   }
 
   // --- actions -------------------------------------------------------------------------------------

@@ -466,11 +466,16 @@ export class ChatClient extends EventTarget {
     return this.request(frame, 30000);
   }
 
+  /** The shop's response figures, computed by the hub (agents only). */
+  stats(days = 7) {
+    return this.request({ type: "stats", days });
+  }
+
   // --- sending --------------------------------------------------------------------------
 
   /** Queue a message: it shows as pending at once and is sent (and resent) until acked. */
   send(convId, body, { cmid = randomId("w"), auto = false } = {}) {
-    if (auto) cmid = randomId("auto"); // auto-replies are marked, so response figures can leave them out
+    if (auto) body = { ...body, auto: true }; // the hub leaves auto-replies out of response figures
     const item = { conv: convId, cmid, body, created: this.now(), error: null };
     this.pending.push(item);
     this._savePending();

@@ -151,7 +151,10 @@ function setOpen(open) {
 async function pollPresence() {
   try {
     const res = await fetch(`${HUB}/presence/shop/${encodeURIComponent(SHOP)}`, { cache: "no-store" });
-    if (res.ok) state.publicPresence = await res.json();
+    if (res.ok) {
+      state.publicPresence = await res.json();
+      state.typical = state.publicPresence.typical_response_ms || null; // "usually replies in …"
+    }
   } catch {
     /* offline: keep the last state */
   }
