@@ -250,8 +250,8 @@ class SQLiteStore:
             return
         conn = _connect(self.path, "FULL")
         try:
-            conn.executescript(SCHEMA)
             _migrate(conn)
+            conn.executescript(SCHEMA)
         finally:
             conn.close()
         self._writer = _Worker("store-writer", lambda: _connect(self.path, self.synchronous), batch=True)
@@ -534,11 +534,19 @@ class SQLiteStore:
         return await self._reader.submit(job)
 
 
+_ADDED_COLUMNS = (
+    ("conversations", "updated_at", "INTEGER NOT NULL DEFAULT 0"),
+    ("messages", "auto", "INTEGER NOT NULL DEFAULT 0"),
+)
+
+
 def _migrate(conn: sqlite3.Connection) -> None:
-    """Bring a file made by an earlier version up to this schema (columns only ever added)."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
-    if "auto" not in columns:
-        conn.execute("ALTER TABLE messages ADD COLUMN auto INTEGER NOT NULL DEFAULT 0")
+    """Bring a file made by an earlier version up to this schema before the schema's
+    indexes refer to new columns (columns are only ever added)."""
+    for table, column, spec in _ADDED_COLUMNS:
+        columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if columns and column not in columns:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {spec}")
 
 
 def _append(

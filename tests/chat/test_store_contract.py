@@ -205,3 +205,34 @@ async def test_first_responses_ignore_auto_replies_and_old_questions(open_store:
     await store.append("c3", "a", "agent", "text", {"text": "welcome"}, "r0", 9_000)  # no question: not asked
     assert sorted(await store.first_responses("s", 5_000), key=lambda t: (t is None, t)) == [60_000, None]
     assert await store.first_responses("other-shop", 0) == []
+
+
+async def test_sqlite_file_from_an_earlier_version_is_migrated(tmp_path: Path) -> None:
+    """A chat file from before the updated_at and auto columns opens, gains them, and keeps its data."""
+    import sqlite3
+
+    from chat.store import sqlite as sqlite_store
+
+    path = tmp_path / "old.db"
+    old_schema = (
+        sqlite_store.SCHEMA.replace("    auto INTEGER NOT NULL DEFAULT 0,\n", "")
+        .replace("    updated_at INTEGER NOT NULL DEFAULT 0,\n", "")
+        .replace("conversations (shop, updated_at)", "conversations (shop)")
+        .replace("CREATE INDEX IF NOT EXISTS conversations_buyer ON conversations (buyer, updated_at);\n", "")
+    )
+    assert "updated_at" not in old_schema and "auto" not in old_schema
+    conn = sqlite3.connect(path)
+    conn.executescript(old_schema)
+    conn.execute("INSERT INTO conversations (id, buyer, shop, listing_id, listing, created_at) VALUES"
+                 " ('c1', 'b', 's', 'l1', x'80', 1)")
+    conn.commit()
+    conn.close()
+    store = SQLiteStore(str(path), synchronous="NORMAL")
+    await store.start()
+    try:
+        done = await store.append("c1", "a", "agent", "text", {"text": "away", "auto": True}, "r", 5)
+        assert done.message.seq == 1
+        assert [c.updated_at for c in await store.recent_conversations(shop="s")] == [5]
+        assert await store.first_responses("s", 0) == []
+    finally:
+        await store.close()
