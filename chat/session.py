@@ -46,6 +46,9 @@ from .store.base import (
 
 log = logging.getLogger(__name__)
 
+AUTO_REPLY_PERIOD_MS = 30 * 60_000
+"""An away agent's auto-reply goes out at most once per conversation in each such period."""
+
 SYNC_CONVERSATIONS = 200
 """Conversation summaries in a full ``synced``; older ones are paged with ``conversations``."""
 
@@ -85,6 +88,7 @@ class Session:
             f.Recall: self._recall,
             f.SetPresence: self._presence,
             f.Assign: self._assign,
+            f.AutoReply: self._set_auto_reply,
             f.Stats: self._stats,
             f.Ping: self._ping,
         }
@@ -328,6 +332,34 @@ class Session:
             {"type": "ack", "re": rid, "conv": record.id, "cmid": frame.cmid, "seq": message.seq,
              "ts": message.ts, "duplicate": done.duplicate}
         )
+        if ident.role == "buyer" and not done.duplicate and done.agent is not None:
+            task = asyncio.ensure_future(self._auto_reply(record, done.agent))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _auto_reply(self, record: ConversationRecord, agent: str) -> None:
+        """Answer for an agent who is away or offline, at most once per conversation per period.
+
+        The message id names the period, so every node (and a retried buyer message)
+        agrees on whether the reply was already sent: the store keeps one."""
+        hub = self.hub
+        try:
+            text = await hub.store.auto_reply(record.shop, agent)
+            if not text:
+                return
+            now = hub.clock.now_ms()
+            entity = user_entity(agent)
+            if (await hub.presence.get([entity], now))[entity].status == "online":
+                return
+            cmid = f"~auto:{now // AUTO_REPLY_PERIOD_MS}"
+            body = {"text": text, "auto": True}
+            done = await hub.store.append(record.id, agent, "agent", "text", body, cmid, now)
+            if not done.duplicate:
+                await hub.fan_out(record, done.message, done.agent, None, monotonic_epoch())
+        except ClientIdReused:
+            pass  # the text changed within the period: one auto-reply per period is enough
+        except Exception:
+            log.warning("auto-reply failed in %s", record.id, exc_info=True)
 
     async def _sync(self, frame: f.Sync, rid: int | None) -> None:
         """Set this connection's cursors, push what the client missed, then ``synced``.
@@ -503,6 +535,17 @@ class Session:
             # while unassigned) is told this last time.
             previous = user_channel(before.agent) if before.agent else shop_channel(record.shop)
             hub.notify(previous, updated, done.message)
+
+    async def _set_auto_reply(self, frame: f.AutoReply, rid: int | None) -> None:
+        ident = self.identity
+        assert ident is not None
+        if ident.role != "agent" or ident.shop is None:
+            raise ProtocolError(ErrorCode.ROLE_NOT_ALLOWED, "only the shop's agents have auto-replies")
+        stored = await self.hub.store.set_auto_reply(ident.shop, ident.user, frame.active, frame.text)
+        if frame.active and not stored:
+            problem = [{"field": "text", "problem": "required the first time it is switched on"}]
+            raise ProtocolError(ErrorCode.INVALID_FIELDS, details=problem)
+        self.reply({"type": "ok", "re": rid})
 
     async def _stats(self, frame: f.Stats, rid: int | None) -> None:
         ident = self.identity

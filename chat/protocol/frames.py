@@ -178,6 +178,17 @@ class Assign(_Frame):
     agent: Id
 
 
+class AutoReply(_Frame):
+    """Shop agent: the reply the hub sends for you while you are away or offline."""
+
+    type: Literal["auto_reply"]
+    id: RequestId | None = None
+    active: bool
+    text: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
+    """Required the first time it is switched on; kept when it is switched off, so it
+    can be switched on again without it."""
+
+
 class Stats(_Frame):
     """Shop agents: the shop's response figures over a recent window (auto-replies excluded)."""
 
@@ -342,15 +353,15 @@ class Wallet(_Frame):
 
 
 ClientFrame = Annotated[
-    Auth | Open | Send | Sync | History | ListConversations | Read | Typing | Recall | SetPresence | Assign | Stats
-    | Ping | Offer | Pay | Ship | OrderAction | RequestRefund | AnswerRefund | Dispute | Decide
+    Auth | Open | Send | Sync | History | ListConversations | Read | Typing | Recall | SetPresence | Assign
+    | AutoReply | Stats | Ping | Offer | Pay | Ship | OrderAction | RequestRefund | AnswerRefund | Dispute | Decide
     | SendTransfer | AnswerTransfer | SetPin | Wallet,
     Field(discriminator="type"),
 ]
 
 CLIENT_FRAME_TYPES: tuple[type[_Frame], ...] = (
-    Auth, Open, Send, Sync, History, ListConversations, Read, Typing, Recall, SetPresence, Assign, Stats, Ping,
-    Offer, Pay, Ship, OrderAction, RequestRefund, AnswerRefund, Dispute, Decide,
+    Auth, Open, Send, Sync, History, ListConversations, Read, Typing, Recall, SetPresence, Assign, AutoReply,
+    Stats, Ping, Offer, Pay, Ship, OrderAction, RequestRefund, AnswerRefund, Dispute, Decide,
     SendTransfer, AnswerTransfer, SetPin, Wallet,
 )
 

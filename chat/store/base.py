@@ -180,5 +180,12 @@ class Store(Protocol):
         the buyer's first message in the window to the first agent reply after it that is
         not an auto-reply, or None if none came."""
 
+    async def set_auto_reply(self, shop: str, agent: str, active: bool, text: str | None) -> str | None:
+        """Switch an agent's away reply on or off (``text`` None keeps the stored text);
+        returns the text now stored."""
+
+    async def auto_reply(self, shop: str, agent: str) -> str | None:
+        """The agent's away reply if it is switched on, else None."""
+
     async def agent_loads(self, shop: str) -> dict[str, int]:
         """Open conversations per known agent of a shop (zero for idle agents)."""

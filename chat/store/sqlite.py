@@ -76,6 +76,8 @@ CREATE TABLE IF NOT EXISTS agents (
     shop TEXT NOT NULL,
     agent TEXT NOT NULL,
     last_seen INTEGER NOT NULL,
+    auto_reply TEXT,
+    auto_on INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (shop, agent)
 ) STRICT, WITHOUT ROWID;
 """
@@ -520,6 +522,27 @@ class SQLiteStore:
 
         return await self._reader.submit(job)
 
+    async def set_auto_reply(self, shop: str, agent: str, active: bool, text: str | None) -> str | None:
+        def job(c: sqlite3.Connection) -> str | None:
+            row = c.execute(
+                "INSERT INTO agents (shop, agent, last_seen, auto_reply, auto_on) VALUES (?, ?, 0, ?, ?)"
+                " ON CONFLICT (shop, agent) DO UPDATE SET auto_on = excluded.auto_on,"
+                " auto_reply = COALESCE(excluded.auto_reply, agents.auto_reply) RETURNING auto_reply",
+                (shop, agent, text, 1 if active else 0),
+            ).fetchone()
+            return None if row is None else row[0]
+
+        return await self._writer.submit(job)
+
+    async def auto_reply(self, shop: str, agent: str) -> str | None:
+        def job(c: sqlite3.Connection) -> str | None:
+            row = c.execute(
+                "SELECT auto_reply FROM agents WHERE shop=? AND agent=? AND auto_on=1", (shop, agent)
+            ).fetchone()
+            return None if row is None else row[0]
+
+        return await self._reader.submit(job)
+
     async def agent_loads(self, shop: str) -> dict[str, int]:
         def job(c: sqlite3.Connection) -> dict[str, int]:
             loads = {row[0]: 0 for row in c.execute("SELECT agent FROM agents WHERE shop=?", (shop,))}
@@ -537,6 +560,8 @@ class SQLiteStore:
 _ADDED_COLUMNS = (
     ("conversations", "updated_at", "INTEGER NOT NULL DEFAULT 0"),
     ("messages", "auto", "INTEGER NOT NULL DEFAULT 0"),
+    ("agents", "auto_reply", "TEXT"),
+    ("agents", "auto_on", "INTEGER NOT NULL DEFAULT 0"),
 )
 
 

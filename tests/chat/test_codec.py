@@ -44,6 +44,7 @@ def test_every_client_frame_type_decodes() -> None:
         {"type": "presence", "status": "away"},
         {"type": "assign", "conv": "c", "agent": "a"},
         {"type": "stats", "days": 30},
+        {"type": "auto_reply", "active": False},
         {"type": "ping"},
         {"type": "offer", "conv": "c", "price": 100, "key": "k-000001"},
         {"type": "pay", "conv": "c", "pin": "123456", "key": "k-000002"},

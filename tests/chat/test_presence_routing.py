@@ -222,3 +222,40 @@ async def test_response_figures_for_agents_and_the_public(server_factory: Any) -
     assert public["typical_response_ms"] is not None and public["typical_response_ms"] >= 0
     buyer = await Client.connect(url, token("q9"))
     assert (await buyer.request({"type": "stats"}))["code"] == 3003
+
+
+async def test_auto_reply_answers_for_an_away_or_offline_agent_once(server_factory: Any) -> None:
+    """While the assigned agent is away (or gone), the hub answers once per period; figures ignore it."""
+    server = await server_factory()
+    url = f"ws://127.0.0.1:{server.port}/"
+    agent = await Client.connect(url, token("a1", "agent", shop="shop1"))
+    await agent.request({"type": "sync"})
+    missing = await agent.request({"type": "auto_reply", "active": True})
+    assert missing["code"] == 1004
+    text = "您好, 我暂时离开, 稍后回复 (away, back soon)"
+    assert (await agent.request({"type": "auto_reply", "active": True, "text": text}))["type"] == "ok"
+    buyer = await Client.connect(url, token("b1"))
+    conv = (await buyer.request({"type": "open", "shop": "shop1", "listing": LISTING}))["conversation"]["id"]
+    await buyer.send_text(conv, "在吗?", "q1")
+    await buyer.no_frame("msg", conv=conv, kind="text")  # the agent is online: no auto-reply
+    await agent.request({"type": "presence", "status": "away"})
+    await buyer.send_text(conv, "有人吗?", "q2")
+    auto = await buyer.next("msg", conv=conv, kind="text")
+    assert auto["sender"] == "a1" and auto["body"] == {"text": text, "auto": True}
+    assert (await agent.next("msg", conv=conv, sender="a1"))["body"]["auto"] is True
+    await buyer.send_text(conv, "hello?", "q3")
+    await buyer.no_frame("msg", conv=conv, kind="text")  # once per period
+    stats = await agent.request({"type": "stats"})
+    assert stats["asked"] == 1 and stats["answered"] == 0  # an away message is not an answer
+    await agent.request({"type": "auto_reply", "active": False})
+    await agent.close()
+    other = await Client.connect(url, token("b2"))
+    conv2 = (await other.request({"type": "open", "shop": "shop1", "listing": LISTING}))["conversation"]["id"]
+    await other.send_text(conv2, "anyone?", "q1")
+    await other.no_frame("msg", conv=conv2, kind="text")  # switched off: silence
+    agent = await Client.connect(url, token("a1", "agent", shop="shop1"))
+    await agent.request({"type": "auto_reply", "active": True})  # the stored text comes back
+    await agent.close()
+    await other.send_text(conv2, "still nobody?", "q2")
+    back = await other.next("msg", conv=conv2, kind="text")  # offline counts as away
+    assert back["body"] == {"text": text, "auto": True}

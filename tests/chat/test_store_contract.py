@@ -208,7 +208,7 @@ async def test_first_responses_ignore_auto_replies_and_old_questions(open_store:
 
 
 async def test_sqlite_file_from_an_earlier_version_is_migrated(tmp_path: Path) -> None:
-    """A chat file from before the updated_at and auto columns opens, gains them, and keeps its data."""
+    """A chat file from before the updated_at, auto and auto-reply columns opens, gains them, keeps its data."""
     import sqlite3
 
     from chat.store import sqlite as sqlite_store
@@ -219,6 +219,7 @@ async def test_sqlite_file_from_an_earlier_version_is_migrated(tmp_path: Path) -
         .replace("    updated_at INTEGER NOT NULL DEFAULT 0,\n", "")
         .replace("conversations (shop, updated_at)", "conversations (shop)")
         .replace("CREATE INDEX IF NOT EXISTS conversations_buyer ON conversations (buyer, updated_at);\n", "")
+        .replace("    auto_reply TEXT,\n    auto_on INTEGER NOT NULL DEFAULT 0,\n", "")
     )
     assert "updated_at" not in old_schema and "auto" not in old_schema
     conn = sqlite3.connect(path)
@@ -233,6 +234,7 @@ async def test_sqlite_file_from_an_earlier_version_is_migrated(tmp_path: Path) -
         done = await store.append("c1", "a", "agent", "text", {"text": "away", "auto": True}, "r", 5)
         assert done.message.seq == 1
         assert [c.updated_at for c in await store.recent_conversations(shop="s")] == [5]
+        assert await store.set_auto_reply("s", "a", True, "away") == "away"
         assert await store.first_responses("s", 0) == []
     finally:
         await store.close()

@@ -36,7 +36,7 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
   const client = new ChatClient({ url: hub.replace(/^http/, "ws") + "/ws", getToken, storageKey: "tradechat:backoffice" });
   const state = {
     selected: null, loaded: new Set(), loadingOlder: false, toast: "", filter: "",
-    away: false, autoText: "", autoReplied: new Set(), typingSent: 0,
+    away: false, autoText: "", typingSent: 0,
   };
   let quick = [];
 
@@ -88,32 +88,30 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
   client.addEventListener("synced", () => {
     preload();
     refreshStats();
+    syncAutoReply(); // the hub's away message follows this page's switch after every (re)connect
   });
   client.addEventListener("message", (ev) => {
     const { conv, msg } = ev.detail;
     if (conv.id === state.selected && !document.hidden) client.markRead(conv.id);
-    maybeAutoReply(conv, msg);
     if (isBuyerQuestion(msg) || isShopReply(msg)) statsSoon();
     render();
   });
-
-  function maybeAutoReply(conv, msg) {
-    // Only the agent who has the conversation answers it automatically (an answer in an unassigned
-    // conversation would take it), once per conversation per away period.
-    if (!state.away || !isBuyerQuestion(msg) || conv.view.agent !== client.me.user) return;
-    if (state.autoReplied.has(conv.id) || !state.autoText.trim()) return;
-    state.autoReplied.add(conv.id);
-    client.send(conv.id, { kind: "text", text: state.autoText.trim() }, { auto: true });
-  }
 
   function setAway(away) {
     state.away = away;
     awayBox.checked = away;
     client.manualAway = away;
-    if (!away) state.autoReplied.clear();
     client.setPresence(away || document.hidden ? "away" : "online");
+    syncAutoReply();
     saveAway();
     render();
+  }
+  /** The hub sends the away message (also when this page is closed), once per conversation per half hour. */
+  function syncAutoReply() {
+    const text = state.autoText.trim();
+    if (client.status !== "online") return;
+    client.request(text ? { type: "auto_reply", active: state.away, text } : { type: "auto_reply", active: false })
+      .catch(() => {});
   }
   function saveAway() {
     if (!client.me) return;
@@ -122,6 +120,7 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
   awayBox.addEventListener("change", () => setAway(awayBox.checked));
   autoInput.addEventListener("change", () => {
     state.autoText = autoInput.value;
+    syncAutoReply();
     saveAway();
   });
   filterInput.addEventListener("input", () => {
