@@ -70,6 +70,7 @@ class Hub:
         self._sessions: set[Session] = set()
         self._conversations: dict[str, ConversationRecord] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._auto_replies: dict[tuple[str, str], tuple[int, str | None]] = {}
         self.money: MoneyDesk | None = None
         """Money commands and payment cards, when payments are enabled."""
 
@@ -130,6 +131,31 @@ class Hub:
         if len(self._conversations) > 100_000:
             self._conversations.clear()
         self._conversations[record.id] = record
+
+    # --- agents' away messages ------------------------------------------------
+
+    AUTO_REPLY_TTL_MS = 10_000
+
+    def cached_auto_reply(self, shop: str, agent: str) -> tuple[bool, str | None]:
+        """(known, text) without I/O: buyer messages check this on every send."""
+        entry = self._auto_replies.get((shop, agent))
+        if entry is None or self.clock.now_ms() - entry[0] > self.AUTO_REPLY_TTL_MS:
+            return False, None
+        return True, entry[1]
+
+    async def auto_reply(self, shop: str, agent: str) -> str | None:
+        """The agent's away message if switched on; read through a short per-node cache
+        (a change made on another node shows here within ``AUTO_REPLY_TTL_MS``)."""
+        known, text = self.cached_auto_reply(shop, agent)
+        if not known:
+            text = await self.store.auto_reply(shop, agent)
+            self.remember_auto_reply(shop, agent, text)
+        return text
+
+    def remember_auto_reply(self, shop: str, agent: str, text: str | None) -> None:
+        if len(self._auto_replies) > 100_000:
+            self._auto_replies.clear()
+        self._auto_replies[(shop, agent)] = (self.clock.now_ms(), text)
 
     # --- channels -------------------------------------------------------------
 
@@ -206,7 +232,7 @@ class Hub:
 
     def notify(self, channel: str, conv: ConversationRecord, message: MessageRecord) -> None:
         """Publish one message notice on one more channel (a hand-over's previous agent)."""
-        self.broker.publish(channel, self._notice(conv, message, None, monotonic_epoch()))
+        self.broker.publish(channel, self._notice(conv, message, None, epoch_seconds()))
 
     @staticmethod
     def _notice(conv: ConversationRecord, message: MessageRecord, origin: str | None, t0: float) -> bytes:
@@ -289,6 +315,7 @@ class Hub:
         return set(self._sessions)
 
 
-def monotonic_epoch() -> float:
-    """Epoch seconds as a float, for latency across nodes on one machine."""
+def epoch_seconds() -> float:
+    """Wall-clock seconds (not monotonic): a latency start that other nodes on the same
+    clock can subtract from."""
     return time.time()

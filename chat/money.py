@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from payments import Actor, PaymentError, PaymentEvent, PaymentService, shop_owner, user_owner
 from payments.store import open_store as open_payments_store
 
-from .hub import Hub, monotonic_epoch
+from .hub import Hub, epoch_seconds
 from .protocol import frames as f
 from .protocol.errors import ErrorCode, ProtocolError
 from .store.base import ConversationRecord
@@ -306,7 +306,7 @@ class CardRelay:
         else:
             body["card"] = card.seq
             done = await hub.store.append(record.id, "system", "system", "card_update", body, f"pay:{event.id}", now)
-        await hub.fan_out(record, done.message, done.agent, None, monotonic_epoch())
+        await hub.fan_out(record, done.message, done.agent, None, epoch_seconds())
 
 
 async def run_timers(

@@ -17,7 +17,7 @@ from typing import Any
 import msgpack
 
 from .auth import Identity, verify, verify_listing
-from .hub import Hub, monotonic_epoch
+from .hub import Hub, epoch_seconds
 from .outbox import Outbox, Transport
 from .protocol import frames as f
 from .protocol.codec import CLIENT_TYPES, encode, request_id, unpack, validate
@@ -98,7 +98,7 @@ class Session:
     def _observe(self, t0: float | None) -> None:
         self.hub.metrics.frames_out.inc()
         if t0 is not None:
-            self.hub.metrics.delivery.observe(max(0.0, monotonic_epoch() - t0))
+            self.hub.metrics.delivery.observe(max(0.0, epoch_seconds() - t0))
 
     async def _fetch_between(self, conv: str, after: int, before: int) -> list[MessageRecord]:
         return await self.hub.store.messages(conv, after=after, limit=min(200, before - after - 1))
@@ -270,9 +270,6 @@ class Session:
             raise ProtocolError(ErrorCode.ROLE_NOT_ALLOWED, "only buyers open conversations with a shop")
         hub = self.hub
         now = hub.clock.now_ms()
-        online = await hub.presence.members(shop_entity(frame.shop), now)
-        loads = await hub.store.agent_loads(frame.shop)
-        agent = choose_agent(loads, online)
         listing = {**frame.listing.model_dump(), "verified": False}
         if frame.listing_token is not None:
             signed_shop, signed = verify_listing(hub.config.token_secret, frame.listing_token)
@@ -283,6 +280,12 @@ class Session:
             except ValueError as exc:
                 raise ProtocolError(ErrorCode.TOKEN_INVALID, "the listing token's card is not valid") from exc
             listing = checked.model_dump()
+        agent = None
+        if await hub.store.find_conversation(ident.user, frame.shop, frame.listing.id) is None:
+            # Only a new conversation needs an agent: every listing-page visit opens, and the
+            # load count scans the shop's conversations.
+            online = await hub.presence.members(shop_entity(frame.shop), now)
+            agent = choose_agent(await hub.store.agent_loads(frame.shop), online)
         record, card = await hub.store.open_conversation(
             "c_" + uuid.uuid4().hex[:20], ident.user, frame.shop, listing, agent, now
         )
@@ -291,7 +294,7 @@ class Session:
         try:
             self.outbox.set_cursor(record.id, record.last_seq)
             if card is not None:
-                await hub.fan_out(record, card, record.agent, self.id, monotonic_epoch())
+                await hub.fan_out(record, card, record.agent, self.id, epoch_seconds())
             view = (await self._views([record]))[0]
             self.reply({"type": "opened", "re": rid, "conversation": view, "created": card is not None})
         finally:
@@ -303,7 +306,7 @@ class Session:
         assert ident is not None
         hub = self.hub
         now = hub.clock.now_ms()
-        t0 = monotonic_epoch()
+        t0 = epoch_seconds()
         record = await self._conversation(frame.conv)
         if not self._limiter.allow(ident.user, now):
             retry = int(1000 / max(0.001, hub.config.rate_per_second))
@@ -333,6 +336,9 @@ class Session:
              "ts": message.ts, "duplicate": done.duplicate}
         )
         if ident.role == "buyer" and not done.duplicate and done.agent is not None:
+            known, text = hub.cached_auto_reply(record.shop, done.agent)
+            if known and not text:
+                return  # the common case: no away message, and no work per message
             task = asyncio.ensure_future(self._auto_reply(record, done.agent))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
@@ -344,7 +350,7 @@ class Session:
         agrees on whether the reply was already sent: the store keeps one."""
         hub = self.hub
         try:
-            text = await hub.store.auto_reply(record.shop, agent)
+            text = await hub.auto_reply(record.shop, agent)
             if not text:
                 return
             now = hub.clock.now_ms()
@@ -355,7 +361,7 @@ class Session:
             body = {"text": text, "auto": True}
             done = await hub.store.append(record.id, agent, "agent", "text", body, cmid, now)
             if not done.duplicate:
-                await hub.fan_out(record, done.message, done.agent, None, monotonic_epoch())
+                await hub.fan_out(record, done.message, done.agent, None, epoch_seconds())
         except ClientIdReused:
             pass  # the text changed within the period: one auto-reply per period is enough
         except Exception:
@@ -502,7 +508,7 @@ class Session:
             raise ProtocolError(ErrorCode.NOT_FOUND) from exc
         except RecallRefused as exc:
             raise ProtocolError(_RECALL_ERRORS[exc.reason]) from exc
-        await hub.fan_out(record, done.message, done.agent, None, monotonic_epoch())
+        await hub.fan_out(record, done.message, done.agent, None, epoch_seconds())
         self.reply({"type": "ok", "re": rid})
 
     async def _presence(self, frame: f.SetPresence, rid: int | None) -> None:
@@ -529,7 +535,7 @@ class Session:
         hub.remember(updated)
         body = {"text": text, "event": "assigned", "agent": agent, "by": self.identity.user}
         done = await hub.store.append(record.id, "system", "system", "system", body, None, hub.clock.now_ms())
-        await hub.fan_out(updated, done.message, done.agent, None, monotonic_epoch())
+        await hub.fan_out(updated, done.message, done.agent, None, epoch_seconds())
         if before is not None and before.agent != done.agent:
             # Whoever received it live until now (the previous agent, or the whole shop
             # while unassigned) is told this last time.
@@ -542,6 +548,7 @@ class Session:
         if ident.role != "agent" or ident.shop is None:
             raise ProtocolError(ErrorCode.ROLE_NOT_ALLOWED, "only the shop's agents have auto-replies")
         stored = await self.hub.store.set_auto_reply(ident.shop, ident.user, frame.active, frame.text)
+        self.hub.remember_auto_reply(ident.shop, ident.user, stored if frame.active else None)
         if frame.active and not stored:
             problem = [{"field": "text", "problem": "required the first time it is switched on"}]
             raise ProtocolError(ErrorCode.INVALID_FIELDS, details=problem)

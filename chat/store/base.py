@@ -120,6 +120,9 @@ class Store(Protocol):
 
     async def get_conversation(self, conv_id: str) -> ConversationRecord | None: ...
 
+    async def find_conversation(self, buyer: str, shop: str, listing_id: str) -> ConversationRecord | None:
+        """The (buyer, shop, listing) conversation, if it exists."""
+
     async def conversations_of_buyer(self, buyer: str) -> list[ConversationRecord]: ...
 
     async def conversations_of_shop(self, shop: str) -> list[ConversationRecord]: ...

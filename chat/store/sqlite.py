@@ -241,11 +241,13 @@ class SQLiteStore:
             raise ValueError("synchronous must be FULL, NORMAL or EXTRA")
         self.path = path
         self.synchronous = synchronous
-        self._writer = self._reader = self._closed_worker()
+        # Not started yet: submitting to a worker whose thread is not running fails fast.
+        self._writer = self._worker("store-writer", batch=True)
+        self._reader = self._worker("store-reader", batch=False)
         self._started = False
 
-    def _closed_worker(self) -> _Worker:
-        return _Worker("store-closed", lambda: _connect(self.path, self.synchronous), batch=False)
+    def _worker(self, name: str, *, batch: bool) -> _Worker:
+        return _Worker(name, lambda: _connect(self.path, self.synchronous), batch=batch)
 
     async def start(self) -> None:
         if self._started:
@@ -256,8 +258,8 @@ class SQLiteStore:
             conn.executescript(SCHEMA)
         finally:
             conn.close()
-        self._writer = _Worker("store-writer", lambda: _connect(self.path, self.synchronous), batch=True)
-        self._reader = _Worker("store-reader", lambda: _connect(self.path, self.synchronous), batch=False)
+        self._writer = self._worker("store-writer", batch=True)
+        self._reader = self._worker("store-reader", batch=False)
         await asyncio.to_thread(self._writer.start)
         await asyncio.to_thread(self._reader.start)
         self._started = True
@@ -367,6 +369,16 @@ class SQLiteStore:
     async def get_conversation(self, conv_id: str) -> ConversationRecord | None:
         def job(c: sqlite3.Connection) -> ConversationRecord | None:
             row = c.execute(f"SELECT {_CONV_COLUMNS} FROM conversations WHERE id=?", (conv_id,)).fetchone()
+            return None if row is None else _conversation(row)
+
+        return await self._reader.submit(job)
+
+    async def find_conversation(self, buyer: str, shop: str, listing_id: str) -> ConversationRecord | None:
+        def job(c: sqlite3.Connection) -> ConversationRecord | None:
+            row = c.execute(
+                f"SELECT {_CONV_COLUMNS} FROM conversations WHERE buyer=? AND shop=? AND listing_id=?",
+                (buyer, shop, listing_id),
+            ).fetchone()
             return None if row is None else _conversation(row)
 
         return await self._reader.submit(job)

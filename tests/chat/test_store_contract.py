@@ -40,6 +40,8 @@ async def test_open_is_idempotent_per_buyer_shop_listing(open_store: Callable[[]
     assert first.id == "c1" and card is not None and card.seq == 1 and card.kind == "product"
     again, none = await store.open_conversation("c2", "b", "s", LISTING, "x", 2)
     assert none is None and again.id == "c1" and again.agent == "a"
+    assert (await store.find_conversation("b", "s", "l1")) == again
+    assert await store.find_conversation("b", "s", "nope") is None
     other, _ = await store.open_conversation("c3", "b", "s", {**LISTING, "id": "l2"}, None, 3)
     assert other.id == "c3"
     assert [c.id for c in await store.conversations_of_buyer("b")] == ["c1", "c3"]
