@@ -2,14 +2,16 @@
 
 One :class:`Engine` drives one process's share of the population. Everything
 runs on one event loop; the hot path is raw msgpack, dict lookups and
-``transport.write`` (no pydantic, no awaiting per frame).
+websockets' sans-I/O framing (no pydantic, no awaiting per frame).
 
 Correctness ledger: every ``ack`` a sender gets records ``seq → sender`` for its
 conversation and, unless the counterpart already has it, puts the seq in the
 conversation's *undelivered* set; every ``msg`` a participant receives takes it
-out. A seq received twice by the same user is a duplicate; a seq at or below
-the last one a connection received in that conversation is a reordering;
-whatever is still undelivered after the final drain is lost.
+out. A seq received twice by the same user is a duplicate (except a resend on
+a new connection above the cursor it resumed from: the cursor stops below the
+first hole, so the hub owes what lies beyond it again); a seq at or below the
+last one a connection received in that conversation is a reordering; whatever
+is still undelivered after the final drain is lost.
 
 Latency is measured on one clock: the sender's ``perf_counter`` when it wrote
 ``send`` (or ``typing``, ``read``) and the receiving participant's when the
@@ -26,11 +28,12 @@ from collections.abc import Callable
 from typing import Any
 
 import msgpack
+from websockets.typing import BytesLike
 
 from ..auth import mint
 from .options import Options
 from .stats import Results, Window, cpu_seconds, proc_cpu_seconds
-from .wsclient import WsClient, connect
+from .wsclient import CLOSE_TIMEOUT, WsClient, connect
 
 perf = time.perf_counter
 _pack = msgpack.Packer(use_bin_type=True).pack
@@ -111,7 +114,7 @@ class Actor:
         gen = self.gen
         t0 = perf()
 
-        def on_frame(data: bytes) -> None:
+        def on_frame(data: BytesLike) -> None:
             if gen == self.gen:
                 self.on_frame(data)
 
@@ -142,7 +145,8 @@ class Actor:
             eng.results.counts["resent"] += 1
 
     def request(self, frame: dict[str, Any], kind: str) -> asyncio.Future[dict[str, Any]]:
-        assert self.conn is not None
+        if self.conn is None:
+            raise RequestFailed("not connected")
         self.rid += 1
         frame["id"] = self.rid
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -243,7 +247,7 @@ class Actor:
 
     # --- receiving -----------------------------------------------------------
 
-    def on_frame(self, data: bytes) -> None:
+    def on_frame(self, data: BytesLike) -> None:
         frame = _unpack(data)
         kind = frame["type"]
         if kind == "msg":
@@ -324,7 +328,22 @@ class Actor:
             conv.undelivered.add(seq)
             self.engine.outstanding += 1
 
+    def opened(self, conv_id: str, last_seq: int) -> None:
+        """Start the resume cursor of a conversation this connection just opened.
+
+        The hub goes live from the view's ``last_seq`` (what came before is history, not
+        owed to this connection), so a new conversation's cursor starts there and then
+        moves only through :meth:`advance`. A conversation this user already resumes
+        keeps its cursor: seqs between it and ``last_seq`` may never have reached it,
+        and a cursor above them would skip them on the next resume.
+        """
+        if all(c.id != conv_id for c in self.convs):
+            self.cursor[conv_id] = max(self.cursor.get(conv_id, 0), last_seq)
+        self.advance(conv_id)
+        self.last[conv_id] = max(self.last.get(conv_id, 0), last_seq)  # the hub's live start on this connection
+
     def advance(self, conv_id: str) -> None:
+        """Move the resume cursor over seqs received or acknowledged, stopping at the first hole."""
         c = self.cursor.get(conv_id, 0)
         received = self.received.get(conv_id, ())
         own = self.own.get(conv_id, ())
@@ -341,6 +360,12 @@ class Actor:
         if received is None:
             received = self.received[conv_id] = set()
         if seq in received:
+            if seq > self.last.get(conv_id, 0):
+                # New on this connection and above the cursor it resumed from: the cursor stopped
+                # below a hole (an unacknowledged send of ours), so the hub rightly sends it again.
+                self.last[conv_id] = seq
+                eng.results.counts["repushed"] += 1
+                return
             eng.results.violation("duplicate", f"{self.user} got {conv_id}#{seq} twice")
             return
         if seq <= self.last.get(conv_id, 0):
@@ -493,9 +518,8 @@ class Engine:
         agent = self.agents.get(view.get("agent") or "")
         conv = Conv(view["id"], buyer, agent)
         self.convs[conv.id] = conv
+        buyer.opened(conv.id, int(view["last_seq"]))
         buyer.convs.append(conv)
-        buyer.cursor[conv.id] = max(buyer.cursor.get(conv.id, 0), int(view["last_seq"]))
-        buyer.last[conv.id] = max(buyer.last.get(conv.id, 0), int(view["last_seq"]))
         if agent is None:
             self.results.counts["unassigned_conversations"] += 1
         else:
@@ -688,9 +712,12 @@ class Engine:
             self.stopping_connections = True
             for task in list(self._tasks):
                 task.cancel()
-            for actor in [*self.agents.values(), *self.buyers]:
+            actors = [*self.agents.values(), *self.buyers]
+            closing = [a.conn.done for a in actors if a.conn is not None]
+            for actor in actors:
                 actor.close()
-            await asyncio.sleep(0.2)
+            if closing:  # the closing handshakes: the hub closes TCP, or the client aborts
+                await asyncio.wait(closing, timeout=CLOSE_TIMEOUT + 0.5)
         res.wall_seconds = perf() - t_begin
         res.counts["cpu_total_ms"] = int((cpu_seconds() - cpu_begin) * 1000)
         res.counts["requests"] = self.requests

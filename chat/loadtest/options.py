@@ -54,7 +54,8 @@ class Options:
     buyer_lifetime: float = 60.0
     """Mean seconds a buyer stays before leaving (a new buyer arrives in its place); 0: forever."""
     pay_share: float = 0.0
-    """Share of conversations that pay and confirm. Off until escrow exists (see ``payments.py``)."""
+    """Share of conversations that pay and confirm. The hub has escrow, but the generator has no
+    payment mix yet (see ``payments.py``), so only 0 is accepted."""
     text_bytes: int = 24
     placement: str = "random"
     check: bool = True
@@ -88,7 +89,11 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m chat.loadtest",
         description="Simulate buyers and shop agents against hub nodes (or a bare relay); "
-                    "measure delivery latency and check that nothing is lost, duplicated or reordered.",
+                    "measure delivery latency and check that nothing is lost, duplicated or reordered. "
+                    "Against a hub it exercises chat: auth, open, sync (also resuming after dropped "
+                    "connections), send/ack, typing and read receipts. It does not exercise the money commands "
+                    "(offer, pay, ship, confirm, refund, transfer...; in the protocol, served with "
+                    "PAYMENTS=on), nor history, recall, assign or the other requests.",
     )
     d = Options()
     p.add_argument("--url", dest="urls", action="append", metavar="URL",
@@ -118,7 +123,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--reconnect-delay", type=_pair, metavar="MIN,MAX", default=d.reconnect_delay)
     p.add_argument("--buyer-lifetime", type=float, help="mean seconds a buyer stays (0: whole run)")
     p.add_argument("--pay-share", type=float, default=d.pay_share,
-                   help="share of conversations that pay (needs escrow; off by default)")
+                   help="share of conversations that pay through escrow: not implemented in the generator "
+                        "yet, so only 0 (the default) is accepted")
     p.add_argument("--text-bytes", type=int, default=d.text_bytes, help="text length (24 gives ~100-byte frames)")
     p.add_argument("--placement", choices=["random", "colocate", "split"], default=d.placement,
                    help="with several URLs: random node per connection; a shop and its buyers on one node; "
