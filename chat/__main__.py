@@ -1,4 +1,4 @@
-"""Command line: ``python -m chat [serve]``, ``python -m chat token ...``."""
+"""Command line: ``python -m chat [serve]``, ``python -m chat token ...``, ``python -m chat schema``."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import asyncio
 import contextlib
 import logging
 import sys
+from pathlib import Path
 
 from .auth import ROLES, mint, mint_listing
 from .config import Config, help_text
+from .protocol.schema import protocol_schema, render
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,11 +39,15 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--currency", default="CNY")
     listing.add_argument("--image", help="image URL")
     listing.add_argument("--ttl", type=int, default=86_400, help="lifetime in seconds (default one day)")
+    schema = sub.add_parser("schema", help="print the wire protocol's JSON Schema (docs/protocol.schema.json)")
+    schema.add_argument("--check", metavar="FILE", help="print nothing; exit 1 if FILE differs from the schema")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "schema":  # the models alone decide it, whatever the settings
+        return write_schema(args.check)
     config = Config.from_env()
     if args.command == "listing-token":
         card = {"id": args.id, "title": args.title, "price": args.price, "currency": args.currency}
@@ -80,6 +86,23 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(run())
     else:
         uvloop.run(run())
+    return 0
+
+
+def write_schema(check: str | None) -> int:
+    """``schema``: the generated JSON Schema on stdout, or with ``--check`` whether FILE is still current."""
+    text = render(protocol_schema())
+    if check is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        current = Path(check).read_text(encoding="utf-8")
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if current != text:
+        print(f"{check} is out of date: run python -m chat schema > {check}", file=sys.stderr)
+        return 1
     return 0
 
 
