@@ -8,8 +8,9 @@ const REQUEST_TIMEOUT_MS = 15000;
 const PING_EVERY_MS = 25000;
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 30000;
-// Close codes after which reconnecting with the same token is pointless (see the close-code table).
-const FATAL_CLOSES = new Set([4001, 4003, 1009, 4008]);
+// Standard close codes that invite a reconnect (docs/protocol.md, "Close codes"); 4500–4999 do too.
+const RETRY_CLOSES = new Set([1001, 1006, 1011, 1012, 1013]);
+const WS_OPEN = 1; // WebSocket.OPEN, without needing a WebSocket global (node unit tests have none)
 
 export class ServerError extends Error {
   constructor(frame) {
@@ -41,6 +42,17 @@ export function randomId(prefix) {
   return prefix + "-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/**
+ * What to do when the connection closed with `code` (docs/protocol.md, "Close codes"):
+ * "retry" (reconnect with backoff, then resume), "renew" (fetch a fresh token, then reconnect)
+ * or "stop" (4000–4499, 1009 and other codes the table does not invite back).
+ */
+export function closeAction(code) {
+  if (code === 4002) return "renew";
+  if (RETRY_CLOSES.has(code) || (code >= 4500 && code <= 4999)) return "retry";
+  return "stop";
+}
+
 /** One conversation as this client knows it: the server's view plus the messages it holds. */
 export class Conversation {
   constructor(view) {
@@ -50,6 +62,15 @@ export class Conversation {
     this.cards = new Map(); // order/transfer id -> latest card body (state and view)
     this.more = true; // older messages may exist below what we hold
     this.typingUntil = 0;
+    // The resume cursor sent in `sync`: every seq in (start, cursor] is held, where start is the view's
+    // last_seq when the conversation was first learned of (0 when first seen through a live msg). It
+    // never jumps over a hole: an ack's seq can come before a lower msg from the other side.
+    this.cursor = view.last_seq || 0;
+  }
+  /** Hold a message (a msg, a history entry or an acked send) and move the cursor over what is now contiguous. */
+  hold(msg) {
+    this.messages.set(msg.seq, msg);
+    while (this.messages.has(this.cursor + 1)) this.cursor += 1;
   }
   get maxSeq() {
     let max = 0;
@@ -176,16 +197,13 @@ export class ChatClient extends EventTarget {
       this._timers.ping = setInterval(() => this._ping(), PING_EVERY_MS);
       this._flush();
     } catch (err) {
-      if (ws === this._ws && ws.readyState === WebSocket.OPEN) ws.close(4900, "resume failed");
+      if (ws === this._ws && ws.readyState === WS_OPEN) ws.close(4900, "resume failed");
     }
   }
 
   async _sync() {
     const cursors = {};
-    for (const conv of this.conversations.values()) {
-      const max = conv.maxSeq;
-      if (max > 0) cursors[conv.id] = max;
-    }
+    for (const conv of this.conversations.values()) cursors[conv.id] = conv.cursor;
     const frame = { type: "sync", cursors };
     if (this.inboxCursor) frame.inbox = this.inboxCursor;
     const synced = await this.request(frame, 60000);
@@ -195,10 +213,9 @@ export class ChatClient extends EventTarget {
     }
     for (const view of synced.conversations) this._view(view);
     this.inboxCursor = synced.inbox;
-    // Page forward what was not pushed (beyond SYNC_LIMIT) for conversations we were following.
+    // Page forward what was not pushed: beyond SYNC_LIMIT, or from 0 for a conversation first seen live.
     for (const conv of this.conversations.values()) {
-      const held = conv.maxSeq;
-      if (held > 0 && conv.view.last_seq > held) await this.catchUp(conv.id);
+      if (conv.view.last_seq > conv.cursor) await this.catchUp(conv.id);
     }
     this._emit("synced", synced);
   }
@@ -235,22 +252,23 @@ export class ChatClient extends EventTarget {
     }
     this._waiting.clear();
     if (this._stopped) return;
-    if (FATAL_CLOSES.has(code)) {
+    const action = closeAction(code);
+    if (action === "stop") {
       this._setStatus("stopped");
       this._emit("fatal", { code });
       return;
     }
-    this._scheduleReconnect(code === 4900 || code === 4002 ? 0 : undefined);
+    // Our own reconnect (4900) and a token renewal (4002: _connect asks getToken for a fresh token)
+    // go at once; a repeat of either backs off like any other retry.
+    this._scheduleReconnect(code === 4900 || action === "renew");
   }
 
-  _scheduleReconnect(delay) {
+  /** Reconnect after an exponential backoff with full jitter (at once if `soon` and the first attempt). */
+  _scheduleReconnect(soon = false) {
     this._setStatus("reconnecting");
-    if (delay === undefined) {
-      // Exponential backoff with full jitter.
-      const cap = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this._attempt);
-      delay = Math.random() * cap;
-      this._attempt += 1;
-    }
+    const cap = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this._attempt);
+    const delay = soon && this._attempt === 0 ? 0 : Math.random() * cap;
+    this._attempt += 1;
     this._timers.reconnect = setTimeout(() => this._connect(), delay);
   }
 
@@ -267,7 +285,7 @@ export class ChatClient extends EventTarget {
   /** Send a request and wait for its reply; an `error` reply rejects with ServerError. */
   request(frame, timeout = REQUEST_TIMEOUT_MS) {
     const ws = this._ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return Promise.reject(new Disconnected());
+    if (!ws || ws.readyState !== WS_OPEN) return Promise.reject(new Disconnected());
     const id = this._ids++;
     const clean = { id };
     for (const [k, v] of Object.entries(frame)) if (v !== undefined && v !== null) clean[k] = v;
@@ -342,7 +360,7 @@ export class ChatClient extends EventTarget {
   _store(conv, msg, live) {
     const had = conv.messages.get(msg.seq);
     if (had && !had.pending && (had.recalled || !msg.recalled)) return false;
-    conv.messages.set(msg.seq, msg);
+    conv.hold(msg);
     if (msg.kind === "recall" && msg.body && msg.body.seq) {
       const target = conv.messages.get(msg.body.seq);
       if (target) conv.messages.set(target.seq, { ...target, recalled: true, body: {} });
@@ -424,13 +442,14 @@ export class ChatClient extends EventTarget {
     return page;
   }
 
-  /** Fetch everything after the newest message we hold. */
+  /** Fetch everything after the resume cursor (filling any hole below a held message too). */
   async catchUp(convId) {
     const conv = this.conversations.get(convId);
-    for (let i = 0; i < 20; i++) {
-      const page = await this.request({ type: "history", conv: convId, after: conv.maxSeq, limit: 200 });
+    for (;;) {
+      const after = conv.cursor;
+      const page = await this.request({ type: "history", conv: convId, after, limit: 200 });
       for (const msg of page.messages) this._store(conv, msg, false);
-      if (!page.more) break;
+      if (!page.more || conv.cursor === after) break; // a page that moves nothing is left to the next resume
     }
     this._emit("conversation", conv);
   }
