@@ -1,4 +1,4 @@
-"""The three backend interfaces a hub node needs, and what each must guarantee.
+"""The two backend interfaces a hub node needs, and what each must guarantee.
 
 Each has an in-memory implementation (one node, the embedded default) and a
 Redis one (many nodes). ``tests/chat/test_backends_contract.py`` runs the same
@@ -28,6 +28,9 @@ class Broker(Protocol):
     * ``publish`` never blocks the caller; implementations batch and pipeline.
     * ``subscribe``/``unsubscribe`` are per node, not per connection: the hub
       counts its local interest and calls them on the first and the last.
+    * Outages: while the backend is unreachable ``publish`` drops and ``subscribe``
+      fails within a bounded time (a client waiting on it gets an answer); once it is
+      back, every channel still subscribed delivers again without the hub's help.
     """
 
     async def start(self, on_message: Callable[[str, bytes], None]) -> None: ...
@@ -37,7 +40,10 @@ class Broker(Protocol):
     async def ping(self) -> bool: ...
 
     async def subscribe(self, channel: str) -> None:
-        """Returns once payloads published afterwards will be delivered to this node."""
+        """Returns once payloads published afterwards will be delivered to this node.
+
+        Raises if that cannot be confirmed in a couple of seconds (backend away); a
+        channel this call added is then not subscribed."""
 
     async def unsubscribe(self, channel: str) -> None: ...
 
@@ -63,6 +69,9 @@ class Presence(Protocol):
     * Entries live ``ttl_ms`` after their last ``touch``: a node that dies stops
       touching, and ``expire`` (called periodically by every node) removes its
       entries, so its users go offline within ``ttl_ms`` plus one sweep.
+    * ``touch`` is also the repair path: it re-creates entries the backend lost
+      (a Redis restarted empty, a sweep that ran while heartbeats were late), so
+      connected users come back within one heartbeat.
     * Every method that changes an entity's combined status returns the new
       :class:`PresenceState` so the caller can tell the counterparts; exactly
       one caller sees each change.
@@ -77,8 +86,12 @@ class Presence(Protocol):
 
     async def remove(self, entity: str, member: str, conn: str, now: int) -> PresenceState | None: ...
 
-    async def touch(self, entries: list[tuple[str, str, str]], now: int) -> None:
-        """Extend the life of these (entity, member, conn) entries."""
+    async def touch(self, entries: list[tuple[str, str, str, Status]], now: int) -> list[PresenceState]:
+        """Heartbeat for live connections: each (entity, member, conn, status) entry lives
+        ``ttl_ms`` from ``now``. An existing entry keeps its status (``set`` changes it, and a
+        heartbeat built before a ``set`` must not undo it); a missing one is created with the
+        given status. Returns the changes this caused (a re-created entry can turn its entity
+        from offline to online or away)."""
 
     async def expire(self, now: int) -> list[PresenceState]:
         """Drop entries not touched within the TTL; returns the resulting changes."""
@@ -87,31 +100,3 @@ class Presence(Protocol):
 
     async def members(self, entity: str, now: int) -> dict[str, Status]:
         """Members with a live entry and their combined status (a shop's online agents)."""
-
-
-class Inbox(Protocol):
-    """Per-user queue of delivery notices that outlives connections.
-
-    Every event that concerns a user is appended to the user's inbox whether
-    the user is online or not; a reconnecting device reads the inbox after its
-    cursor to learn what changed while it was away.
-
-    * Ids are opaque strings, increasing per user in append order.
-    * ``read`` after a cursor returns the entries appended after it, in order;
-      it returns ``None`` when the cursor is unknown or older than the
-      retention (the caller then falls back to a full sync from the store).
-    * Retention is bounded by count and age; the Redis implementation survives
-      a hub restart, the memory one does not (its cursors then read as unknown).
-    """
-
-    async def close(self) -> None: ...
-
-    async def ping(self) -> bool: ...
-
-    async def append(self, entries: list[tuple[str, bytes]]) -> list[str]:
-        """Append (user, payload) pairs in order; returns their ids."""
-
-    async def tail(self, user: str) -> str:
-        """A cursor that reads nothing older than now (the newest id, or a zero mark)."""
-
-    async def read(self, user: str, after: str, limit: int) -> list[tuple[str, bytes]] | None: ...

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import time
-from collections import deque
 from collections.abc import Callable
 
 from .base import PresenceState, Status
@@ -104,13 +101,22 @@ class MemoryPresence:
             del self._entries[entity]
         return self._changed(entity, now)
 
-    async def touch(self, entries: list[tuple[str, str, str]], now: int) -> None:
-        for entity, _member, conn in entries:
-            entry = self._entries.get(entity, {}).get(conn)
-            if entry is not None and entry[2] > now:  # an expired entry stays dead
-                self._entries[entity][conn] = (entry[0], entry[1], now + self.ttl_ms)
-                if entry[1] != "offline":
-                    self._seen(entity, now)
+    async def touch(self, entries: list[tuple[str, str, str, Status]], now: int) -> list[PresenceState]:
+        touched: dict[str, None] = {}  # entities, in order
+        for entity, member, conn, status in entries:
+            conns = self._entries.setdefault(entity, {})
+            entry = conns.get(conn)
+            if entry is not None and entry[2] > now:  # live: keep its status, as Redis does
+                conns[conn] = (entry[0], entry[1], max(entry[2], now + self.ttl_ms))
+                status = entry[1]
+            else:  # missing or dead: the connection is alive, so it is (re-)created
+                if entry is not None and entry[1] != "offline":
+                    self._seen(entity, entry[2] - self.ttl_ms)
+                conns[conn] = (member, status, now + self.ttl_ms)
+            if status != "offline":
+                self._seen(entity, now)
+            touched[entity] = None
+        return [change for entity in touched if (change := self._changed(entity, now)) is not None]
 
     async def expire(self, now: int) -> list[PresenceState]:
         changes = []
@@ -136,68 +142,3 @@ class MemoryPresence:
         for member, status, _exp in self._live(entity, now):
             by_member.setdefault(member, []).append(status)
         return {m: combine(s) for m, s in by_member.items() if combine(s) != "offline"}
-
-
-class MemoryInbox:
-    """Bounded per-user deques. Ids carry a per-instance epoch, so cursors from before a
-    restart (or a close) read as unknown instead of silently reading nothing."""
-
-    def __init__(self, max_entries: int = 10_000, retention_ms: int = 7 * 86_400_000) -> None:
-        if max_entries < 1:
-            raise ValueError("max_entries must be at least 1")
-        self.max_entries = max_entries
-        self.retention_ms = retention_ms
-        self._reset()
-
-    def _reset(self) -> None:
-        self._epoch = os.urandom(4).hex()
-        # user -> deque of (number, appended_at_ms, payload); numbers start at 1
-        self._queues: dict[str, deque[tuple[int, int, bytes]]] = {}
-        self._next: dict[str, int] = {}
-        self._floor: dict[str, int] = {}
-        """Highest number dropped by trimming, per user: cursors below it read as unknown."""
-
-    async def close(self) -> None:
-        self._reset()
-
-    async def ping(self) -> bool:
-        return True
-
-    def _trim(self, user: str, q: deque[tuple[int, int, bytes]]) -> None:
-        oldest = time.time_ns() // 1_000_000 - self.retention_ms
-        while q and (len(q) > self.max_entries or q[0][1] < oldest):
-            self._floor[user] = q.popleft()[0]
-
-    async def append(self, entries: list[tuple[str, bytes]]) -> list[str]:
-        ids = []
-        now = time.time_ns() // 1_000_000
-        for user, payload in entries:
-            n = self._next.get(user, 0) + 1
-            self._next[user] = n
-            q = self._queues.setdefault(user, deque())
-            q.append((n, now, payload))
-            self._trim(user, q)
-            ids.append(f"{self._epoch}-{n}")
-        return ids
-
-    async def tail(self, user: str) -> str:
-        return f"{self._epoch}-{self._next.get(user, 0)}"
-
-    async def read(self, user: str, after: str, limit: int) -> list[tuple[str, bytes]] | None:
-        epoch, _, number = after.partition("-")
-        if epoch != self._epoch or not number.isdigit():
-            return None
-        n = int(number)
-        q = self._queues.get(user, deque())
-        self._trim(user, q)
-        if n > self._next.get(user, 0) or n < self._floor.get(user, 0):
-            return None  # from the future, or trimmed past the cursor
-        out: list[tuple[str, bytes]] = []
-        if limit <= 0:
-            return out
-        for i, _at, payload in q:
-            if i > n:
-                out.append((f"{self._epoch}-{i}", payload))
-                if len(out) >= limit:
-                    break
-        return out

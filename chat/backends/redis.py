@@ -14,12 +14,15 @@ Key layout, with the prefix ``chat:`` and an entity or user ``u:7``:
 
   and ``chat:p:due``, a sorted set entity -> earliest expiry among its entries, which lets
   ``expire`` find the entities with dead entries without scanning.
-* Inbox: ``chat:i:u:7``, a stream whose entries carry the payload in field ``d``; its
-  max-deleted-entry-id is kept as a low-water mark (see ``lua/inbox_append.lua``).
 
-The presence and inbox scripts live in ``lua/`` next to this module, each starting with a
+The presence scripts live in ``lua/`` next to this module, each starting with a
 description of its KEYS and ARGV. Presence keeps all of an entity's keys and the shared
 ``p:due`` in one script call, so it needs a single Redis (not a cluster).
+
+Redis going away (or restarting, empty or not) is survived, not prevented: calls fail
+within a couple of seconds while it is away, each backend logs one warning when it loses
+Redis and one info line when it is back, the broker reconnects and resubscribes by
+itself, and the hub's presence heartbeats re-create what a restart lost.
 """
 
 from __future__ import annotations
@@ -28,9 +31,8 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import re
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -38,11 +40,22 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+try:
+    from redis.maint_notifications import MaintNotificationsConfig
+except ImportError:  # older redis-py: no maintenance notifications to switch off
+    _POOL_OPTIONS: dict[str, Any] = {}
+else:
+    # Left on ("auto"), they make the pool hand out connections the server has closed
+    # without checking them, so the first calls after a Redis restart fail on dead sockets.
+    _POOL_OPTIONS = {"maint_notifications_config": MaintNotificationsConfig(enabled=False)}
 
 from .base import PresenceState, Status
 
-__all__ = ["RedisBroker", "RedisInbox", "RedisPresence"]
+__all__ = ["RedisBroker", "RedisPresence"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,15 +63,39 @@ _LUA = Path(__file__).with_name("lua")
 
 _STATUSES: dict[str, Status] = {"online": "online", "away": "away", "offline": "offline"}
 
+CONNECT_TIMEOUT = 1.0
+"""Seconds to open a connection: Redis is on the local network, or it is away."""
+SOCKET_TIMEOUT = 2.0
+"""Seconds to wait for one reply: a call made for a client fails within this, not 15 s later."""
+POOL_TIMEOUT = 2.0
+"""Seconds to wait for a free pooled connection (all 64 busy): a burst of logins waits
+its turn, but callers queued behind a Redis that stopped answering are not kept 20 s."""
+
+UNREACHABLE: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
+"""What a Redis call raises while Redis cannot be reached (the hub answers 5002 for these)."""
+_UNREACHABLE = UNREACHABLE
+"""Errors that mean Redis is away (or too slow), as opposed to a refused command."""
+
 
 def _client(redis: Redis | str) -> tuple[Redis, bool]:
     """The client to use and whether this object owns it (and must close it).
 
     From a URL: a pool that makes callers wait for a free connection. redis-py's
     default pool raises once 100 are busy, which a thousand clients connecting at
-    once (presence for each) reach easily."""
+    once (presence for each) reach easily. Timeouts are short so that calls made on
+    behalf of a client fail fast while Redis is away. A call that finds its pooled
+    connection closed by the server is retried once on a new connection: after a
+    restart the pool still holds the old, dead sockets."""
     if isinstance(redis, str):
-        pool = BlockingConnectionPool.from_url(redis, max_connections=64, timeout=20)
+        pool = BlockingConnectionPool.from_url(
+            redis,
+            max_connections=64,
+            timeout=POOL_TIMEOUT,
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            socket_timeout=SOCKET_TIMEOUT,
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+            **_POOL_OPTIONS,
+        )
         return Redis.from_pool(pool), True  # the client owns the pool: aclose() disconnects it
     if redis.connection_pool.connection_kwargs.get("decode_responses"):
         raise ValueError("the Redis client must be created with decode_responses=False")
@@ -75,6 +112,54 @@ async def _ping(redis: Redis, seconds: float) -> bool:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _stop_if_cancelled() -> None:
+    """Raises CancelledError if the current task was cancelled and some library swallowed it
+    (Python 3.11's ``asyncio.wait_for``): a loop that went on would never stop."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+def _describe(error: BaseException | str) -> str:
+    if isinstance(error, str):
+        return error
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+class _Health:
+    """Whether one backend can reach Redis, for the logs: one warning when it loses Redis
+    and one info line when it is back, per outage, instead of a traceback per failed call."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.down = False
+        self.failures = 0
+
+    def lost(self, error: BaseException | str) -> None:
+        self.failures += 1
+        if self.down:
+            logger.debug("%s: Redis still unreachable: %s", self.name, _describe(error))
+            return
+        self.down = True
+        logger.warning("%s: Redis unreachable (%s); failing fast until it is back", self.name, _describe(error))
+
+    def back(self, detail: str = "") -> None:
+        if self.down:
+            self.down = False
+            logger.info("%s: Redis is back after %d failures%s", self.name, self.failures, detail)
+            self.failures = 0
+
+    @contextlib.contextmanager
+    def watch(self) -> Iterator[None]:
+        """Reports the outcome of the calls made inside (other errors pass unreported)."""
+        try:
+            yield
+        except _UNREACHABLE as e:
+            self.lost(e)
+            raise
+        self.back()
 
 
 class _Script:
@@ -128,11 +213,14 @@ class _Script:
 def _own_connection(redis: Redis) -> AbstractConnection:
     """A connection outside the client's pool, speaking RESP2, that never retries by itself.
 
-    Retrying is left to the caller: a resent PUBLISH batch would deliver twice.
+    Retrying is left to the caller: a resent PUBLISH batch would deliver twice. It has no
+    socket timeout (the broker bounds each wait itself): with one, redis-py writes through
+    ``asyncio.wait_for``, which on Python 3.11 can swallow the cancellation that stops the
+    broker's tasks.
     """
     pool = redis.connection_pool
     kwargs = dict(pool.connection_kwargs)
-    kwargs.update(protocol=2, retry=Retry(NoBackoff(), 0), health_check_interval=0)
+    kwargs.update(protocol=2, retry=Retry(NoBackoff(), 0), health_check_interval=0, socket_timeout=None)
     kwargs.pop("retry_on_error", None)
     kwargs.pop("retry_on_timeout", None)
     kwargs.pop("maint_notifications_config", None)
@@ -144,6 +232,21 @@ async def _connect(conn: AbstractConnection) -> None:
     await conn.connect()  # type: ignore[no-untyped-call]
 
 
+async def _stale(conn: AbstractConnection) -> bool:
+    """True if the server has closed this idle connection (a restarted Redis leaves its old
+    connections at end-of-file, or reset) or sent something unasked: a command written to it
+    would be lost. Nothing is written, so a batch meant for it may go on a new one."""
+    writer = conn._writer
+    if writer is None or writer.is_closing():
+        return True
+    # redis-py 8 renamed can_read_destructive (deprecated there) to can_read.
+    can_read = getattr(conn, "can_read", None) or conn.can_read_destructive
+    try:
+        return bool(await can_read())
+    except (RedisError, OSError):
+        return True
+
+
 class RedisBroker:
     """Pub/sub across nodes: one subscriber connection and one publisher connection per node.
 
@@ -152,9 +255,15 @@ class RedisBroker:
       delivered to this node, as if it had subscribed later).
     * ``publish`` appends to a buffer; a flusher task sends everything buffered in one
       pipelined round trip, then everything buffered meanwhile in the next one. A batch
-      that fails is dropped, never resent: at most once.
+      that fails is dropped, never resent: at most once. Before a batch is written the
+      publisher connection is checked: one the server closed (Redis restarted) is replaced
+      first, so the first batches after a restart are not lost on a dead socket.
     * The subscriber connection is checked with a PING when idle for ``health_interval``
-      seconds; when it drops it is reopened, with backoff, and every channel subscribed again.
+      seconds; when it drops it is reopened (retrying every ``reconnect_max`` seconds at
+      most, so delivery resumes soon after Redis does) and every channel subscribed again.
+    * ``subscribe`` gives up after ``subscribe_timeout`` seconds (Redis away) rather than
+      keep a client's request waiting for the whole outage.
+    * Losing Redis is logged once as a warning and its return once as info.
     """
 
     def __init__(
@@ -167,10 +276,15 @@ class RedisBroker:
         max_buffer: int = 1_000_000,
         max_batch: int = 50_000,
         ping_timeout: float = 1.0,
+        subscribe_timeout: float = 2.0,
+        reconnect_max: float = 0.5,
     ) -> None:
         self._redis, self._owned = _client(redis)
         self.prefix = prefix
         self.health_interval = health_interval
+        self.subscribe_timeout = subscribe_timeout
+        self.reconnect_max = reconnect_max
+        self._health = _Health("redis broker")
         self.flush_timeout = flush_timeout
         self.max_buffer = max_buffer
         self.max_batch = max_batch
@@ -248,38 +362,71 @@ class RedisBroker:
     # Subscriptions
 
     async def subscribe(self, channel: str) -> None:
+        """Raises TimeoutError after ``subscribe_timeout`` seconds without Redis's confirmation
+        (Redis away); a channel this call added is then dropped again."""
         if self._reader is None or self._closing:
             raise RuntimeError("RedisBroker is not running")
-        await self._flushed_up_to(self._published)
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        added = False
+        try:
+            async with asyncio.timeout(self.subscribe_timeout):
+                await self._flushed_up_to(self._published)
+                async with self._send_lock:
+                    if self._closing:
+                        raise RuntimeError("RedisBroker closed")
+                    conn = self._sub_conn
+                    in_flight = self._confirming.get(channel)
+                    if channel in self._wanted:
+                        if conn is None:
+                            self._pending.setdefault(channel, []).append(waiter)
+                        elif in_flight:
+                            in_flight[-1].append(waiter)  # released by the SUBSCRIBE already sent
+                        else:
+                            return  # already confirmed
+                    else:
+                        self._wanted.add(channel)
+                        added = True
+                        if conn is None:
+                            self._pending.setdefault(channel, []).append(waiter)
+                        else:
+                            self._confirming.setdefault(channel, deque()).append([waiter])
+                            try:
+                                await conn.send_command(
+                                    "SUBSCRIBE", self.prefix + channel, check_health=False
+                                )
+                            except (RedisError, OSError) as e:
+                                # The reader sees the connection fail too, reconnects and
+                                # subscribes to every wanted channel, which releases the waiter.
+                                logger.debug("SUBSCRIBE %s not sent: %s", channel, e)
+                await waiter
+        except TimeoutError:
+            await self._abandon(channel, waiter, added)
+            raise TimeoutError(
+                f"Redis did not confirm the subscription to {channel!r} "
+                f"within {self.subscribe_timeout:g} s"
+            ) from None
+
+    async def _abandon(self, channel: str, waiter: asyncio.Future[None], added: bool) -> None:
+        """Forgets a subscribe() call that timed out, and its channel if that call added it and
+        no other call waits for it: the caller got an error, so nothing will unsubscribe it."""
         async with self._send_lock:
-            if self._closing:
-                raise RuntimeError("RedisBroker closed")
+            pending = self._pending.get(channel, [])
+            if waiter in pending:
+                pending.remove(waiter)
+            for entry in self._confirming.get(channel, ()):
+                if waiter in entry:
+                    entry.remove(waiter)
+            waiting = bool(self._pending.get(channel)) or any(self._confirming.get(channel, ()))
+            if not added or waiting or channel not in self._wanted:
+                return
+            self._wanted.discard(channel)
+            self._pending.pop(channel, None)
             conn = self._sub_conn
-            in_flight = self._confirming.get(channel)
-            if channel in self._wanted:
-                if conn is None:
-                    self._pending.setdefault(channel, []).append(waiter)
-                elif in_flight:
-                    in_flight[-1].append(waiter)  # released by the SUBSCRIBE already sent
-                else:
-                    return  # already confirmed
-            else:
-                self._wanted.add(channel)
-                if conn is None:
-                    self._pending.setdefault(channel, []).append(waiter)
-                else:
-                    self._confirming.setdefault(channel, deque()).append([waiter])
-                    try:
-                        await conn.send_command(
-                            "SUBSCRIBE", self.prefix + channel, check_health=False
-                        )
-                    except (RedisError, OSError) as e:
-                        # The reader sees the connection fail too, reconnects and subscribes
-                        # to every wanted channel, which releases the waiter.
-                        logger.debug("SUBSCRIBE %s not sent: %s", channel, e)
-        await waiter
+            if conn is not None:
+                try:
+                    await conn.send_command("UNSUBSCRIBE", self.prefix + channel, check_health=False)
+                except (RedisError, OSError) as e:
+                    logger.debug("UNSUBSCRIBE %s not sent: %s", channel, e)
 
     async def unsubscribe(self, channel: str) -> None:
         """Takes effect at once: payloads of the channel still in flight are dropped."""
@@ -342,6 +489,7 @@ class RedisBroker:
     async def _flush_forever(self) -> None:
         failing = 0  # payloads dropped since the last successful batch
         while True:
+            _stop_if_cancelled()
             if not self._buffer:
                 if self._closing:
                     return
@@ -354,11 +502,10 @@ class RedisBroker:
                 async with asyncio.timeout(self.flush_timeout):
                     await self._send_batch(batch)
             except Exception as e:
-                if not failing:
-                    if isinstance(e, RedisError | OSError | TimeoutError):
-                        logger.warning("broker publishing failed, dropping payloads: %r", e)
-                    else:
-                        logger.exception("broker publishing failed, dropping payloads")
+                if isinstance(e, _UNREACHABLE):
+                    self._health.lost(f"publishing failed, dropping payloads: {_describe(e)}")
+                elif not failing:
+                    logger.exception("broker publishing failed, dropping payloads")
                 failing += len(batch)
                 conn, self._pub_conn = self._pub_conn, None
                 if conn is not None:
@@ -367,15 +514,23 @@ class RedisBroker:
                     await asyncio.sleep(0.1)  # Redis is likely away: let a batch build up
             else:
                 if failing or self._dropped:
-                    logger.warning(
-                        "broker publishing again; %d payloads were dropped", failing + self._dropped
-                    )
+                    dropped = failing + self._dropped
+                    logger.debug("broker publishing again; %d payloads were dropped", dropped)
+                    if self._sub_conn is not None:  # else the subscriber reports the return
+                        self._health.back(f"; {dropped} payloads were dropped")
                     failing = self._dropped = 0
             self._flushed += len(batch)
             self._finish_flushes()
 
     async def _send_batch(self, batch: list[tuple[str, bytes]]) -> None:
+        """Sends one batch. A publisher connection found closed before writing (Redis restarted
+        since the last batch) is replaced: the batch has not been written, so sending it on the
+        new one cannot deliver anything twice. A failure after writing is not retried."""
         conn = self._pub_conn
+        if conn is not None and await _stale(conn):
+            self._pub_conn = None
+            await conn.disconnect(nowait=True)
+            conn = None
         if conn is None:
             conn = _own_connection(self._redis)
             await _connect(conn)
@@ -391,9 +546,8 @@ class RedisBroker:
 
     async def _read_forever(self) -> None:
         delay = 0.05
-        lost = False  # logged as lost, not yet back
-        first = True
         while True:
+            _stop_if_cancelled()
             conn = _own_connection(self._redis)
             try:
                 await _connect(conn)
@@ -408,23 +562,14 @@ class RedisBroker:
                             "SUBSCRIBE", *(self.prefix + c for c in channels), check_health=False
                         )
                     self._sub_conn = conn
-                if lost or not first:
-                    logger.warning(
-                        "broker subscriber connection back; resubscribed %d channels",
-                        len(channels),
-                    )
-                lost, first, delay = False, False, 0.05
+                self._health.back(f"; resubscribed {len(channels)} channels")
+                delay = 0.05
                 self._attempted.set()
                 await self._read(conn)
             except (RedisError, OSError, TimeoutError) as e:
-                if not lost:
-                    logger.warning("broker subscriber connection lost: %r; reconnecting", e)
-                    lost = True
-                else:
-                    logger.debug("broker subscriber still disconnected: %r", e)
+                self._health.lost(f"subscriber connection lost: {_describe(e)}")
             except Exception:
                 logger.exception("broker subscriber failed; reconnecting")
-                lost = True
             finally:
                 self._attempted.set()
                 async with self._send_lock:
@@ -438,7 +583,7 @@ class RedisBroker:
                     self._confirming.clear()
                 await conn.disconnect(nowait=True)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+            delay = min(delay * 2, self.reconnect_max)
 
     def _release_all(self) -> None:
         """Releases subscribe() calls for channels no longer wanted (or all, when closing)."""
@@ -452,6 +597,7 @@ class RedisBroker:
         pinged = False
         prefix = self.prefix.encode()
         while True:
+            _stop_if_cancelled()
             try:
                 reply = await conn.read_response(
                     disable_decoding=True,
@@ -518,10 +664,12 @@ class RedisPresence:
 
     Entities with no entries keep their meta hash (last status and last_seen) for
     ``last_seen_retention_ms`` (Redis's clock; ``0`` keeps it).
+
+    Nothing here survives a Redis restarted empty but the nodes' heartbeats, which
+    ``touch`` turns back into entries (and reports as changes).
     """
 
     _update = _Script("presence_update.lua")
-    _touch = _Script("presence_touch.lua")
     _read = _Script("presence_read.lua")
 
     def __init__(
@@ -541,6 +689,7 @@ class RedisPresence:
         self.expire_batch = expire_batch
         self.ping_timeout = ping_timeout
         self._due = f"{prefix}p:due"
+        self._health = _Health("redis presence")
 
     def _keys(self, entity: str) -> list[str]:
         p = self.prefix
@@ -561,38 +710,57 @@ class RedisPresence:
             await self._redis.aclose()
 
     async def ping(self) -> bool:
-        return await _ping(self._redis, self.ping_timeout)
+        ok = await _ping(self._redis, self.ping_timeout)
+        if ok:
+            self._health.back()
+        else:
+            self._health.lost("no answer to PING")
+        return ok
 
     async def set(
         self, entity: str, member: str, conn: str, status: Status, now: int
     ) -> PresenceState | None:
         if status not in _STATUSES:
             raise ValueError(f"unknown status {status!r}")
-        reply = await self._update.run(
-            self._redis, self._keys(entity), self._args("set", entity, now, conn, status, member)
-        )
+        with self._health.watch():
+            reply = await self._update.run(
+                self._redis, self._keys(entity), self._args("set", entity, now, conn, status, member)
+            )
         return self._change(entity, reply)
 
     async def remove(self, entity: str, member: str, conn: str, now: int) -> PresenceState | None:
-        reply = await self._update.run(
-            self._redis, self._keys(entity), self._args("remove", entity, now, conn)
-        )
+        with self._health.watch():
+            reply = await self._update.run(
+                self._redis, self._keys(entity), self._args("remove", entity, now, conn)
+            )
         return self._change(entity, reply)
 
-    async def touch(self, entries: list[tuple[str, str, str]], now: int) -> None:
+    async def touch(self, entries: list[tuple[str, str, str, Status]], now: int) -> list[PresenceState]:
+        """One script call per entity, all in one round trip (see ``lua/presence_update.lua``)."""
         by_entity: dict[str, list[str]] = {}
-        for entity, _member, conn in entries:
-            by_entity.setdefault(entity, []).append(conn)
-        p = self.prefix
-        await self._touch.run_many(
-            self._redis,
-            [
-                ([f"{p}p:x:{entity}", self._due], [str(now), str(self.ttl_ms), entity, *conns])
-                for entity, conns in by_entity.items()
-            ],
-        )
+        for entity, member, conn, status in entries:
+            if status not in _STATUSES:
+                raise ValueError(f"unknown status {status!r}")
+            by_entity.setdefault(entity, []).extend((conn, status, member))
+        if not by_entity:
+            return []  # no call, so nothing learnt about Redis either
+        with self._health.watch():
+            replies = await self._update.run_many(
+                self._redis,
+                [(self._keys(e), self._args("touch", e, now, *more)) for e, more in by_entity.items()],
+            )
+        changes = []
+        for entity, reply in zip(by_entity, replies, strict=True):
+            change = self._change(entity, reply)
+            if change is not None:
+                changes.append(change)
+        return changes
 
     async def expire(self, now: int) -> list[PresenceState]:
+        with self._health.watch():
+            return await self._expire(now)
+
+    async def _expire(self, now: int) -> list[PresenceState]:
         changes: list[PresenceState] = []
         while True:
             due = await self._redis.zrangebyscore(
@@ -626,159 +794,21 @@ class RedisPresence:
         return out
 
     async def get(self, entities: list[str], now: int) -> dict[str, PresenceState]:
+        if not entities:
+            return {}
+        with self._health.watch():
+            live = await self._live(entities, now)
         result = {}
-        for entity, (seen, values) in zip(entities, await self._live(entities, now), strict=True):
+        for entity, (seen, values) in zip(entities, live, strict=True):
             status = _combine(_parse_status(v)[0] for v in values)
             result[entity] = PresenceState(entity, status, now if status != "offline" else seen)
         return result
 
     async def members(self, entity: str, now: int) -> dict[str, Status]:
-        [(_seen, values)] = await self._live([entity], now)
+        with self._health.watch():
+            [(_seen, values)] = await self._live([entity], now)
         by_member: dict[str, list[Status]] = {}
         for value in values:
             status, member = _parse_status(value)
             by_member.setdefault(member, []).append(status)
         return {m: _combine(s) for m, s in by_member.items()}
-
-
-_STREAM_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
-_MAX_U64 = 2**64 - 1
-
-
-def _stream_id(value: str | bytes) -> tuple[int, int] | None:
-    match = _STREAM_ID.fullmatch(_text(value))
-    if match is None:
-        return None
-    ms, seq = int(match[1]), int(match[2])
-    if ms > _MAX_U64 or seq > _MAX_U64:
-        return None
-    return ms, seq
-
-
-class RedisInbox:
-    """Per-user Redis streams; ids are stream ids, so cursors survive a hub restart.
-
-    Retention: about ``max_entries`` per user (``MAXLEN ~``, so a few hundred more may be
-    kept), entries older than ``retention_ms`` before the newest one, and the whole stream
-    ``retention_ms`` after its last append. ``read`` answers ``None`` for any cursor that
-    may have missed an entry: malformed, newer than the stream, below the stream's
-    low-water mark (trimmed, or from an earlier stream that expired), or on a missing
-    stream (unless it is ``"0-0"``). See ``lua/inbox_append.lua``.
-    """
-
-    _append = _Script("inbox_append.lua")
-    _tail = _Script("inbox_tail.lua")
-    _read = _Script("inbox_read.lua")
-
-    def __init__(
-        self,
-        redis: Redis | str,
-        prefix: str = "chat:",
-        *,
-        max_entries: int = 10_000,
-        retention_ms: int = 7 * 24 * 3600 * 1000,
-        ping_timeout: float = 1.0,
-    ) -> None:
-        if max_entries < 1:
-            raise ValueError("max_entries must be positive")
-        self._redis, self._owned = _client(redis)
-        self.prefix = prefix
-        self.max_entries = max_entries
-        self.retention_ms = retention_ms
-        self.ping_timeout = ping_timeout
-        self._pending: list[tuple[list[tuple[str, bytes]], asyncio.Future[list[str]]]] = []
-        self._flusher: asyncio.Task[None] | None = None
-
-    def _key(self, user: str) -> str:
-        return f"{self.prefix}i:{user}"
-
-    async def close(self) -> None:
-        if self._flusher is not None and not self._flusher.done():
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(self._flusher), 5)
-        if self._owned:
-            await self._redis.aclose()
-
-    async def ping(self) -> bool:
-        return await _ping(self._redis, self.ping_timeout)
-
-    async def append(self, entries: list[tuple[str, bytes]]) -> list[str]:
-        """Queue the entries for the next batch; every caller of one loop pass shares a
-        single pipelined round trip, and batches go out one at a time, in order.
-
-        (One pipeline per caller opened a pool connection per message under load and
-        ran out of them.)"""
-        if not entries:
-            return []
-        fut: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
-        self._pending.append((entries, fut))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        return await fut
-
-    async def _flush(self) -> None:
-        while self._pending:
-            await asyncio.sleep(0)  # let this loop pass's callers join the batch
-            batch, self._pending = self._pending, []
-            try:
-                ids = await self._append_now([e for entries, _ in batch for e in entries])
-            except BaseException as exc:
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-                continue
-            start = 0
-            for entries, fut in batch:
-                if not fut.done():
-                    fut.set_result(ids[start:start + len(entries)])
-                start += len(entries)
-
-    async def _append_now(self, entries: list[tuple[str, bytes]]) -> list[str]:
-        by_user: dict[str, list[int]] = {}
-        for i, (user, _payload) in enumerate(entries):
-            by_user.setdefault(user, []).append(i)
-        users = list(by_user)
-        settings = [str(self.max_entries), str(self.retention_ms)]
-        replies = await self._append.run_many(
-            self._redis,
-            [
-                ([self._key(u)], [*settings, *(entries[i][1] for i in by_user[u])])
-                for u in users
-            ],
-        )
-        ids = [""] * len(entries)
-        for user, reply in zip(users, replies, strict=True):
-            for i, new_id in zip(by_user[user], reply, strict=True):
-                ids[i] = _text(new_id)
-        return ids
-
-    async def tail(self, user: str) -> str:
-        """The stream's last id; a missing stream is created empty for it to have one."""
-        return _text(await self._tail.run(self._redis, [self._key(user)], [str(self.retention_ms)]))
-
-    async def read(self, user: str, after: str, limit: int) -> list[tuple[str, bytes]] | None:
-        cursor = _stream_id(after)
-        if cursor is None:
-            return None
-        reply = await self._read.run(
-            self._redis, [self._key(user)], [after, str(max(limit, 0) + 1)]
-        )
-        if reply is None:
-            # Never existed or expired: only the zero cursor is known to have missed nothing.
-            return [] if cursor == (0, 0) else None
-        last, mark, rows = _stream_id(reply[0]), _stream_id(reply[1]), reply[2]
-        if last is None or mark is None or cursor > last or cursor < mark:
-            return None
-        out: list[tuple[str, bytes]] = []
-        for raw_id, fields in rows:
-            entry_id = _text(raw_id)
-            if _stream_id(entry_id) == cursor:
-                continue
-            payload = b""
-            for k in range(0, len(fields) - 1, 2):
-                if fields[k] == b"d":
-                    payload = fields[k + 1]
-            out.append((entry_id, payload))
-        return out[: max(limit, 0)]

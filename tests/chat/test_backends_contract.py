@@ -11,12 +11,13 @@ Time in presence tests is injected (``now`` arguments), never slept.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -26,9 +27,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from chat.backends.base import Broker, Inbox, Presence, PresenceState, Status
-from chat.backends.memory import MemoryBroker, MemoryInbox, MemoryPresence
-from chat.backends.redis import RedisBroker, RedisInbox, RedisPresence
+from chat.backends.base import Broker, Presence, PresenceState, Status
+from chat.backends.memory import MemoryBroker, MemoryPresence
+from chat.backends.redis import RedisBroker, RedisPresence
 
 REDIS_URL = os.environ.get("CHAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 TTL = 10_000
@@ -80,14 +81,6 @@ class Backend:
         if self.redis:
             return self._track(RedisPresence(self.client(), self.prefix, ttl_ms=ttl_ms))  # type: ignore[no-any-return]
         return self._track(MemoryPresence(ttl_ms))  # type: ignore[no-any-return]
-
-    def inbox(self, max_entries: int = 1_000, retention_ms: int = 3_600_000) -> Inbox:
-        if self.redis:
-            inbox = RedisInbox(
-                self.client(), self.prefix, max_entries=max_entries, retention_ms=retention_ms
-            )
-            return self._track(inbox)  # type: ignore[no-any-return]
-        return self._track(MemoryInbox(max_entries))  # type: ignore[no-any-return]
 
     async def aclose(self) -> None:
         for close in reversed(self._closers):
@@ -298,7 +291,7 @@ async def test_broker_resubscribes_after_connection_drop(
     await broker.subscribe("c")
     await broker.subscribe("d")
     admin = backend.client()
-    caplog.set_level(logging.WARNING, logger="chat.backends.redis")
+    caplog.set_level(logging.INFO, logger="chat.backends.redis")
     clients = await admin.client_list()
     name = f"{backend.prefix}node"
     subscribers = [c["id"] for c in clients if c["name"] == name and c["sub"] != "0"]
@@ -371,9 +364,10 @@ class Relay:
 async def test_broker_survives_redis_outage(
     backend: Backend, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """While Redis is away publish drops silently and ping is False; afterwards all resumes."""
+    """While Redis is away publish drops silently and ping is False; afterwards all resumes.
+    The outage is logged as one warning and one info line."""
     redis_only(backend)
-    caplog.set_level(logging.WARNING, logger="chat.backends.redis")
+    caplog.set_level(logging.INFO, logger="chat.backends.redis")
     target = Redis.from_url(REDIS_URL).connection_pool.connection_kwargs
     relay = Relay(target.get("host", "127.0.0.1"), target.get("port", 6379))
     await relay.start()
@@ -384,7 +378,7 @@ async def test_broker_survives_redis_outage(
         retry=Retry(NoBackoff(), 0),
     )
     got = Received()
-    broker = RedisBroker(client, backend.prefix)
+    broker = RedisBroker(client, backend.prefix, subscribe_timeout=WAIT)
     try:
         await broker.start(got)
         await broker.subscribe("c")
@@ -397,7 +391,7 @@ async def test_broker_survives_redis_outage(
             pytest.fail("ping stayed True with Redis away")
         for p in payloads(100, "lost"):
             broker.publish("c", p)
-        late = asyncio.create_task(broker.subscribe("d"))  # waits for Redis to come back
+        late = asyncio.create_task(broker.subscribe("d"))  # waits (up to WAIT) for Redis
         await asyncio.sleep(0.3)
         assert not late.done()
         await relay.start()
@@ -413,6 +407,93 @@ async def test_broker_survives_redis_outage(
         messages = [r.getMessage() for r in caplog.records]
         assert any("subscriber connection lost" in m for m in messages)
         assert any("resubscribed 2 channels" in m for m in messages)
+        warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(warnings) == 1, [r.getMessage() for r in warnings]
+        assert not any(r.exc_info for r in caplog.records)
+    finally:
+        await broker.close()
+        await client.aclose()
+        await relay.cut()
+
+
+async def relayed_broker(backend: Backend, got: Received, **options: Any) -> tuple[RedisBroker, Relay, Redis]:
+    """A broker whose connections go through a relay the test can cut (Redis away or restarted)."""
+    target = Redis.from_url(REDIS_URL).connection_pool.connection_kwargs
+    relay = Relay(target.get("host", "127.0.0.1"), target.get("port", 6379))
+    await relay.start()
+    client = Redis(host="127.0.0.1", port=relay.listen_port, db=target.get("db", 0), retry=Retry(NoBackoff(), 0))
+    broker = RedisBroker(client, backend.prefix, **options)
+    await broker.start(got)
+    return broker, relay, client
+
+
+async def until(check: Callable[[], Awaitable[bool] | bool], what: str) -> None:
+    """Polls ``check`` (every 20 ms, for up to WAIT) until it is true."""
+    for _ in range(int(WAIT / 0.02)):
+        result = check()
+        if await result if inspect.isawaitable(result) else result:
+            return
+        await asyncio.sleep(0.02)
+    pytest.fail(f"not {what} within {WAIT} s")
+
+
+async def until_ping(broker: RedisBroker, up: bool) -> None:
+    await until(lambda: _is(broker.ping(), up), f"ping {up}")
+
+
+async def _is(answer: Awaitable[bool], expected: bool) -> bool:
+    return await answer is expected
+
+
+async def test_broker_subscribe_fails_fast_while_redis_is_away(backend: Backend) -> None:
+    """subscribe raises within subscribe_timeout while Redis is away (a client's request gets
+    an answer) and leaves the channel unsubscribed; subscribing again later works."""
+    redis_only(backend)
+    got = Received()
+    broker, relay, client = await relayed_broker(backend, got, subscribe_timeout=0.5)
+    try:
+        await broker.subscribe("c")
+        await relay.cut()
+        await until_ping(broker, False)
+        started = time.perf_counter()
+        with pytest.raises(TimeoutError):
+            await broker.subscribe("d")
+        assert time.perf_counter() - started < 1.5
+        await relay.start()
+        await until_ping(broker, True)
+        async with asyncio.timeout(WAIT):  # "c" is subscribed again by the reconnection
+            while not got.by_channel["c"]:
+                broker.publish("d", b"not subscribed")
+                broker.publish("c", b"probe")
+                await asyncio.sleep(0.02)
+        assert got.by_channel["d"] == []
+        await broker.subscribe("d")
+        broker.publish("d", b"now")
+        assert await got.count("d", 1) == [b"now"]
+    finally:
+        await broker.close()
+        await client.aclose()
+        await relay.cut()
+
+
+async def test_broker_first_publish_after_restart_is_delivered(backend: Backend) -> None:
+    """After Redis closed every connection (a restart) and came back, the very first payload
+    published is delivered: the stale publisher connection is replaced before writing."""
+    redis_only(backend)
+    got = Received()
+    broker, relay, client = await relayed_broker(backend, got)
+    try:
+        await broker.subscribe("c")
+        broker.publish("c", b"before")
+        assert await got.count("c", 1) == [b"before"]  # the publisher connection is open
+        old = broker._sub_conn
+        await relay.cut()
+        await relay.start()
+        # The subscriber is back (a new connection, its SUBSCRIBE confirmed); nothing was
+        # published since the restart, so the publisher connection is the dead one.
+        await until(lambda: broker._sub_conn not in (None, old) and not broker._confirming, "resubscribed")
+        broker.publish("c", b"first after")
+        assert await got.count("c", 2) == [b"before", b"first after"]
     finally:
         await broker.close()
         await client.aclose()
@@ -440,18 +521,16 @@ async def test_broker_close_stops_tasks_and_flushes(backend: Backend) -> None:
 async def test_redis_ping_false_when_unreachable() -> None:
     """ping answers False, not an exception, when Redis cannot be reached."""
     url = "redis://127.0.0.1:1/0"
-    broker, presence, inbox = RedisBroker(url), RedisPresence(url), RedisInbox(url)
+    broker, presence = RedisBroker(url), RedisPresence(url)
     await broker.start(Received())
     try:
         started = time.perf_counter()
         assert await broker.ping() is False
         assert await presence.ping() is False
-        assert await inbox.ping() is False
         assert time.perf_counter() - started < 5
     finally:
         await broker.close()
         await presence.close()
-        await inbox.close()
 
 
 # Presence
@@ -516,7 +595,7 @@ async def test_presence_last_seen(backend: Backend) -> None:
     await p.remove("u:1", "1", "a", T0 + 200)
     assert (await p.get(["u:1"], T0 + 900))["u:1"] == PresenceState("u:1", "offline", T0 + 200)
     await p.set("u:1", "1", "a", "online", T0 + 1_000)
-    await p.touch([("u:1", "1", "a")], T0 + 4_000)
+    assert await p.touch([("u:1", "1", "a", "online")], T0 + 4_000) == []
     changes = await p.expire(T0 + 4_000 + TTL)
     assert changes == [PresenceState("u:1", "offline", T0 + 4_000)]
 
@@ -526,7 +605,7 @@ async def test_presence_last_seen_is_latest_touch_of_any_device(backend: Backend
     p = backend.presence()
     await p.set("u:1", "1", "a", "online", T0)
     await p.set("u:1", "1", "b", "online", T0 + 10)
-    await p.touch([("u:1", "1", "a")], T0 + 500)
+    assert await p.touch([("u:1", "1", "a", "online")], T0 + 500) == []
     changes = await p.expire(T0 + 500 + TTL)
     assert changes == [PresenceState("u:1", "offline", T0 + 500)]
 
@@ -586,7 +665,7 @@ async def test_presence_dead_node_goes_offline_after_ttl(backend: Backend) -> No
     await dead.set("u:1", "1", "dead-conn", "online", T0)
     await alive.set("u:2", "2", "live-conn", "online", T0)
     for t in range(T0 + 1_000, T0 + TTL, 1_000):
-        await alive.touch([("u:2", "2", "live-conn")], t)
+        assert await alive.touch([("u:2", "2", "live-conn", "online")], t) == []
         assert await alive.expire(t) == []
     # An entry past its ttl reads offline at once, before any sweep.
     assert (await alive.get(["u:1"], T0 + TTL))["u:1"].status == "offline"
@@ -610,15 +689,72 @@ async def test_presence_expire_reported_once_across_nodes(backend: Backend) -> N
 
 
 async def test_presence_touch_extends_ttl(backend: Backend) -> None:
-    """A touched entry lives ttl after its last touch; only live entries are touched."""
+    """A touched entry lives ttl after its last touch."""
     p = backend.presence()
     await p.set("u:1", "1", "a", "online", T0)
-    await p.touch([("u:1", "1", "a"), ("u:1", "1", "ghost")], T0 + 5_000)
+    assert await p.touch([("u:1", "1", "a", "online")], T0 + 5_000) == []
     assert await p.expire(T0 + TTL) == []
     assert (await p.get(["u:1"], T0 + TTL + 4_999))["u:1"].status == "online"
     assert await p.expire(T0 + TTL + 5_000) == [PresenceState("u:1", "offline", T0 + 5_000)]
-    await p.touch([("u:1", "1", "a")], T0 + TTL + 6_000)  # already swept: nothing to extend
-    assert (await p.get(["u:1"], T0 + TTL + 6_000))["u:1"].status == "offline"
+
+
+async def test_presence_touch_of_existing_entry_reports_nothing(backend: Backend) -> None:
+    """Touching live entries reports nothing and keeps their status: a heartbeat built before
+    a status change must not undo it. An entry past its ttl but not yet swept was never
+    reported offline, so touching it reports nothing either."""
+    p = backend.presence()
+    await p.set("u:1", "1", "a", "online", T0)
+    assert await p.set("u:1", "1", "a", "away", T0 + 1) == PresenceState("u:1", "away", T0 + 1)
+    assert await p.touch([("u:1", "1", "a", "online")], T0 + 2) == []
+    assert (await p.get(["u:1"], T0 + 3))["u:1"] == PresenceState("u:1", "away", T0 + 3)
+    assert await p.touch([("u:1", "1", "a", "away")], T0 + TTL + 100) == []  # dead, not swept
+    assert (await p.get(["u:1"], T0 + TTL + 200))["u:1"].status == "away"
+    assert await p.expire(T0 + TTL + 200) == []
+
+
+async def test_presence_touch_recreates_missing_entries(backend: Backend) -> None:
+    """A heartbeat for an entry the backend does not have (Redis restarted empty, or a sweep
+    ran while the beat was late) creates it with the given status and reports the change."""
+    p = backend.presence()
+    beat: list[tuple[str, str, str, Status]] = [
+        ("s:1", "a1", "c1", "online"), ("u:a1", "a1", "c1", "online"),
+        ("u:2", "2", "c2", "away"), ("u:3", "3", "c3", "offline"),
+    ]
+    assert await p.touch(beat, T0) == [
+        PresenceState("s:1", "online", T0), PresenceState("u:a1", "online", T0),
+        PresenceState("u:2", "away", T0),
+    ]
+    assert await p.touch(beat, T0 + 1_000) == []
+    assert await p.members("s:1", T0 + 1_000) == {"a1": "online"}
+    got = await p.get(["u:2", "u:3"], T0 + 1_000)
+    assert got == {"u:2": PresenceState("u:2", "away", T0 + 1_000), "u:3": PresenceState("u:3", "offline", None)}
+    swept = await p.expire(T0 + 1_000 + TTL)  # the next beat is late
+    assert sorted(c.entity for c in swept) == ["s:1", "u:2", "u:a1"]
+    assert all(c == PresenceState(c.entity, "offline", T0 + 1_000) for c in swept)
+    late = T0 + 1_000 + TTL + 500
+    assert await p.touch(beat[2:], late) == [PresenceState("u:2", "away", late)]
+    assert (await p.get(["u:2"], late + 1))["u:2"].status == "away"
+
+
+async def test_presence_touch_after_redis_lost_everything(backend: Backend) -> None:
+    """Redis restarted empty: the nodes' next heartbeats bring the entries back, and each
+    change is reported by exactly one of them."""
+    redis_only(backend)
+    n1, n2 = backend.presence(), backend.presence()
+    await n1.set("s:9", "a1", "c1", "online", T0)
+    await n2.set("s:9", "a2", "c2", "away", T0)
+    admin = backend.client()
+    keys = [k async for k in admin.scan_iter(match=f"{backend.prefix}*", count=1000)]
+    assert keys
+    await admin.delete(*keys)
+    assert (await n1.get(["s:9"], T0 + 1))["s:9"] == PresenceState("s:9", "offline", None)
+    t = T0 + 1_000
+    beats = await asyncio.gather(
+        n1.touch([("s:9", "a1", "c1", "online")], t), n2.touch([("s:9", "a2", "c2", "away")], t)
+    )
+    assert sorted(c.status for beat in beats for c in beat) in (["online"], ["away", "online"])
+    assert (await n1.get(["s:9"], t))["s:9"] == PresenceState("s:9", "online", t)
+    assert await n2.members("s:9", t) == {"a1": "online", "a2": "away"}
 
 
 async def test_presence_expiry_of_one_device(backend: Backend) -> None:
@@ -626,7 +762,7 @@ async def test_presence_expiry_of_one_device(backend: Backend) -> None:
     p = backend.presence()
     await p.set("u:1", "1", "phone", "online", T0)
     await p.set("u:1", "1", "laptop", "away", T0)
-    await p.touch([("u:1", "1", "laptop")], T0 + 5_000)
+    assert await p.touch([("u:1", "1", "laptop", "away")], T0 + 5_000) == []
     assert await p.expire(T0 + TTL) == [PresenceState("u:1", "away", T0 + TTL)]
     assert await p.expire(T0 + TTL + 5_000) == [PresenceState("u:1", "offline", T0 + 5_000)]
 
@@ -648,170 +784,3 @@ async def test_presence_members(backend: Backend) -> None:
 async def test_presence_ping(backend: Backend) -> None:
     """ping is True while the backend is usable."""
     assert await backend.presence().ping() is True
-
-
-# Inbox
-
-
-def later(cursor: str) -> str:
-    """A well-formed cursor just after ``cursor`` (both implementations end ids in -<n>)."""
-    head, _, n = cursor.rpartition("-")
-    return f"{head}-{int(n) + 1}"
-
-
-async def test_inbox_ids_in_order(backend: Backend) -> None:
-    """append returns one id per entry; reading after each id yields exactly what followed."""
-    inbox = backend.inbox()
-    start = await inbox.tail("u:1")
-    sent = payloads(30)
-    ids = await inbox.append([("u:1", p) for p in sent[:10]])
-    for p in sent[10:]:
-        ids += await inbox.append([("u:1", p)])
-    assert len(ids) == len(set(ids)) == 30
-    assert await inbox.read("u:1", start, 100) == list(zip(ids, sent, strict=True))
-    for i, cursor in enumerate(ids):
-        rest = list(zip(ids[i + 1 :], sent[i + 1 :], strict=True))
-        assert await inbox.read("u:1", cursor, 100) == rest
-
-
-async def test_inbox_many_concurrent_appends(backend: Backend) -> None:
-    """Thousands of appends at once (a hub under load) all succeed, in call order per user."""
-    inbox = backend.inbox(max_entries=10_000)
-    starts = {u: await inbox.tail(u) for u in ("u:1", "u:2")}
-    calls = [[("u:1", f"a{i}".encode()), ("u:2", f"b{i}".encode())] for i in range(3000)]
-    results = await asyncio.gather(*(inbox.append(c) for c in calls))
-    assert all(len(r) == 2 for r in results)
-    got1 = await inbox.read("u:1", starts["u:1"], 5000)
-    got2 = await inbox.read("u:2", starts["u:2"], 5000)
-    assert got1 is not None and got2 is not None
-    assert [p for _, p in got1] == [f"a{i}".encode() for i in range(3000)]
-    assert [p for _, p in got2] == [f"b{i}".encode() for i in range(3000)]
-    assert [i for i, _ in got1] == [r[0] for r in results]
-
-
-async def test_inbox_users_are_separate(backend: Backend) -> None:
-    """Entries for several users in one append land in each user's own inbox, in order."""
-    inbox = backend.inbox()
-    starts = {u: await inbox.tail(u) for u in ("u:1", "u:2", "s:3")}
-    entries = [(("u:1", "u:2", "s:3")[i % 3], f"{i}".encode()) for i in range(30)]
-    ids = await inbox.append(entries)
-    for user in starts:
-        mine = [(i, p) for i, (u, p) in zip(ids, entries, strict=True) if u == user]
-        assert await inbox.read(user, starts[user], 100) == mine
-
-
-async def test_inbox_tail_reads_nothing_older(backend: Backend) -> None:
-    """tail is a cursor past every entry so far: reading from it returns only what follows."""
-    inbox = backend.inbox()
-    empty = await inbox.tail("u:1")
-    assert await inbox.read("u:1", empty, 10) == []
-    ids = await inbox.append([("u:1", b"a"), ("u:1", b"b")])
-    tail = await inbox.tail("u:1")
-    assert tail == ids[-1]
-    assert await inbox.read("u:1", tail, 10) == []
-    [new] = await inbox.append([("u:1", b"c")])
-    assert await inbox.read("u:1", tail, 10) == [(new, b"c")]
-    assert await inbox.read("u:1", empty, 10) == [(ids[0], b"a"), (ids[1], b"b"), (new, b"c")]
-
-
-async def test_inbox_read_limit(backend: Backend) -> None:
-    """read returns at most limit entries, the oldest first, so one can page through."""
-    inbox = backend.inbox()
-    cursor = await inbox.tail("u:1")
-    sent = payloads(25)
-    ids = await inbox.append([("u:1", p) for p in sent])
-    assert await inbox.read("u:1", cursor, 0) == []
-    pages = []
-    while page := await inbox.read("u:1", cursor, 10):
-        pages.append(page)
-        cursor = page[-1][0]
-    assert [len(page) for page in pages] == [10, 10, 5]
-    assert [e for page in pages for e in page] == list(zip(ids, sent, strict=True))
-
-
-async def test_inbox_binary_payloads(backend: Backend) -> None:
-    """Payloads come back byte for byte, empty and binary ones included."""
-    inbox = backend.inbox()
-    cursor = await inbox.tail("u:1")
-    sent = [b"", b"\x00\xff\x80", bytes(range(256)) * 10]
-    ids = await inbox.append([("u:1", p) for p in sent])
-    assert await inbox.read("u:1", cursor, 10) == list(zip(ids, sent, strict=True))
-
-
-async def test_inbox_unknown_cursor(backend: Backend) -> None:
-    """Malformed cursors and cursors past the newest entry read as unknown (None)."""
-    inbox = backend.inbox()
-    ids = await inbox.append([("u:1", b"a"), ("u:1", b"b")])
-    beyond = [later(ids[-1]), later(later(ids[-1]))]
-    for cursor in ("", "garbage", "1-", "-1", "1-2-3", "x-1", *beyond):
-        assert await inbox.read("u:1", cursor, 10) is None, cursor
-
-
-async def test_inbox_trimmed_cursor(backend: Backend) -> None:
-    """A cursor older than what is retained reads as None, never as a partial list."""
-    inbox = backend.inbox(max_entries=10)
-    start = await inbox.tail("u:1")
-    sent = payloads(500)
-    ids = await inbox.append([("u:1", p) for p in sent[:250]])
-    for i in range(250, 500, 25):
-        ids += await inbox.append([("u:1", p) for p in sent[i : i + 25]])
-    assert await inbox.read("u:1", start, 1_000) is None
-    assert await inbox.read("u:1", ids[0], 1_000) is None
-    assert await inbox.read("u:1", ids[-1], 1_000) == []
-    assert await inbox.read("u:1", ids[-6], 1_000) == list(zip(ids[-5:], sent[-5:], strict=True))
-    for i, cursor in enumerate(ids):
-        got = await inbox.read("u:1", cursor, 1_000)
-        assert got is None or got == list(zip(ids[i + 1 :], sent[i + 1 :], strict=True)), i
-
-
-async def test_inbox_restart(backend: Backend) -> None:
-    """After a restart (new instance) Redis cursors still read; memory ones read as unknown."""
-    inbox = backend.inbox()
-    start = await inbox.tail("u:1")
-    ids = await inbox.append([("u:1", b"a"), ("u:1", b"b")])
-    restarted = backend.inbox()
-    if backend.redis:
-        assert await restarted.read("u:1", start, 10) == [(ids[0], b"a"), (ids[1], b"b")]
-        assert await restarted.read("u:1", ids[0], 10) == [(ids[1], b"b")]
-        assert await restarted.tail("u:1") == ids[-1]
-    else:
-        assert await restarted.read("u:1", start, 10) is None
-        assert await restarted.read("u:1", ids[0], 10) is None
-
-
-async def test_inbox_missing_stream(backend: Backend) -> None:
-    """A stream that never existed reads empty from "0-0" and unknown from any other cursor."""
-    redis_only(backend)
-    inbox = backend.inbox()
-    assert await inbox.read("u:none", "0-0", 10) == []
-    assert await inbox.read("u:none", "1700000000000-0", 10) is None
-
-
-async def test_inbox_expired_stream(backend: Backend) -> None:
-    """Cursors of a stream that expired read as unknown, also once it is created again."""
-    redis_only(backend)
-    inbox = backend.inbox(retention_ms=150)
-    idle = await inbox.tail("u:idle")
-    [cursor] = await inbox.append([("u:1", b"a")])
-    before = await inbox.tail("u:1")
-    await asyncio.sleep(0.3)
-    assert await inbox.read("u:1", cursor, 10) is None
-    assert await inbox.read("u:idle", idle, 10) is None
-    [new] = await inbox.append([("u:1", b"b")])
-    assert await inbox.read("u:1", cursor, 10) is None
-    assert await inbox.read("u:1", before, 10) is None
-    assert await inbox.read("u:1", "0-0", 10) is None
-    assert await inbox.read("u:1", new, 10) == []
-
-
-async def test_inbox_zero_cursor_on_existing_stream(backend: Backend) -> None:
-    """On an existing stream "0-0" predates its creation, so it reads as unknown."""
-    redis_only(backend)
-    inbox = backend.inbox()
-    await inbox.append([("u:1", b"a")])
-    assert await inbox.read("u:1", "0-0", 10) is None
-
-
-async def test_inbox_ping(backend: Backend) -> None:
-    """ping is True while the backend is usable."""
-    assert await backend.inbox().ping() is True

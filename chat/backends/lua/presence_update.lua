@@ -4,18 +4,24 @@
 -- KEYS[2]  expiries zset:  conn -> expiry (epoch ms)
 -- KEYS[3]  meta hash:      "status" -> last combined status reported, "seen" -> last_seen (ms)
 -- KEYS[4]  due zset:       entity -> earliest expiry among its entries (shared by all entities)
--- ARGV[1]  operation: "set" | "remove" | "expire"
+-- ARGV[1]  operation: "set" | "remove" | "expire" | "touch"
 -- ARGV[2]  now (epoch ms, the caller's clock)
 -- ARGV[3]  ttl (ms)
 -- ARGV[4]  entity (member name in the due zset)
 -- ARGV[5]  how long (ms) to keep the meta hash of an entity with no entries; 0 keeps it
 -- ARGV[6]  conn                      (set, remove)
 -- ARGV[7]  status, ARGV[8] member    (set)
+-- ARGV[6..] conn, status, member, conn, status, member, ...   (touch)
 --
 -- Entries whose expiry is <= now are dead: they are dropped first, each counting as seen at
 -- its last touch (expiry - ttl); entries set "offline" (invisible) never count as seen. The combined status of the live entries is compared with
 -- the stored one and stored; the reply is {changed (0|1), status, last_seen or nil}. Since
 -- the compare and the store happen inside the script, each change is reported once.
+--
+-- "touch" is the heartbeat of connections the caller knows are alive: a live entry lives ttl
+-- from now and keeps its status (only "set" changes it); a missing one (Redis restarted empty,
+-- or a sweep dropped it while heartbeats were late) is created with the given status, and the
+-- change that causes is reported like any other.
 
 local entries, expiries, meta, due = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local op = ARGV[1]
@@ -51,6 +57,20 @@ end
 if op == 'set' then
   redis.call('HSET', entries, ARGV[6], ARGV[7] .. ':' .. ARGV[8])
   redis.call('ZADD', expiries, now + ttl, ARGV[6])
+elseif op == 'touch' then
+  local expiry = now + ttl
+  for i = 6, #ARGV - 2, 3 do
+    local conn = ARGV[i]
+    if redis.call('HEXISTS', entries, conn) == 1 then
+      local current = tonumber(redis.call('ZSCORE', expiries, conn) or '')
+      if current == nil or current < expiry then
+        redis.call('ZADD', expiries, expiry, conn)
+      end
+    else
+      redis.call('HSET', entries, conn, ARGV[i + 1] .. ':' .. ARGV[i + 2])
+      redis.call('ZADD', expiries, expiry, conn)
+    end
+  end
 elseif op == 'remove' then
   local value = redis.call('HGET', entries, ARGV[6])
   if value then
