@@ -27,7 +27,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NODE_ID", "", "name of this hub node in metrics and logs (default: host:pid)"),
     Setting("DATABASE_URL", "sqlite:///data/chat.db", "durable store: sqlite:///path (a file, WAL)"),
     Setting("SQLITE_SYNCHRONOUS", "FULL", "FULL survives power loss; NORMAL survives process crashes only"),
-    Setting("REDIS_URL", "", "redis://host:port/db to share presence, routing and inboxes between nodes; "
+    Setting("REDIS_URL", "", "redis://host:port/db to share presence and routing between nodes; "
             "empty: in-memory (one node)"),
     Setting("REDIS_PREFIX", "chat:", "key prefix in Redis, to share one Redis between deployments"),
     Setting("TOKEN_SECRET", _DEV_SECRET, "HMAC secret the marketplace signs user tokens with (HS256)"),
@@ -40,8 +40,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RATE_BURST", "10", "messages a user may send in a burst"),
     Setting("RECALL_WINDOW", "120", "seconds during which a sender may recall a message"),
     Setting("PRESENCE_TTL", "30", "seconds a connection's presence lives without a heartbeat"),
-    Setting("INBOX_MAX", "10000", "inbox entries kept per user"),
-    Setting("INBOX_RETENTION", "604800", "seconds inbox entries are kept"),
     Setting("SYNC_LIMIT", "500", "messages pushed per conversation on sync before the client must page"),
     Setting("PAYMENTS", "on", "on: money in the chat (escrow, transfers) and the server API; off: chat only"),
     Setting("PAYMENTS_DATABASE_URL", "sqlite:///data/payments.db",
@@ -84,8 +82,6 @@ class Config:
     rate_burst: int
     recall_window: float
     presence_ttl: float
-    inbox_max: int
-    inbox_retention: float
     sync_limit: int
     payments: str
     payments_database_url: str

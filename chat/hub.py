@@ -1,10 +1,10 @@
 """One hub node: local connections, broker channels, fan-out and presence.
 
 The hub routes; it does not interpret requests (``session.py`` does) or keep
-messages (the store does). For each committed message it appends a notice to
-both sides' inboxes, then publishes the encoded ``msg`` frame once per channel;
-every node subscribed to that channel hands it to its local connections'
-outboxes, which keep per-conversation order.
+messages (the store does). For each committed message it publishes the encoded
+``msg`` frame once per channel; every node subscribed to that channel hands it
+to its local connections' outboxes, which keep per-conversation order. What a
+device missed while away is found in the store (``sync``), never here.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
 import msgpack
 
-from .backends.base import Broker, Inbox, Presence, PresenceState, Status
+from .backends.base import Broker, Presence, PresenceState, Status
 from .clock import Clock
 from .config import Config
 from .metrics import Metrics
@@ -26,8 +26,9 @@ from .protocol.codec import encode
 from .routing import (
     live_channels,
     presence_channel,
+    shop_channel,
     shop_entity,
-    side_inboxes,
+    user_channel,
     user_entity,
 )
 from .store.base import ConversationRecord, MessageRecord, Store
@@ -53,7 +54,6 @@ class Hub:
         store: Store,
         broker: Broker,
         presence: Presence,
-        inbox: Inbox,
         clock: Clock,
         metrics: Metrics | None = None,
     ) -> None:
@@ -61,7 +61,6 @@ class Hub:
         self.store = store
         self.broker = broker
         self.presence = presence
-        self.inbox = inbox
         self.clock = clock
         self.metrics = metrics or Metrics()
         self.node = config.node_id
@@ -70,7 +69,12 @@ class Hub:
         self._sessions: set[Session] = set()
         self._conversations: dict[str, ConversationRecord] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._detached: set[asyncio.Task[None]] = set()
         self._auto_replies: dict[tuple[str, str], tuple[int, str | None]] = {}
+        self._backend_warned: dict[str, float] = {}
+        self.unreachable: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
+        """What backends raise while they cannot be reached: such a failure is an outage to
+        report once (and answer 5002), not a bug to log with a traceback per request."""
         self.money: MoneyDesk | None = None
         """Money commands and payment cards, when payments are enabled."""
 
@@ -84,7 +88,7 @@ class Hub:
             await self.money.start()
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        for task in [*self._tasks, *self._detached]:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
@@ -97,7 +101,6 @@ class Hub:
             await self._presence_gone(session, now)
         await self.broker.close()
         await self.presence.close()
-        await self.inbox.close()
         await self.store.close()
 
     async def ready(self) -> dict[str, bool]:
@@ -107,7 +110,6 @@ class Hub:
             ("store", self.store.ping),
             ("broker", self.broker.ping),
             ("presence", self.presence.ping),
-            ("inbox", self.inbox.ping),
         ):
             try:
                 checks[name] = bool(await asyncio.wait_for(probe(), 2.0))
@@ -126,6 +128,13 @@ class Hub:
             if record is not None:
                 self.remember(record)
         return record
+
+    def run_detached(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run work that must outlive the connection that caused it (an agent's auto-reply
+        to a buyer who left at once); it stops with the node."""
+        task = asyncio.ensure_future(work)
+        self._detached.add(task)
+        task.add_done_callback(self._detached.discard)
 
     def remember(self, record: ConversationRecord) -> None:
         if len(self._conversations) > 100_000:
@@ -223,9 +232,7 @@ class Hub:
         origin: str | None,
         t0: float,
     ) -> None:
-        """Notify both sides' inboxes, then every live device, of a committed message."""
-        notice = msgpack.packb([message.conv, message.seq], use_bin_type=True)
-        await self.inbox.append([(entity, notice) for entity in side_inboxes(conv)])
+        """Tell every live device of a committed message (offline ones find it in the store)."""
         payload = self._notice(conv, message, origin, t0)
         for channel in live_channels(conv.buyer, conv.shop, agent, message.sender):
             self.broker.publish(channel, payload)
@@ -246,21 +253,27 @@ class Hub:
 
     def presence_entries(self, session: Session) -> list[tuple[str, str]]:
         """(entity, member) pairs a connection keeps alive: the user, and an agent's shop."""
-        ident = session.identity
-        assert ident is not None
+        ident = session.me
         entries = [(user_entity(ident.user), ident.user)]
         if ident.role == "agent" and ident.shop:
             entries.append((shop_entity(ident.shop), ident.user))
         return entries
 
     async def attach(self, session: Session) -> None:
-        ident = session.identity
-        assert ident is not None
+        """Route the user's and (agents) the shop's channels to this connection, register an
+        agent, and set it online. All or nothing: on a failure what was done is undone."""
+        ident = session.me
         self._sessions.add(session)
         self.metrics.connections.set(len(self._sessions))
-        if ident.role == "agent" and ident.shop:
-            await self.store.register_agent(ident.shop, ident.user, self.clock.now_ms())
-        await self.set_status(session, "online")
+        try:
+            await session.watch(user_channel(ident.user))
+            if ident.role == "agent" and ident.shop:
+                await session.watch(shop_channel(ident.shop))  # the shop's unassigned conversations
+                await self.store.register_agent(ident.shop, ident.user, self.clock.now_ms())
+            await self.set_status(session, "online")
+        except BaseException:
+            await self.detach(session)
+            raise
 
     async def detach(self, session: Session) -> None:
         if session not in self._sessions:
@@ -269,7 +282,16 @@ class Hub:
         self.metrics.connections.set(len(self._sessions))
         for channel in list(session.watched):
             await self.unwatch(session, channel)
+        session.watched.clear()
         await self._presence_gone(session, self.clock.now_ms())
+
+    def backend_failed(self, what: str, exc: BaseException) -> None:
+        """One warning line per failure kind and outage, not a traceback per request."""
+        now = time.monotonic()
+        if now - self._backend_warned.get(what, -1e9) > 30:
+            self._backend_warned[what] = now
+            log.warning("a backend failed during %s: %s (further failures for 30 s are not logged)",
+                        what, exc or type(exc).__name__)
 
     async def set_status(self, session: Session, status: Status) -> None:
         session.status = status
@@ -285,31 +307,57 @@ class Hub:
         for entity, member in self.presence_entries(session):
             try:
                 change = await self.presence.remove(entity, member, session.id, now)
-            except Exception:
-                log.warning("presence backend unreachable while removing %s", entity)
+            except Exception as exc:
+                self.backend_failed("presence removal", exc)
                 continue
             if change is not None:
                 self.publish_event([presence_channel(change.entity)], presence_frame(change))
 
     async def _presence_loop(self) -> None:
-        """Keep this node's entries alive and turn other nodes' dead ones offline."""
+        """Keep this node's entries alive and turn other nodes' dead ones offline.
+
+        Heartbeats carry each connection's status, so entries the backend lost (a Redis
+        restarted empty) come back within one beat, and the followers are told. A failing
+        backend is logged once per outage, not with a traceback every beat."""
         interval = max(0.05, self.config.presence_ttl / 3)
+        statuses: dict[str, Status] = {"online": "online", "away": "away", "offline": "offline"}
+        failures = 0
+        this = asyncio.current_task()
         while True:
+            if this is not None and this.cancelling():
+                # Python 3.11's asyncio.wait_for, which redis-py writes with, can swallow a
+                # cancellation; going on would make stop() wait for this task forever.
+                raise asyncio.CancelledError
             await asyncio.sleep(interval)
             now = self.clock.now_ms()
             try:
+                sessions = [s for s in list(self._sessions) if s.identity is not None]
                 entries = [
-                    (entity, member, s.id)
-                    for s in list(self._sessions)
-                    if s.identity is not None
+                    (entity, member, s.id, statuses.get(s.status, "online"))
+                    for s in sessions
                     for entity, member in self.presence_entries(s)
                 ]
                 if entries:
-                    await self.presence.touch(entries, now)
+                    for change in await self.presence.touch(entries, now):
+                        self.publish_event([presence_channel(change.entity)], presence_frame(change))
+                    # A connection that closed while the beat was in flight may have had its
+                    # entries re-created after its removal: remove them again.
+                    for s in sessions:
+                        if s not in self._sessions:
+                            await self._presence_gone(s, self.clock.now_ms())
                 for change in await self.presence.expire(now):
                     self.publish_event([presence_channel(change.entity)], presence_frame(change))
-            except Exception:
-                log.warning("presence heartbeat failed; retrying", exc_info=True)
+            except Exception as e:
+                failures += 1
+                if failures == 1:
+                    log.warning("presence heartbeat failed (%s: %s); retrying every %.1f s",
+                                type(e).__name__, e, interval)
+                else:
+                    log.debug("presence heartbeat failed again", exc_info=True)
+                continue
+            if failures:
+                log.info("presence heartbeat works again after %d failed beats", failures)
+                failures = 0
 
     def sessions(self) -> set[Session]:
         return set(self._sessions)

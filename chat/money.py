@@ -48,9 +48,28 @@ def derived_id(prefix: str, *parts: str) -> str:
 
 
 def actor_of(session: Session) -> Actor:
-    ident = session.identity
-    assert ident is not None
+    ident = session.me
     return Actor(user_id=ident.user, role=ident.role, shop_id=ident.shop)
+
+
+ROLES: dict[str, frozenset[str]] = {
+    "offer": frozenset({"agent"}),
+    "pay": frozenset({"buyer"}),
+    "ship": frozenset({"agent"}),
+    "confirm": frozenset({"buyer"}),
+    "extend": frozenset({"buyer"}),
+    "refund": frozenset({"buyer"}),
+    "refund_answer": frozenset({"agent"}),
+    "dispute": frozenset({"buyer", "agent"}),
+    "decide": frozenset({"arbiter"}),
+    "transfer": frozenset({"buyer", "agent"}),
+    "transfer_answer": frozenset({"buyer", "agent"}),
+    "set_pin": frozenset({"buyer", "agent", "arbiter"}),
+    "wallet": frozenset({"buyer", "agent", "arbiter"}),
+}
+"""Who may send each money command. The one rule: a role not listed gets ``3003`` before
+anything is looked up; a listed role that is not the party of the order or transfer gets
+the ledger's ``6022``."""
 
 
 _ORDER_COMMANDS: dict[str, tuple[str, Callable[[Any], dict[str, Any]]]] = {
@@ -74,7 +93,7 @@ class MoneyDesk:
         self.relay = CardRelay(hub, service)
         self.timer_interval = timer_interval
         self._timers: asyncio.Task[None] | None = None
-        self.handlers: dict[type, Callable[[Session, Any, ConversationRecord | None], Awaitable[dict[str, Any]]]] = {
+        self.handlers: dict[type, Callable[[Session, Any, ConversationRecord], Awaitable[dict[str, Any]]]] = {
             f.Offer: self._offer,
             f.Pay: self._pay,
             f.Ship: self._order_command,
@@ -108,6 +127,8 @@ class MoneyDesk:
 
     async def handle(self, session: Session, frame: Any, rid: int | None) -> None:
         """Answer one money command; the card follows through the relay."""
+        if session.me.role not in ROLES[frame.type]:
+            raise ProtocolError(ErrorCode.ROLE_NOT_ALLOWED, f"a {session.me.role} may not {frame.type}")
         if isinstance(frame, f.SetPin):
             await self._call(self.service.set_pin, actor_of(session), frame.pin, frame.current)
             session.reply({"type": "ok", "re": rid})
@@ -120,11 +141,14 @@ class MoneyDesk:
         await self.relay.catch_up()
         session.reply({"type": "payment", "re": rid, **result})
 
-    async def _conversation(self, session: Session, conv_id: str) -> ConversationRecord | None:
-        """The conversation, checked like any other request (arbiters are checked by the ledger)."""
-        assert session.identity is not None
-        if session.identity.role == "arbiter":
-            return await self.hub.conversation(conv_id)
+    async def _conversation(self, session: Session, conv_id: str) -> ConversationRecord:
+        """The conversation, checked like any other request (an arbiter's order is checked by
+        the ledger: it must be disputed)."""
+        if session.me.role == "arbiter":
+            record = await self.hub.conversation(conv_id)
+            if record is None:
+                raise ProtocolError(ErrorCode.NOT_FOUND)
+            return record
         return await session.conversation(conv_id)
 
     async def disputed(self, conv_id: str) -> bool:
@@ -133,8 +157,7 @@ class MoneyDesk:
         return any(o.dispute_reason is not None or o.state in ("DISPUTED", "RESOLVED") for o in orders)
 
     async def wallet(self, session: Session) -> dict[str, Any]:
-        ident = session.identity
-        assert ident is not None
+        ident = session.me
         owners = [user_owner(ident.user)] + ([shop_owner(ident.shop)] if ident.shop else [])
         balances = await self._call(self._balances, owners)
         pin_set = await self._call(self.service.has_pin, ident.user)
@@ -148,16 +171,13 @@ class MoneyDesk:
     def _order_view(self, order: Any) -> dict[str, Any]:
         return {"entity": "order", "view": order.model_dump(mode="json")}
 
-    async def _check_order(self, record: ConversationRecord | None, order_id: str) -> None:
+    async def _check_order(self, record: ConversationRecord, order_id: str) -> None:
         order = await self._call(self.service.get_order, order_id)
-        if record is None or order.conversation_id != record.id:
+        if order.conversation_id != record.id:
             raise ProtocolError(ErrorCode.NOT_FOUND, "no such order in this conversation")
 
-    async def _offer(self, session: Session, frame: f.Offer, record: ConversationRecord | None) -> dict[str, Any]:
-        assert record is not None and session.identity is not None
-        if session.identity.role != "agent":
-            raise ProtocolError(ErrorCode.ROLE_NOT_ALLOWED, "only the shop's agents make offers")
-        order_id = frame.order or derived_id("o", session.identity.user, frame.key)
+    async def _offer(self, session: Session, frame: f.Offer, record: ConversationRecord) -> dict[str, Any]:
+        order_id = frame.order or derived_id("o", session.me.user, frame.key)
         listing = record.listing
         order = await self._call(
             self.service.offer, actor_of(session), order_id=order_id, conversation_id=record.id,
@@ -166,10 +186,7 @@ class MoneyDesk:
         )
         return self._order_view(order)
 
-    async def _pay(self, session: Session, frame: f.Pay, record: ConversationRecord | None) -> dict[str, Any]:
-        assert record is not None and session.identity is not None
-        if session.identity.role != "buyer":
-            raise ProtocolError(ErrorCode.ROLE_NOT_ALLOWED, "only the buyer pays")
+    async def _pay(self, session: Session, frame: f.Pay, record: ConversationRecord) -> dict[str, Any]:
         order_id = frame.order
         if order_id is None:
             # Paying the listing price: the platform makes the offer on the shop's behalf,
@@ -177,7 +194,7 @@ class MoneyDesk:
             listing = record.listing
             if not listing.get("verified"):
                 raise ProtocolError(ErrorCode.LISTING_NOT_VERIFIED)
-            order_id = derived_id("o", session.identity.user, frame.key)
+            order_id = derived_id("o", session.me.user, frame.key)
             system = Actor(user_id=SYSTEM_AGENT, role="agent", shop_id=record.shop)
             await self._call(
                 self.service.offer, system, order_id=order_id, conversation_id=record.id, shop_id=record.shop,
@@ -193,13 +210,10 @@ class MoneyDesk:
         return self._order_view(order)
 
     async def _order_command(
-        self, session: Session, frame: Any, record: ConversationRecord | None
+        self, session: Session, frame: Any, record: ConversationRecord
     ) -> dict[str, Any]:
         """ship, confirm, extend, refund, refund_answer, dispute, decide: the ledger checks actor
         and state; here only that the order belongs to this conversation."""
-        assert session.identity is not None
-        if isinstance(frame, f.Decide) and session.identity.role != "arbiter":
-            raise ProtocolError(ErrorCode.ROLE_NOT_ALLOWED, "only the platform's arbiters decide disputes")
         await self._check_order(record, frame.order)
         method, extra = _ORDER_COMMANDS[frame.type]
         order = await self._call(
@@ -211,20 +225,17 @@ class MoneyDesk:
     # --- transfers ----------------------------------------------------------------
 
     async def _transfer(
-        self, session: Session, frame: f.SendTransfer, record: ConversationRecord | None
+        self, session: Session, frame: f.SendTransfer, record: ConversationRecord
     ) -> dict[str, Any]:
-        assert record is not None and session.identity is not None
-        ident = session.identity
+        ident = session.me
         if ident.role == "buyer":
             # The cached record's agent may be stale after a hand-over on another node.
             current = await self.hub.store.get_conversation(record.id) or record
             to_user = current.agent
             if to_user is None:
                 raise ProtocolError(ErrorCode.NOT_FOUND, "no agent looks after this conversation yet")
-        elif ident.role == "agent":
-            to_user = record.buyer
         else:
-            raise ProtocolError(ErrorCode.ROLE_NOT_ALLOWED, "arbiters do not send transfers")
+            to_user = record.buyer
         transfer = await self._call(
             self.service.transfer, actor_of(session), transfer_id=derived_id("t", ident.user, frame.key),
             conversation_id=record.id, to_user=to_user, amount=frame.amount, currency=frame.currency,
@@ -233,10 +244,10 @@ class MoneyDesk:
         return {"entity": "transfer", "view": transfer.model_dump(mode="json")}
 
     async def _answer_transfer(
-        self, session: Session, frame: f.AnswerTransfer, record: ConversationRecord | None
+        self, session: Session, frame: f.AnswerTransfer, record: ConversationRecord
     ) -> dict[str, Any]:
         transfer = await self._call(self.service.get_transfer, frame.transfer)
-        if record is None or transfer.conversation_id != record.id:
+        if transfer.conversation_id != record.id:
             raise ProtocolError(ErrorCode.NOT_FOUND, "no such transfer in this conversation")
         command = self.service.accept_transfer if frame.accept else self.service.decline_transfer
         transfer = await self._call(command, actor_of(session), transfer_id=frame.transfer, idem_key=frame.key)

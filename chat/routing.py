@@ -5,10 +5,6 @@ Channels name what a node subscribes to in the broker:
 * ``u:<user>``: everything for one user's devices (messages, receipts, typing);
 * ``s:<shop>``: messages of the shop's unassigned conversations, for all its agents;
 * ``p:<entity>``: presence changes of a user (``u:<id>``) or a shop (``s:<id>``).
-
-Inboxes are kept per *side*: the buyer's (``u:<buyer>``) and the shop's
-(``s:<shop>``), so every message costs exactly two inbox entries however many
-agents the shop has.
 """
 
 from __future__ import annotations
@@ -45,10 +41,6 @@ def can_access(identity: Identity, conv: ConversationRecord) -> bool:
     if identity.role == "agent":
         return conv.shop == identity.shop
     return False
-
-
-def side_inboxes(conv: ConversationRecord) -> tuple[str, str]:
-    return user_entity(conv.buyer), shop_entity(conv.shop)
 
 
 def live_channels(buyer: str, shop: str, agent: str | None, sender: str) -> list[str]:

@@ -26,8 +26,8 @@ from websockets.http11 import Request, Response
 from websockets.protocol import OPEN
 
 from .api import ApiServer
-from .backends.base import Broker, Inbox, Presence
-from .backends.memory import MemoryBroker, MemoryInbox, MemoryPresence
+from .backends.base import Broker, Presence
+from .backends.memory import MemoryBroker, MemoryPresence
 from .clock import Clock, SystemClock
 from .config import Config
 from .hub import Hub
@@ -80,11 +80,16 @@ class WebsocketTransport(Transport):
         chunks = ws.protocol.data_to_send()
         if not chunks:
             return
-        if all(chunks) and ws.transport is not None and not ws.transport.is_closing():
-            ws.transport.write(b"".join(chunks))
-        else:  # an end-of-stream marker is in there: let websockets handle it
-            ws.protocol.writes[:0] = chunks
-            ws.send_data()
+        try:
+            if all(chunks) and ws.transport is not None and not ws.transport.is_closing():
+                ws.transport.write(b"".join(chunks))
+            else:  # an end-of-stream marker is in there: let websockets handle it
+                ws.protocol.writes[:0] = chunks
+                ws.send_data()
+        except (RuntimeError, OSError):
+            # The peer vanished between the check and the write (uvloop raises RuntimeError
+            # on a closed transport): nothing to deliver to; the reader sees the close.
+            log.debug("write to a closed connection dropped")
 
     def _scheduled_flush(self) -> None:
         self._flush_scheduled = False
@@ -98,6 +103,13 @@ class WebsocketTransport(Transport):
     def close(self, code: int, reason: str) -> None:
         if self._closing is None:
             self._closing = asyncio.ensure_future(self.ws.close(code, reason))
+
+    async def wait_closed(self) -> None:
+        """Let a close started by :meth:`close` finish (its code must reach the peer before
+        the handler returns, or websockets closes with 1000)."""
+        if self._closing is not None:
+            with contextlib.suppress(Exception):
+                await self._closing
 
 
 def open_store(config: Config) -> Store:
@@ -114,19 +126,15 @@ def open_store(config: Config) -> Store:
     raise SystemExit(f"DATABASE_URL {url!r}: only sqlite:///path is supported by this version")
 
 
-def open_backends(config: Config) -> tuple[Broker, Presence, Inbox]:
+def open_backends(config: Config) -> tuple[Broker, Presence]:
     ttl_ms = int(config.presence_ttl * 1000)
     if not config.redis_url:
-        return MemoryBroker(), MemoryPresence(ttl_ms), MemoryInbox(config.inbox_max)
-    from .backends.redis import RedisBroker, RedisInbox, RedisPresence
+        return MemoryBroker(), MemoryPresence(ttl_ms)
+    from .backends.redis import RedisBroker, RedisPresence
 
     # Each backend owns (and closes) its own client built from the URL.
     url, prefix = config.redis_url, config.redis_prefix
-    return (
-        RedisBroker(url, prefix=prefix),
-        RedisPresence(url, prefix=prefix, ttl_ms=ttl_ms),
-        RedisInbox(url, prefix=prefix, max_entries=config.inbox_max, retention_ms=int(config.inbox_retention * 1000)),
-    )
+    return RedisBroker(url, prefix=prefix), RedisPresence(url, prefix=prefix, ttl_ms=ttl_ms)
 
 
 def _json(status: int, body: Any) -> Response:
@@ -240,15 +248,17 @@ class ChatServer:
     # --- websocket --------------------------------------------------------------
 
     async def _handler(self, ws: ServerConnection) -> None:
-        session = Session(self.hub, WebsocketTransport(ws), self._limiter)
+        transport = WebsocketTransport(ws)
+        session = Session(self.hub, transport, self._limiter)
         expiry: asyncio.TimerHandle | None = None
         try:
             auth = ws.request.headers.get("Authorization") if ws.request else None
             if auth and auth.lower().startswith("bearer "):
-                await session.authenticate(auth[7:].strip(), None)
+                await session.handle_bearer(auth[7:].strip())
             else:
                 await self._authenticate_first_frame(ws, session)
             if session.identity is None:
+                await transport.wait_closed()
                 return
             delay = session.identity.expires_at - self.hub.clock.now_ms() / 1000
             expiry = asyncio.get_running_loop().call_later(
@@ -267,7 +277,7 @@ class ChatServer:
     async def _authenticate_first_frame(self, ws: ServerConnection, session: Session) -> None:
         """Browsers cannot set headers: the first frame must be ``auth``."""
         deadline = asyncio.get_running_loop().time() + self.config.auth_timeout
-        while session.identity is None and not session.outbox.closed:
+        while session.identity is None and not session.closing:
             remaining = deadline - asyncio.get_running_loop().time()
             try:
                 data = await asyncio.wait_for(ws.recv(), max(0.0, remaining))
@@ -282,8 +292,12 @@ class ChatServer:
 def build(config: Config, *, clock: Clock | None = None, store: Store | None = None) -> ChatServer:
     """Wire a hub node from its configuration (the embedded default needs nothing else)."""
     clock = clock or SystemClock()
-    broker, presence, inbox = open_backends(config)
-    hub = Hub(config, store or open_store(config), broker, presence, inbox, clock)
+    broker, presence = open_backends(config)
+    hub = Hub(config, store or open_store(config), broker, presence, clock)
+    if config.redis_url:
+        from .backends.redis import UNREACHABLE
+
+        hub.unreachable = (*hub.unreachable, *UNREACHABLE)
     server = ChatServer(config, hub)
     if config.payments_enabled:
         from .money import MoneyDesk, open_service

@@ -12,9 +12,8 @@ import asyncio
 import dataclasses
 import logging
 import uuid
+from collections.abc import Coroutine
 from typing import Any
-
-import msgpack
 
 from .auth import Identity, verify, verify_listing
 from .hub import Hub, epoch_seconds
@@ -66,7 +65,13 @@ class Session:
         self.identity: Identity | None = None
         self.status: str = "online"
         self.watched: set[str] = set()
+        self.following: set[str] = set()
+        """Counterpart presence entities this connection follows (or is starting to)."""
         self.bad_frames = 0
+        self.closing = False
+        """A close was decided (bad token, too many bad frames): later frames are not handled."""
+        self.ended = False
+        """The connection is gone and the session detached: nothing may subscribe it again."""
         self._background: set[asyncio.Task[None]] = set()
         self._limiter = limiter
         self.outbox = Outbox(
@@ -103,6 +108,13 @@ class Session:
     async def _fetch_between(self, conv: str, after: int, before: int) -> list[MessageRecord]:
         return await self.hub.store.messages(conv, after=after, limit=min(200, before - after - 1))
 
+    @property
+    def me(self) -> Identity:
+        """Who this connection is; requests reach handlers only once it is known."""
+        if self.identity is None:
+            raise ProtocolError(ErrorCode.NOT_AUTHENTICATED)
+        return self.identity
+
     def reply(self, frame: dict[str, Any]) -> None:
         self.outbox.send(frame)
 
@@ -111,15 +123,34 @@ class Session:
         self.reply({"type": "error", "re": rid, "code": exc.code, "message": exc.message, "details": exc.details})
 
     async def watch(self, channel: str) -> None:
-        if channel not in self.watched:
-            self.watched.add(channel)
-            await self.hub.watch(self, channel)
+        if self.ended or channel in self.watched:
+            return
+        self.watched.add(channel)
+        await self.hub.watch(self, channel)
+        if self.ended:  # closed while the broker subscribed: do not stay subscribed
+            await self.hub.unwatch(self, channel)
+
+    def close_with(self, code: int, reason: str) -> None:
+        """Decide to close (once): stop handling frames and count one close."""
+        if self.closing:
+            return
+        self.closing = True
+        self.hub.metrics.closes.labels(code=str(code)).inc()
+        self.outbox.transport.close(code, reason)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run work beside the request loop; it is cancelled when the connection ends."""
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # --- entry point ----------------------------------------------------------
 
     async def handle(self, data: bytes | str) -> None:
         """Handle one websocket frame; never raises for the client's mistakes."""
         rid: int | None = None
+        if self.closing:
+            return
         try:
             if isinstance(data, str):
                 raise ProtocolError(ErrorCode.TEXT_FRAME)
@@ -127,7 +158,7 @@ class Session:
                 raise ProtocolError(ErrorCode.TOO_LARGE, details={"max_bytes": self.hub.config.max_frame_bytes})
             obj = unpack(data)
             rid = request_id(obj)
-            kind = obj["type"]
+            kind = obj.get("type") if isinstance(obj, dict) else None
             # Only known types become label values: a client must not grow the metrics.
             self.hub.metrics.frames_in.labels(type=kind if kind in CLIENT_TYPES else "unknown").inc()
             frame = validate(obj)
@@ -148,11 +179,22 @@ class Session:
             if exc.code < 2000:
                 self.bad_frames += 1
                 if self.bad_frames > self.hub.config.max_bad_frames:
-                    self.hub.metrics.closes.labels(code=str(CloseCode.TOO_MANY_ERRORS)).inc()
-                    self.outbox.transport.close(CloseCode.TOO_MANY_ERRORS, "too many malformed frames")
+                    self.close_with(CloseCode.TOO_MANY_ERRORS, "too many malformed frames")
+        except self.hub.unreachable as exc:
+            self.hub.backend_failed("a request", exc)
+            self.error(ProtocolError(ErrorCode.UNAVAILABLE), rid)
         except Exception:
             log.exception("request failed")
             self.error(ProtocolError(ErrorCode.INTERNAL), rid)
+
+    async def handle_bearer(self, token: str) -> None:
+        """Authenticate from the upgrade request's ``Authorization: Bearer`` header."""
+        try:
+            await self.authenticate(token, None)
+        except Exception:
+            log.exception("authentication failed")
+            self.error(ProtocolError(ErrorCode.INTERNAL), None)
+            self.close_with(CloseCode.BACKEND_UNAVAILABLE, "could not authenticate; reconnect")
 
     async def authenticate(self, token: str, rid: int | None) -> None:
         if self.identity is not None:
@@ -161,15 +203,19 @@ class Session:
             identity = verify(self.hub.config.token_secret, token)
         except ProtocolError as exc:
             self.error(exc, rid)
-            code = CloseCode.TOKEN_EXPIRED if exc.code == ErrorCode.TOKEN_EXPIRED else CloseCode.AUTH_FAILED
-            self.hub.metrics.closes.labels(code=str(code)).inc()
-            self.outbox.transport.close(code, exc.message)
+            expired = exc.code == ErrorCode.TOKEN_EXPIRED
+            self.close_with(CloseCode.TOKEN_EXPIRED if expired else CloseCode.AUTH_FAILED, exc.message)
             return
         self.identity = identity
-        await self.watch(user_channel(identity.user))
-        if identity.shop:
-            await self.watch(shop_channel(identity.shop))  # the shop's unassigned conversations
-        await self.hub.attach(self)
+        try:
+            await self.hub.attach(self)
+        except Exception as exc:
+            # Redis (presence, routing) or the store is unreachable: a connection that cannot
+            # be routed to is no use. Say so at once, with a code that means "retry".
+            self.hub.backend_failed("attach", exc)
+            self.error(ProtocolError(ErrorCode.UNAVAILABLE, "a backend is unavailable; reconnect shortly"), rid)
+            self.close_with(CloseCode.BACKEND_UNAVAILABLE, "a backend is unavailable; reconnect")
+            return
         cfg = self.hub.config
         self.reply(
             {
@@ -181,7 +227,11 @@ class Session:
         )
 
     async def close(self) -> None:
+        """The connection is gone: stop background work, then leave the hub."""
+        self.ended = True
         self.outbox.closed = True
+        for task in list(self._background):
+            task.cancel()
         await self.hub.detach(self)
 
     # --- access ---------------------------------------------------------------
@@ -191,15 +241,15 @@ class Session:
         return await self._conversation(conv_id)
 
     async def _conversation(self, conv_id: str, *, evidence: bool = False) -> ConversationRecord:
+        ident = self.me
         record = await self.hub.conversation(conv_id)
-        assert self.identity is not None
         if record is None:
             raise ProtocolError(ErrorCode.NOT_FOUND)
         # An arbiter reads (never writes) a conversation whose order is or was disputed.
         money = self.hub.money
-        if evidence and self.identity.role == "arbiter" and money is not None and await money.disputed(record.id):
+        if evidence and ident.role == "arbiter" and money is not None and await money.disputed(record.id):
             return record
-        if not can_access(self.identity, record):
+        if not can_access(ident, record):
             # Same answer whether or not it exists would leak less, but clients need
             # to tell "wrong id" from "not yours"; ids are unguessable anyway.
             raise ProtocolError(ErrorCode.FORBIDDEN)
@@ -207,16 +257,25 @@ class Session:
 
     def _counterpart(self, buyer: str, shop: str) -> str:
         """The presence entity this user watches in a conversation: the shop, or the buyer."""
-        assert self.identity is not None
-        return shop_entity(shop) if self.identity.role == "buyer" else user_entity(buyer)
+        return shop_entity(shop) if self.me.role == "buyer" else user_entity(buyer)
+
+    def _claim_follow(self, buyer: str, shop: str) -> str | None:
+        """The counterpart entity to start following, or None if this connection already does
+        (claimed synchronously, so a concurrent notice cannot start a second follow)."""
+        entity = self._counterpart(buyer, shop)
+        if entity in self.following:
+            return None
+        self.following.add(entity)
+        return entity
 
     async def _follow(self, buyer: str, shop: str) -> None:
         """Watch the counterpart's presence and send its current state once."""
-        entity = self._counterpart(buyer, shop)
-        channel = presence_channel(entity)
-        if channel in self.watched:
-            return
-        await self.watch(channel)
+        entity = self._claim_follow(buyer, shop)
+        if entity is not None:
+            await self._follow_entity(entity)
+
+    async def _follow_entity(self, entity: str) -> None:
+        await self.watch(presence_channel(entity))
         now = self.hub.clock.now_ms()
         state = (await self.hub.presence.get([entity], now))[entity]
         self.reply({"type": "presence", "entity": entity, "status": state.status, "last_seen": state.last_seen})
@@ -226,10 +285,8 @@ class Session:
     ) -> None:
         """A message notice from the hub (any node)."""
         self.outbox.message(conv, seq, frame, echo=origin != self.id, t0=t0)
-        if self.identity is not None and presence_channel(self._counterpart(buyer, shop)) not in self.watched:
-            task = asyncio.ensure_future(self._follow_quietly(buyer, shop))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+        if self.identity is not None and self._counterpart(buyer, shop) not in self.following:
+            self.spawn(self._follow_quietly(buyer, shop))
 
     async def _follow_quietly(self, buyer: str, shop: str) -> None:
         try:
@@ -240,8 +297,7 @@ class Session:
     # --- views ----------------------------------------------------------------
 
     async def _views(self, records: list[ConversationRecord]) -> list[dict[str, Any]]:
-        assert self.identity is not None
-        side = side_of(self.identity.role) or "buyer"
+        side = side_of(self.me.role) or "buyer"
         ids = [r.id for r in records]
         store = self.hub.store
         marks = await store.read_marks(ids)
@@ -264,8 +320,7 @@ class Session:
     # --- requests ---------------------------------------------------------------
 
     async def _open(self, frame: f.Open, rid: int | None) -> None:
-        ident = self.identity
-        assert ident is not None
+        ident = self.me
         if ident.role != "buyer":
             raise ProtocolError(ErrorCode.ROLE_NOT_ALLOWED, "only buyers open conversations with a shop")
         hub = self.hub
@@ -290,6 +345,8 @@ class Session:
             "c_" + uuid.uuid4().hex[:20], ident.user, frame.shop, listing, agent, now
         )
         hub.remember(record)
+        # Claimed before the card's notice can arrive, so ``presence`` follows ``opened``.
+        follow = self._claim_follow(record.buyer, record.shop)
         self.outbox.hold()
         try:
             self.outbox.set_cursor(record.id, record.last_seq)
@@ -299,11 +356,11 @@ class Session:
             self.reply({"type": "opened", "re": rid, "conversation": view, "created": card is not None})
         finally:
             self.outbox.release()
-        await self._follow(record.buyer, record.shop)
+        if follow is not None:
+            await self._follow_entity(follow)
 
     async def _send(self, frame: f.Send, rid: int | None) -> None:
-        ident = self.identity
-        assert ident is not None
+        ident = self.me
         hub = self.hub
         now = hub.clock.now_ms()
         t0 = epoch_seconds()
@@ -327,6 +384,10 @@ class Session:
         # A duplicate fans out again: if the first attempt died between commit and
         # notice, this is what gets the message to the other side (cursors dedupe).
         await hub.fan_out(record, done.message, done.agent, self.id, t0)
+        # The ack must not overtake a lower seq on its way to this connection (a client's
+        # resume cursor counts acked seqs): if one is still in flight between nodes, the
+        # outbox fills it from the store and the ack queues behind it.
+        self.outbox.message(record.id, done.message.seq, b"", echo=False)
         if done.agent is None and ident.role == "agent" and not done.duplicate:
             # An unassigned conversation belongs to the first agent who answers it.
             await self._hand_to(record, ident.user, f"{ident.user} is now looking after this conversation")
@@ -339,9 +400,7 @@ class Session:
             known, text = hub.cached_auto_reply(record.shop, done.agent)
             if known and not text:
                 return  # the common case: no away message, and no work per message
-            task = asyncio.ensure_future(self._auto_reply(record, done.agent))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            hub.run_detached(self._auto_reply(record, done.agent))
 
     async def _auto_reply(self, record: ConversationRecord, agent: str) -> None:
         """Answer for an agent who is away or offline, at most once per conversation per period.
@@ -370,30 +429,32 @@ class Session:
     async def _sync(self, frame: f.Sync, rid: int | None) -> None:
         """Set this connection's cursors, push what the client missed, then ``synced``.
 
-        With a usable inbox cursor only the conversations touched since then are
-        looked at (the fast path); otherwise every conversation is (full).
+        With a usable ``inbox`` token (the store's change position at the previous sync)
+        only the conversations written since are listed (the fast path); otherwise every
+        conversation is (full). Either way the store decides, so nothing a cache or a
+        Redis outage forgot can be skipped.
         """
-        ident = self.identity
-        assert ident is not None
+        ident = self.me
         if ident.role == "arbiter":
             raise ProtocolError(ErrorCode.ROLE_NOT_ALLOWED, "arbiters have no conversations to sync")
         hub, store, outbox = self.hub, self.hub.store, self.outbox
-        entity = user_entity(ident.user) if ident.role == "buyer" else shop_entity(ident.shop or "")
+        buyer, shop = (ident.user, None) if ident.role == "buyer" else (None, ident.shop or "")
         # Hold live notices while cursors are being set, so none slips between
         # the store read and the cursor it would be compared with.
         outbox.hold()
         try:
-            tail = await hub.inbox.tail(entity)
-            touched = await self._touched(entity, frame.inbox)
-            if touched is None:
+            # The token is taken before the reads: whatever commits later is listed next time.
+            token = await store.change_token()
+            changed = None if frame.inbox is None else await store.changed_since(frame.inbox, buyer=buyer, shop=shop)
+            if changed is None:
                 records = await (
                     store.conversations_of_buyer(ident.user) if ident.role == "buyer"
                     else store.conversations_of_shop(ident.shop or "")
                 )
             else:
-                records = [r for r in await store.conversations(sorted(touched)) if can_access(ident, r)]
-            # Conversations the client knows but the fast path does not list keep the
-            # client's cursor (a notice only ever arrives for the user's own ones).
+                records = changed
+            # Conversations the client knows but the fast path does not list have not
+            # moved: they keep the client's cursor.
             for conv, seq in frame.cursors.items():
                 outbox.cursors[conv] = seq
             for r in records:
@@ -415,32 +476,22 @@ class Session:
                 outbox.set_cursor(r.id, r.last_seq)
         listed = sorted(records, key=lambda r: (r.updated_at, r.id), reverse=True)[:SYNC_CONVERSATIONS]
         views = await self._views(listed)
+        full = changed is None
         self.reply(
-            {"type": "synced", "re": rid, "conversations": views, "full": touched is None, "inbox": tail,
+            {"type": "synced", "re": rid, "conversations": views, "full": full, "inbox": token,
              "more": len(records) > len(listed),
-             "total_unread": await self._total_unread(records) if touched is None else None}
+             "total_unread": await self._total_unread(records) if full else None}
         )
         for r in listed:  # presence of the counterparts the user is likely to look at
             if ident.role == "buyer" or r.agent in (ident.user, None):
                 await self._follow(r.buyer, r.shop)
 
-    async def _touched(self, entity: str, cursor: str | None) -> set[str] | None:
-        """Conversations named in the inbox after ``cursor``; None if it cannot tell."""
-        if cursor is None:
-            return None
-        entries = await self.hub.inbox.read(entity, cursor, 10_000)
-        if entries is None or len(entries) >= 10_000:
-            return None
-        return {msgpack.unpackb(payload, raw=False)[0] for _, payload in entries}
-
     async def _total_unread(self, records: list[ConversationRecord]) -> int:
-        assert self.identity is not None
-        side = side_of(self.identity.role) or "buyer"
+        side = side_of(self.me.role) or "buyer"
         return sum((await self.hub.store.unread_counts([r.id for r in records], side)).values())
 
     async def _list(self, frame: f.ListConversations, rid: int | None) -> None:
-        ident = self.identity
-        assert ident is not None
+        ident = self.me
         if ident.role == "arbiter":
             raise ProtocolError(ErrorCode.ROLE_NOT_ALLOWED, "arbiters have no conversations to list")
         before = None if frame.before_ts is None else (frame.before_ts, frame.before_id or "")
@@ -465,11 +516,11 @@ class Session:
         )
 
     async def _read(self, frame: f.Read, rid: int | None) -> None:
-        ident = self.identity
-        assert ident is not None
+        ident = self.me
         record = await self._conversation(frame.conv)
         side = side_of(ident.role)
-        assert side is not None
+        if side is None:  # arbiters read evidence; they have no read mark
+            raise ProtocolError(ErrorCode.FORBIDDEN)
         store = self.hub.store
         mark = await store.set_read(record.id, side, frame.seq)
         unread = (await store.unread_counts([record.id], side))[record.id]
@@ -483,8 +534,7 @@ class Session:
         self.reply({"type": "ok", "re": rid})
 
     async def _typing(self, frame: f.Typing, rid: int | None) -> None:
-        ident = self.identity
-        assert ident is not None
+        ident = self.me
         record = await self._conversation(frame.conv)
         # The cached record: a typing flag sent to an agent who just handed over is harmless,
         # and a store read per keystroke is not.
@@ -496,8 +546,7 @@ class Session:
             self.reply({"type": "ok", "re": rid})
 
     async def _recall(self, frame: f.Recall, rid: int | None) -> None:
-        ident = self.identity
-        assert ident is not None
+        ident = self.me
         record = await self._conversation(frame.conv)
         hub = self.hub
         try:
@@ -516,8 +565,7 @@ class Session:
         self.reply({"type": "ok", "re": rid})
 
     async def _assign(self, frame: f.Assign, rid: int | None) -> None:
-        ident = self.identity
-        assert ident is not None
+        ident = self.me
         if ident.role != "agent":
             raise ProtocolError(ErrorCode.ROLE_NOT_ALLOWED, "only the shop's agents hand conversations over")
         record = await self._conversation(frame.conv)
@@ -529,11 +577,11 @@ class Session:
     async def _hand_to(self, record: ConversationRecord, agent: str, text: str) -> None:
         """Assign and post the system note that tells everyone (and routes it live)."""
         hub = self.hub
-        assert self.identity is not None
+        by = self.me.user
         before = await hub.store.get_conversation(record.id)
         updated = await hub.store.assign(record.id, agent)
         hub.remember(updated)
-        body = {"text": text, "event": "assigned", "agent": agent, "by": self.identity.user}
+        body = {"text": text, "event": "assigned", "agent": agent, "by": by}
         done = await hub.store.append(record.id, "system", "system", "system", body, None, hub.clock.now_ms())
         await hub.fan_out(updated, done.message, done.agent, None, epoch_seconds())
         if before is not None and before.agent != done.agent:
@@ -543,8 +591,7 @@ class Session:
             hub.notify(previous, updated, done.message)
 
     async def _set_auto_reply(self, frame: f.AutoReply, rid: int | None) -> None:
-        ident = self.identity
-        assert ident is not None
+        ident = self.me
         if ident.role != "agent" or ident.shop is None:
             raise ProtocolError(ErrorCode.ROLE_NOT_ALLOWED, "only the shop's agents have auto-replies")
         stored = await self.hub.store.set_auto_reply(ident.shop, ident.user, frame.active, frame.text)
@@ -555,8 +602,7 @@ class Session:
         self.reply({"type": "ok", "re": rid})
 
     async def _stats(self, frame: f.Stats, rid: int | None) -> None:
-        ident = self.identity
-        assert ident is not None
+        ident = self.me
         if ident.role != "agent" or ident.shop is None:
             raise ProtocolError(ErrorCode.ROLE_NOT_ALLOWED, "only the shop's agents see its response figures")
         since = self.hub.clock.now_ms() - frame.days * DAY_MS

@@ -47,21 +47,24 @@ def request_id(obj: object) -> int | None:
     return None
 
 
-def unpack(data: bytes) -> dict[str, Any]:
-    """Unpack bytes into a map, or raise MALFORMED / NOT_A_MAP."""
+def unpack(data: bytes) -> Any:
+    """Unpack bytes (any msgpack value), or raise MALFORMED.
+
+    Non-string map keys, ext types and invalid UTF-8 in a ``str`` are all MALFORMED."""
     try:
         obj = msgpack.unpackb(data, **_unpacker_options)
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, TypeError) as exc:
         raise ProtocolError(ErrorCode.MALFORMED, f"the frame is not valid msgpack ({type(exc).__name__})") from exc
     except Exception as exc:  # msgpack raises a few exotic types on hostile input
         raise ProtocolError(ErrorCode.MALFORMED) from exc
-    if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
-        raise ProtocolError(ErrorCode.NOT_A_MAP)
     return obj
 
 
-def validate(obj: dict[str, Any]) -> Any:
-    """Turn an unpacked map into its frame model, or raise UNKNOWN_TYPE / INVALID_FIELDS."""
+def validate(obj: Any) -> Any:
+    """Turn an unpacked value into its frame model, or raise NOT_A_MAP / UNKNOWN_TYPE /
+    INVALID_FIELDS (read :func:`request_id` first: each of them answers the request)."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
+        raise ProtocolError(ErrorCode.NOT_A_MAP)
     if obj["type"] not in CLIENT_TYPES:
         raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown frame type {obj['type'][:40]!r}")
     try:

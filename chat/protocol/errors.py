@@ -85,6 +85,7 @@ class CloseCode(IntEnum):
 
     SLOW_CONSUMER = 4500
     OVERLOADED = 4501
+    BACKEND_UNAVAILABLE = 4502
 
 
 def should_reconnect(code: int) -> bool:

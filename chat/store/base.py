@@ -9,6 +9,10 @@ Guarantees every implementation keeps (checked by ``tests/chat/test_store_contra
   stored message with ``duplicate=True`` and writes nothing.
 * Messages are never deleted; a recall marks the original and appends a
   ``recall`` message, so the history stays complete evidence.
+* Every committed message moves its conversation past the store's change
+  token: a conversation written after ``change_token`` returned is listed by
+  ``changed_since`` with that token. Resuming devices rely on this (not on any
+  cache or queue) to learn which conversations moved while they were away.
 """
 
 from __future__ import annotations
@@ -192,3 +196,13 @@ class Store(Protocol):
 
     async def agent_loads(self, shop: str) -> dict[str, int]:
         """Open conversations per known agent of a shop (zero for idle agents)."""
+
+    async def change_token(self) -> str:
+        """An opaque position in the store's history of changes, taken now."""
+
+    async def changed_since(
+        self, token: str, *, buyer: str | None = None, shop: str | None = None, limit: int = 10_000
+    ) -> list[ConversationRecord] | None:
+        """The buyer's (or the shop's) conversations that got a message after ``token`` was
+        taken, in no particular order; it may list a few more. ``None`` when the token cannot
+        be used (another store's, garbage) or more than ``limit`` changed: read them all."""

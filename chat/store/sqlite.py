@@ -15,6 +15,7 @@ import hashlib
 import queue
 import sqlite3
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -48,10 +49,20 @@ CREATE TABLE IF NOT EXISTS conversations (
     status TEXT NOT NULL DEFAULT 'open',
     buyer_read INTEGER NOT NULL DEFAULT 0,
     shop_read INTEGER NOT NULL DEFAULT 0,
+    change INTEGER NOT NULL DEFAULT 0,
     UNIQUE (buyer, shop, listing_id)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS conversations_shop ON conversations (shop, updated_at);
 CREATE INDEX IF NOT EXISTS conversations_buyer ON conversations (buyer, updated_at);
+CREATE INDEX IF NOT EXISTS conversations_shop_change ON conversations (shop, change);
+CREATE INDEX IF NOT EXISTS conversations_buyer_change ON conversations (buyer, change);
+-- The store's change clock: every committed message takes the next value for its
+-- conversation; the epoch names this file, so a token from another store is refused.
+CREATE TABLE IF NOT EXISTS change_clock (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    epoch TEXT NOT NULL,
+    value INTEGER NOT NULL
+) STRICT;
 CREATE TABLE IF NOT EXISTS messages (
     conv TEXT NOT NULL REFERENCES conversations (id),
     seq INTEGER NOT NULL,
@@ -256,6 +267,9 @@ class SQLiteStore:
         try:
             _migrate(conn)
             conn.executescript(SCHEMA)
+            conn.execute(
+                "INSERT OR IGNORE INTO change_clock (id, epoch, value) VALUES (1, ?, 0)", (uuid.uuid4().hex[:12],)
+            )
         finally:
             conn.close()
         self._writer = self._worker("store-writer", batch=True)
@@ -555,6 +569,31 @@ class SQLiteStore:
 
         return await self._reader.submit(job)
 
+    async def change_token(self) -> str:
+        def job(c: sqlite3.Connection) -> str:
+            epoch, value = c.execute("SELECT epoch, value FROM change_clock WHERE id = 1").fetchone()
+            return f"{epoch}.{value}"
+
+        return await self._reader.submit(job)
+
+    async def changed_since(
+        self, token: str, *, buyer: str | None = None, shop: str | None = None, limit: int = 10_000
+    ) -> list[ConversationRecord] | None:
+        column, owner = ("buyer", buyer) if buyer is not None else ("shop", shop)
+        epoch, _, mark = token.partition(".")
+
+        def job(c: sqlite3.Connection) -> list[ConversationRecord] | None:
+            current = c.execute("SELECT epoch, value FROM change_clock WHERE id = 1").fetchone()
+            if not mark.isdigit() or epoch != current[0] or int(mark) > current[1]:
+                return None
+            rows = c.execute(
+                f"SELECT {_CONV_COLUMNS} FROM conversations WHERE {column}=? AND change > ? LIMIT ?",
+                (owner, int(mark), limit + 1),
+            ).fetchall()
+            return None if len(rows) > limit else [_conversation(r) for r in rows]
+
+        return await self._reader.submit(job)
+
     async def agent_loads(self, shop: str) -> dict[str, int]:
         def job(c: sqlite3.Connection) -> dict[str, int]:
             loads = {row[0]: 0 for row in c.execute("SELECT agent FROM agents WHERE shop=?", (shop,))}
@@ -571,6 +610,7 @@ class SQLiteStore:
 
 _ADDED_COLUMNS = (
     ("conversations", "updated_at", "INTEGER NOT NULL DEFAULT 0"),
+    ("conversations", "change", "INTEGER NOT NULL DEFAULT 0"),
     ("messages", "auto", "INTEGER NOT NULL DEFAULT 0"),
     ("agents", "auto_reply", "TEXT"),
     ("agents", "auto_on", "INTEGER NOT NULL DEFAULT 0"),
@@ -607,13 +647,16 @@ def _append(
                 raise ClientIdReused(cmid)
             agent = c.execute("SELECT agent FROM conversations WHERE id=?", (conv_id,)).fetchone()[0]
             return Appended(_message(row[:9]), True, agent)
+    # The conversation takes the clock's next value, then the clock moves: writers are
+    # serialized, so change values follow commit order (see ``changed_since``).
     row = c.execute(
-        "UPDATE conversations SET last_seq = last_seq + 1, updated_at = MAX(updated_at, ?) WHERE id=?"
-        " RETURNING last_seq, agent",
+        "UPDATE conversations SET last_seq = last_seq + 1, updated_at = MAX(updated_at, ?),"
+        " change = (SELECT value + 1 FROM change_clock WHERE id = 1) WHERE id=? RETURNING last_seq, agent",
         (now, conv_id),
     ).fetchone()
     if row is None:
         raise NotFound(conv_id)
+    c.execute("UPDATE change_clock SET value = value + 1 WHERE id = 1")
     seq = int(row[0])
     c.execute(
         "INSERT INTO messages (conv, seq, sender, role, kind, body, ts, cmid, digest, auto)"

@@ -29,6 +29,9 @@ class Client:
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self.pushed: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.frames: list[dict[str, Any]] = []
+        self.held: dict[str, set[int]] = {}
+        """Per conversation, the seqs this connection holds: received as ``msg`` (live, pushed,
+        or in a ``history`` page) or acked as its own (what a resume cursor counts)."""
         self._reader = asyncio.create_task(self._read())
         self.closed: asyncio.Future[tuple[int | None, str | None]] = asyncio.get_running_loop().create_future()
 
@@ -51,6 +54,7 @@ class Client:
                 frame = msgpack.unpackb(data, raw=False)
                 _server_frame.validate_python(frame)
                 self.frames.append(frame)
+                self._hold(frame)
                 rid = frame.get("re")
                 if rid is not None and rid in self._waiting:
                     self._waiting.pop(rid).set_result(frame)
@@ -69,6 +73,22 @@ class Client:
                 if not fut.done():
                     fut.set_exception(ConnectionError("closed"))
                     fut.exception()  # a request nobody awaits any more must not warn at exit
+
+    def _hold(self, frame: dict[str, Any]) -> None:
+        kind = frame["type"]
+        if kind in ("msg", "ack"):
+            self.held.setdefault(frame["conv"], set()).add(frame["seq"])
+        elif kind == "history":
+            self.held.setdefault(frame["conv"], set()).update(m["seq"] for m in frame["messages"])
+
+    def resume_cursor(self, conv: str, start: int) -> int:
+        """The cursor docs/protocol.md tells a client to resume from: the highest seq up to which
+        it holds every message after ``start`` (where it began following the conversation)."""
+        held = self.held.get(conv, set())
+        cursor = start
+        while cursor + 1 in held:
+            cursor += 1
+        return cursor
 
     async def send_raw(self, data: bytes | str) -> None:
         await self.ws.send(data)

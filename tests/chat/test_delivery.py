@@ -66,7 +66,7 @@ async def test_disconnected_client_resumes_exactly_what_it_missed(url: str) -> N
 
 
 async def test_inbox_cursor_fast_path_reports_only_changed_conversations(url: str) -> None:
-    """A sync with the inbox cursor from the last sync looks only at conversations touched since."""
+    """A sync with the inbox token from the last sync looks only at conversations written since."""
     agent = await Client.connect(url, token("a1", "agent", shop="shop1"))
     await agent.request({"type": "sync"})
     buyers = [await Client.connect(url, token(f"b{i}")) for i in range(3)]
@@ -88,7 +88,7 @@ async def test_inbox_cursor_fast_path_reports_only_changed_conversations(url: st
 
 
 async def test_unknown_inbox_cursor_falls_back_to_full_sync(url: str) -> None:
-    """A cursor the inbox cannot read (restart, trimmed, garbage) gives a full sync, not a silent miss."""
+    """A token the store cannot use (another store, garbage) gives a full sync, not a silent miss."""
     buyer, _agent, conv = await open_pair(url)
     synced = await buyer.request({"type": "sync", "cursors": {conv: 0}, "inbox": "nonsense-42"})
     assert synced["full"] is True

@@ -214,18 +214,33 @@ async def test_rate_limit_answers_with_error_not_disconnect(server_factory: Any)
     assert (await buyer.send_text(conv, "later", "later"))["type"] == "ack"
 
 
-async def test_backend_failure_is_5001_and_connection_survives(server_factory: Any) -> None:
-    """When the store fails mid-request the client gets 5001 (safe to retry) and keeps its connection."""
+async def test_unreachable_backend_is_5002_and_connection_survives(server_factory: Any) -> None:
+    """When the store cannot be reached mid-request the client gets 5002 (retry shortly) and keeps its connection."""
     server: ChatServer = await server_factory()
     url = f"ws://127.0.0.1:{server.port}/"
     buyer, _agent, conv = await open_pair(url)
     await server.hub.store.close()
     reply = await buyer.send_text(conv, "while the disk is gone", "fail-1")
-    assert reply["type"] == "error" and reply["code"] == 5001
+    assert reply["type"] == "error" and reply["code"] == 5002
     await server.hub.store.start()
     assert (await buyer.request({"type": "ping"}))["type"] == "pong"
     retried = await buyer.send_text(conv, "while the disk is gone", "fail-1")
     assert retried["type"] == "ack" and retried["duplicate"] is False
+
+
+async def test_unexpected_failure_is_5001(server_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug or an unexpected store error (not an outage) answers 5001 and the connection lives on."""
+    server: ChatServer = await server_factory()
+    url = f"ws://127.0.0.1:{server.port}/"
+    buyer, _agent, conv = await open_pair(url)
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(server.hub.store, "messages", broken)
+    reply = await buyer.request({"type": "history", "conv": conv})
+    assert reply["type"] == "error" and reply["code"] == 5001
+    assert (await buyer.request({"type": "ping"}))["type"] == "pong"
 
 
 async def test_money_commands_without_payments_are_5002(server_factory: Any) -> None:

@@ -152,7 +152,8 @@ async def test_retried_pay_after_a_dropped_connection_pays_once(money: tuple[Cha
 
 
 async def test_only_the_right_actor_may_act(money: tuple[ChatServer, str]) -> None:
-    """Buyers cannot offer or ship, agents cannot pay or confirm, strangers reach nothing."""
+    """One rule: a role that may never send a command gets 3003 (buyers cannot offer or ship,
+    agents cannot pay or confirm); a party of the wrong order gets 6022; strangers reach nothing."""
     server, url = money
     buyer, agent, conv = await ready_pair(server, url)
     assert (await buyer.request({"type": "offer", "conv": conv, "price": 1, "key": "bad-offer1"}))["code"] == 3003
@@ -160,9 +161,9 @@ async def test_only_the_right_actor_may_act(money: tuple[ChatServer, str]) -> No
     assert (await agent.request({"type": "pay", "conv": conv, "order": order, "pin": PIN, "key": "agent-pays"}))["code"] == 3003
     await buyer.request({"type": "pay", "conv": conv, "order": order, "pin": PIN, "key": "pay-000003"})
     ship = await buyer.request({"type": "ship", "conv": conv, "order": order, "tracking": "x", "key": "buyer-ship"})
-    assert ship["code"] == 6022
+    assert ship["code"] == 3003
     confirm = await agent.request({"type": "confirm", "conv": conv, "order": order, "key": "agent-conf"})
-    assert confirm["code"] == 6022
+    assert confirm["code"] == 3003
     stranger = await Client.connect(url, token("b2"))
     reply = await stranger.request({"type": "confirm", "conv": conv, "order": order, "key": "stranger-1"})
     assert reply["code"] == 3002
@@ -221,6 +222,23 @@ async def test_refund_refused_dispute_and_arbiter_split(money: tuple[ChatServer,
     # a buyer is no arbiter
     again = await buyer.request({"type": "decide", "conv": conv, "order": order, "outcome": "refund", "key": "decide-006"})
     assert again["code"] == 3003
+
+
+async def test_arbiter_commands_on_a_missing_conversation_get_typed_errors(money: tuple[ChatServer, str]) -> None:
+    """An arbiter's offer, pay or transfer is refused for the role (3003) and a decide in a
+    conversation that does not exist is 3001: never an internal error."""
+    _server, url = money
+    arbiter = await Client.connect(url, token("judge", "arbiter"))
+    missing = "c_00000000000000000000"
+    frames = [
+        {"type": "offer", "conv": missing, "price": 100, "key": "arb-offer-1"},
+        {"type": "pay", "conv": missing, "pin": PIN, "key": "arb-pay-001"},
+        {"type": "transfer", "conv": missing, "amount": 5, "currency": "CNY", "pin": PIN, "key": "arb-xfer-01"},
+    ]
+    for frame in frames:
+        assert (await arbiter.request(frame))["code"] == 3003, frame
+    decide = {"type": "decide", "conv": missing, "order": "o_1", "outcome": "refund", "key": "arb-decide-1"}
+    assert (await arbiter.request(decide))["code"] == 3001
 
 
 async def test_transfer_accept_and_decline(money: tuple[ChatServer, str]) -> None:

@@ -149,7 +149,7 @@ async def test_health_ready_and_metrics(server_factory: Any) -> None:
     assert status == 200 and json.loads(body)["status"] == "ok"
     status, body = await http_get(server.port, "/readyz")
     ready = json.loads(body)
-    assert status == 200 and ready["ready"] is True and set(ready["checks"]) == {"store", "broker", "presence", "inbox"}
+    assert status == 200 and ready["ready"] is True and set(ready["checks"]) == {"store", "broker", "presence"}
     buyer, _agent, conv = await open_pair(url)
     await buyer.send_text(conv, "x", "x")
     await buyer.send_raw(b"\xc1")
