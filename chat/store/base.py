@@ -50,21 +50,6 @@ class MessageRecord:
     cmid: str | None
     recalled: bool = False
 
-    def view(self) -> dict[str, Any]:
-        """The ``msg`` frame for this message (recalled content is withheld)."""
-        return {
-            "type": "msg",
-            "conv": self.conv,
-            "seq": self.seq,
-            "sender": self.sender,
-            "role": self.role,
-            "kind": self.kind,
-            "body": {} if self.recalled else self.body,
-            "ts": self.ts,
-            "cmid": self.cmid,
-            "recalled": self.recalled,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class Appended:
@@ -120,7 +105,9 @@ class Store(Protocol):
         now: int,
     ) -> tuple[ConversationRecord, MessageRecord | None]:
         """Create the (buyer, shop, listing) conversation with its product card, or return
-        the existing one (and ``None`` for the card). ``conv_id`` is used only on creation."""
+        the existing one (and ``None`` for the card). ``conv_id`` is used only on creation.
+        A ``verified`` listing (signed by the marketplace) replaces the stored snapshot of an
+        existing conversation; an unverified one never does."""
 
     async def get_conversation(self, conv_id: str) -> ConversationRecord | None: ...
 
@@ -138,7 +125,8 @@ class Store(Protocol):
         limit: int = 50,
     ) -> list[ConversationRecord]:
         """A buyer's or a shop's conversations, most recently active first, strictly after
-        the ``(updated_at, id)`` position ``before`` (keyset paging)."""
+        the ``(updated_at, id)`` position ``before`` (keyset paging; an empty id means "at or
+        before that time")."""
 
     async def append(
         self,
@@ -168,7 +156,8 @@ class Store(Protocol):
     async def read_marks(self, conv_ids: list[str]) -> dict[str, dict[str, int]]: ...
 
     async def unread_counts(self, conv_ids: list[str], side: Side) -> dict[str, int]:
-        """Messages the other side (or the system) posted after ``side``'s read mark."""
+        """Messages the other side (or the system, or an arbiter) posted after ``side``'s read
+        mark; recalled messages, ``recall`` notices and ``card_update`` messages never count."""
 
     async def assign(self, conv_id: str, agent: str) -> ConversationRecord: ...
 

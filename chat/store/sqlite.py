@@ -122,7 +122,21 @@ def _conversation(row: tuple[Any, ...]) -> ConversationRecord:
 _CONV_COLUMNS = "id, buyer, shop, listing, agent, last_seq, created_at, status, updated_at"
 
 
+def _canonical(value: Any) -> Any:
+    """Maps with their keys sorted, so a body's digest does not depend on key order."""
+    if isinstance(value, dict):
+        return [[k, _canonical(value[k])] for k in sorted(value)]
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    return value
+
+
 def _digest(kind: str, body: dict[str, Any]) -> bytes:
+    return hashlib.blake2b(_pack([kind, _canonical(body)]), digest_size=16).digest()
+
+
+def _legacy_digest(kind: str, body: dict[str, Any]) -> bytes:
+    """The digest rows written before bodies were canonicalised carry (key order kept)."""
     return hashlib.blake2b(_pack([kind, body]), digest_size=16).digest()
 
 
@@ -528,7 +542,7 @@ class SQLiteStore:
             lambda c: c.execute(
                 "INSERT INTO cursors (name, value) VALUES (?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET value = MAX(value, excluded.value)",
-                (name, value),
+                (name, max(0, value)),
             )
         )
 
@@ -584,7 +598,7 @@ class SQLiteStore:
 
         def job(c: sqlite3.Connection) -> list[ConversationRecord] | None:
             current = c.execute("SELECT epoch, value FROM change_clock WHERE id = 1").fetchone()
-            if not mark.isdigit() or epoch != current[0] or int(mark) > current[1]:
+            if not (mark.isascii() and mark.isdigit()) or epoch != current[0] or int(mark) > current[1]:
                 return None
             rows = c.execute(
                 f"SELECT {_CONV_COLUMNS} FROM conversations WHERE {column}=? AND change > ? LIMIT ?",
@@ -643,7 +657,7 @@ def _append(
             (conv_id, sender, cmid),
         ).fetchone()
         if row is not None:
-            if row[9] != digest:
+            if row[9] != digest and row[9] != _legacy_digest(kind, body):
                 raise ClientIdReused(cmid)
             agent = c.execute("SELECT agent FROM conversations WHERE id=?", (conv_id,)).fetchone()[0]
             return Appended(_message(row[:9]), True, agent)

@@ -1,6 +1,7 @@
 """The guarantees of ``chat.store.base.Store``, as one suite every store must pass.
 
-Only SQLite exists today; a PostgreSQL store joins ``STORES`` and must pass the same tests.
+Each test runs on every store in ``STORES``: ``memory`` (the reference implementation)
+and ``sqlite``; a PostgreSQL store joins the list and must pass the same tests.
 """
 
 from __future__ import annotations
@@ -11,19 +12,39 @@ from pathlib import Path
 
 import pytest
 
+from chat.protocol.views import msg_frame
 from chat.store.base import ClientIdReused, NotFound, RecallRefused, Store
+from chat.store.memory import MemoryStore
 from chat.store.sqlite import SQLiteStore
 
 LISTING = {"id": "l1", "title": "Tea", "price": 100, "currency": "CNY"}
-STORES = ["sqlite"]
+STORES = ["memory", "sqlite"]
+
+
+def make_store(kind: str, path: Path) -> Store:
+    """A new, empty store of ``kind`` (``path``: its database file, if it has one)."""
+    if kind == "memory":
+        return MemoryStore()
+    if kind == "sqlite":
+        return SQLiteStore(str(path), synchronous="NORMAL")
+    raise ValueError(kind)
 
 
 @pytest.fixture(params=STORES)
-async def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Callable[[], Awaitable[Store]]]:
+def store_kind(request: pytest.FixtureRequest) -> str:
+    kind: str = request.param
+    return kind
+
+
+@pytest.fixture
+async def open_store(store_kind: str, tmp_path: Path) -> AsyncIterator[Callable[[], Awaitable[Store]]]:
+    """Opens the test's store; calling it again "reopens" it and sees the same data (SQLite
+    opens the same file again; the memory store, having nothing else, is started again)."""
     opened: list[Store] = []
+    memory = MemoryStore()
 
     async def factory() -> Store:
-        store = SQLiteStore(str(tmp_path / "chat.db"), synchronous="NORMAL")
+        store = memory if store_kind == "memory" else make_store(store_kind, tmp_path / "chat.db")
         await store.start()
         opened.append(store)
         return store
@@ -134,7 +155,7 @@ async def test_recall_rules(open_store: Callable[[], Awaitable[Store]]) -> None:
     assert done.message.kind == "recall" and done.message.body == {"seq": msg.seq}
     [stored] = await store.messages("c1", after=msg.seq - 1, limit=1)
     assert stored.recalled and stored.body == {"text": "secret"}  # kept as evidence
-    assert stored.view()["body"] == {}  # but never shown
+    assert msg_frame(stored)["body"] == {}  # but never shown
     with pytest.raises(NotFound):
         await store.recall("c1", 999, "b", 1001, 120_000)
 
@@ -209,8 +230,260 @@ async def test_first_responses_ignore_auto_replies_and_old_questions(open_store:
     assert await store.first_responses("other-shop", 0) == []
 
 
+async def test_change_token_lists_every_conversation_written_after_it(
+    open_store: Callable[[], Awaitable[Store]],
+) -> None:
+    """changed_since(token) names each conversation that got a message after the token, per owner."""
+    store = await open_store()
+    await store.open_conversation("c1", "b1", "s", LISTING, "a", 1)
+    await store.open_conversation("c2", "b2", "s", LISTING, "a", 1)
+    await store.open_conversation("c3", "b1", "t", LISTING, "a", 1)
+    token = await store.change_token()
+    assert await store.changed_since(token, shop="s") == []
+    await store.append("c1", "b1", "buyer", "text", {"text": "hi"}, "m1", 2)
+    await store.append("c3", "b1", "buyer", "text", {"text": "hi"}, "m1", 2)
+    assert sorted(c.id for c in await store.changed_since(token, shop="s") or []) == ["c1"]
+    assert sorted(c.id for c in await store.changed_since(token, buyer="b1") or []) == ["c1", "c3"]
+    assert await store.changed_since(token, buyer="b2") == []
+    later = await store.change_token()
+    assert later != token and await store.changed_since(later, buyer="b1") == []
+    await store.open_conversation("c4", "b3", "s", LISTING, None, 3)  # a new conversation counts
+    assert [c.id for c in await store.changed_since(later, shop="s") or []] == ["c4"]
+    assert len(await store.changed_since(token, shop="s", limit=2) or []) == 2
+    assert await store.changed_since(token, shop="s", limit=1) is None  # too many: read them all
+
+
+async def test_change_token_of_another_store_is_refused(
+    open_store: Callable[[], Awaitable[Store]], store_kind: str, tmp_path: Path
+) -> None:
+    """A token from another store (a wiped database), from the future or garbage reads as unusable."""
+    store = await open_store()
+    await store.open_conversation("c1", "b1", "s", LISTING, "a", 1)
+    token = await store.change_token()
+    other = make_store(store_kind, tmp_path / "other.db")
+    await other.start()
+    try:
+        assert await other.changed_since(token, buyer="b1") is None
+    finally:
+        await other.close()
+    epoch = token.partition(".")[0]
+    for bad in (f"{epoch}.999999", "garbage", "", f"{epoch}.-1", "1718000000000-42"):
+        assert await store.changed_since(bad, buyer="b1") is None, bad
+    assert await store.changed_since(token, buyer="b1") == []
+
+
+async def test_ping_tells_whether_the_store_is_open(open_store: Callable[[], Awaitable[Store]]) -> None:
+    """ping is true while the store is started, false once it is closed, true again on reopening."""
+    store = await open_store()
+    assert await store.ping()
+    await store.close()
+    assert not await store.ping()
+    assert await (await open_store()).ping()
+
+
+async def test_callers_objects_are_not_shared_with_the_store(open_store: Callable[[], Awaitable[Store]]) -> None:
+    """Changing a listing or body after passing it in, or a record after getting it, changes nothing stored."""
+    store = await open_store()
+    tags = ["green"]
+    record, card = await store.open_conversation("c1", "b", "s", {**LISTING, "tags": tags}, "a", 1)
+    assert card is not None
+    tags.append("spoiled")
+    record.listing["title"] = "spoiled"
+    card.body["listing"]["title"] = "spoiled"
+    assert (await store.get_conversation("c1")).listing == {**LISTING, "tags": ["green"]}  # type: ignore[union-attr]
+    assert (await store.messages("c1"))[0].body == {"listing": {**LISTING, "tags": ["green"]}}
+    keys = [1]
+    done = await store.append("c1", "b", "buyer", "text", {"text": "hi", "meta": {"k": keys}}, "m", 2)
+    keys.append(2)
+    (await store.messages("c1", after=1))[0].body["text"] = "spoiled"
+    (await store.read_marks(["c1"]))["c1"]["buyer"] = 99
+    assert (await store.messages("c1", after=1))[0].body == {"text": "hi", "meta": {"k": [1]}}
+    assert (await store.read_marks(["c1"]))["c1"] == {"buyer": 0, "shop": 0}
+    again = await store.append("c1", "b", "buyer", "text", {"text": "hi", "meta": {"k": [1]}}, "m", 3)
+    assert again.duplicate and again.message.seq == done.message.seq
+
+
+async def test_unknown_conversations(open_store: Callable[[], Awaitable[Store]]) -> None:
+    """Lookups skip conversations that do not exist; writes to one raise NotFound."""
+    store = await open_store()
+    await store.open_conversation("c1", "b", "s", LISTING, "a", 1)
+    await store.open_conversation("c2", "b", "s", {**LISTING, "id": "l2"}, "a", 2)
+    assert [c.id for c in await store.conversations(["c2", "nope", "c1"])] == ["c2", "c1"]
+    assert await store.get_conversation("nope") is None
+    assert await store.messages("nope") == []
+    assert await store.last_messages(["nope"]) == {}
+    assert await store.read_marks(["nope"]) == {}
+    assert await store.unread_counts(["nope"], "buyer") == {"nope": 0}
+    for write in (
+        store.set_read("nope", "buyer", 1),
+        store.assign("nope", "a"),
+        store.recall("nope", 1, "b", 1, 120_000),
+    ):
+        with pytest.raises(NotFound):
+            await write
+
+
+async def test_verified_listing_replaces_the_stored_card(open_store: Callable[[], Awaitable[Store]]) -> None:
+    """Reopening with a card the marketplace signed ("verified") replaces what was stored;
+    an unsigned card never replaces anything (not in the ``open_conversation`` docstring)."""
+    store = await open_store()
+    await store.open_conversation("c1", "b", "s", LISTING, "a", 1)
+    signed = {**LISTING, "title": "Green tea", "verified": True}
+    record, card = await store.open_conversation("c2", "b", "s", signed, None, 2)
+    assert card is None and record.id == "c1" and record.listing == signed and record.agent == "a"
+    record, _ = await store.open_conversation("c3", "b", "s", {**LISTING, "title": "Fake"}, None, 3)
+    assert record.listing == signed
+    assert (await store.find_conversation("b", "s", "l1")) == record
+    assert (await store.get_conversation("c1")).last_seq == 1  # type: ignore[union-attr]
+
+
+async def test_recent_conversations_page_by_last_activity_then_id(
+    open_store: Callable[[], Awaitable[Store]],
+) -> None:
+    """Most recently active first, ties by id (descending); each page starts strictly after the
+    (updated_at, id) it is given; updated_at is the last message's time and never goes back."""
+    store = await open_store()
+    for conv_id, at in (("c1", 10), ("c2", 20), ("c3", 20), ("c4", 30), ("c5", 5)):
+        await store.open_conversation(conv_id, "b", "s", {**LISTING, "id": conv_id}, "a", at)
+    await store.open_conversation("x1", "b2", "t", LISTING, "a", 50)
+    await store.append("c5", "b", "buyer", "text", {"text": "up"}, "m", 40)
+    await store.append("c1", "b", "buyer", "text", {"text": "late clock"}, "m", 3)
+    assert (await store.get_conversation("c1")).updated_at == 10  # type: ignore[union-attr]
+
+    async def ids(**kwargs: object) -> list[str]:
+        return [c.id for c in await store.recent_conversations(**kwargs)]  # type: ignore[arg-type]
+
+    assert await ids(buyer="b") == ["c5", "c4", "c3", "c2", "c1"]
+    assert await ids(shop="s") == ["c5", "c4", "c3", "c2", "c1"]
+    assert await ids(shop="t") == ["x1"]
+    assert [c.updated_at for c in await store.recent_conversations(buyer="b")] == [40, 30, 20, 20, 10]
+    assert await ids(buyer="b", limit=2) == ["c5", "c4"]
+    assert await ids(buyer="b", before=(30, "c4"), limit=2) == ["c3", "c2"]
+    assert await ids(buyer="b", before=(20, "c2"), limit=2) == ["c1"]
+    assert await ids(buyer="b", before=(10, "c1"), limit=2) == []
+    assert await ids(buyer="b", before=(20, "c3")) == ["c2", "c1"]  # a tie is split by id
+    # No id (a client that sends only ``before_ts``): everything at that time is still to come,
+    # so nothing is skipped. The docstring does not say what an empty id means.
+    assert await ids(buyer="b", before=(20, "")) == ["c3", "c2", "c1"]
+
+
+async def test_recall_marks_once_and_announces_as_the_sender(open_store: Callable[[], Awaitable[Store]]) -> None:
+    """The recall message has the original's sender and role; a message is recalled once; a
+    recall moves its conversation past the change token like any message."""
+    store = await open_store()
+    await store.open_conversation("c1", "b", "s", LISTING, "a", 1)
+    mine = (await store.append("c1", "a", "agent", "image", {"url": "x"}, "m", 1000)).message
+    card = (await store.append("c1", "system", "system", "card", {"id": "o1"}, "card:o1", 1000)).message
+    with pytest.raises(RecallRefused) as system_card:
+        await store.recall("c1", card.seq, "system", 1001, 120_000)
+    assert system_card.value.reason == "kind"
+    token = await store.change_token()
+    done = await store.recall("c1", mine.seq, "a", 1001, 120_000)
+    assert not done.duplicate and done.agent == "a"
+    assert (done.message.sender, done.message.role, done.message.kind) == ("a", "agent", "recall")
+    assert done.message.seq == 4 == (await store.get_conversation("c1")).last_seq  # type: ignore[union-attr]
+    assert [c.id for c in await store.changed_since(token, shop="s") or []] == ["c1"]
+    with pytest.raises(RecallRefused) as twice:
+        await store.recall("c1", mine.seq, "a", 1002, 120_000)
+    assert twice.value.reason == "kind"
+    assert (await store.get_conversation("c1")).last_seq == 4  # type: ignore[union-attr]
+
+
+async def test_unread_counts_what_others_wrote_and_is_still_shown(
+    open_store: Callable[[], Awaitable[Store]],
+) -> None:
+    """Unread: the other side's, an arbiter's and the system's messages after the mark; never one's
+    own side, recalled messages, recall notices or card updates (the docstring names only the
+    first two rules)."""
+    store = await open_store()
+    await store.open_conversation("c1", "b", "s", LISTING, "a", 1)  # 1: the card (buyer's)
+    await store.append("c1", "a", "agent", "text", {"text": "hi"}, "a1", 2)  # 2
+    await store.append("c1", "system", "system", "system", {"text": "assigned"}, None, 3)  # 3
+    await store.append("c1", "arb", "arbiter", "text", {"text": "ruling"}, "r1", 4)  # 4
+    await store.append("c1", "system", "system", "card_update", {"id": "o1"}, "pay:1", 5)  # 5
+    await store.append("c1", "a", "agent", "text", {"text": "oops"}, "a2", 6)  # 6, recalled by 7
+    await store.recall("c1", 6, "a", 7, 120_000)  # 7
+    await store.append("c1", "b", "buyer", "text", {"text": "?"}, "b1", 8)  # 8
+    assert await store.unread_counts(["c1"], "buyer") == {"c1": 3}  # 2, 3, 4
+    assert await store.unread_counts(["c1"], "shop") == {"c1": 4}  # 1, 3, 4, 8
+    assert await store.set_read("c1", "buyer", 3) == 3
+    assert await store.unread_counts(["c1"], "buyer") == {"c1": 1}
+
+
+async def test_auto_reply_switch_keeps_its_text(open_store: Callable[[], Awaitable[Store]]) -> None:
+    """The text is kept while switched off and when switched on again without one; only an
+    agent's own reply, only while on."""
+    store = await open_store()
+    assert await store.auto_reply("s", "a") is None
+    assert await store.set_auto_reply("s", "a", True, None) is None  # on, but nothing to say yet
+    assert await store.auto_reply("s", "a") is None
+    assert await store.set_auto_reply("s", "a", True, "away") == "away"
+    assert await store.auto_reply("s", "a") == "away"
+    assert await store.set_auto_reply("s", "a", False, None) == "away"
+    assert await store.auto_reply("s", "a") is None
+    assert await store.set_auto_reply("s", "a", True, None) == "away"
+    assert await store.set_auto_reply("s", "a", True, "brb") == "brb"
+    await store.register_agent("s", "a", 5)  # connecting again changes nothing
+    assert await store.auto_reply("s", "a") == "brb"
+    assert await store.auto_reply("s", "other") is None and await store.auto_reply("t", "a") is None
+
+
+async def test_first_responses_count_written_questions_and_answers(
+    open_store: Callable[[], Awaitable[Store]],
+) -> None:
+    """The opening card is no question, cards are no answer, and an answer before the question
+    does not count."""
+    store = await open_store()
+    await store.open_conversation("card-only", "b1", "s", LISTING, "a", 6_000)  # card in the window
+    await store.open_conversation("c2", "b2", "s", LISTING, "a", 1_000)
+    await store.append("c2", "b2", "buyer", "text", {"text": "size?"}, "q", 6_000)
+    await store.append("c2", "a", "agent", "card", {"id": "o1"}, "o1", 6_100)
+    await store.append("c2", "a", "agent", "image", {"url": "chart"}, "r", 6_300)
+    await store.open_conversation("c3", "b3", "s", LISTING, "a", 1_000)
+    await store.append("c3", "a", "agent", "text", {"text": "welcome"}, "r", 6_000)
+    await store.append("c3", "b3", "buyer", "text", {"text": "thanks"}, "q", 7_000)
+    assert sorted(await store.first_responses("s", 5_000), key=lambda t: (t is None, t)) == [300, None]
+
+
+async def test_change_token_with_other_digits_is_garbage(
+    open_store: Callable[[], Awaitable[Store]],
+) -> None:
+    """A client may send any 64 characters as its ``inbox`` token: one this store never issued
+    (here: digits that are not ASCII) reads as unusable, it does not raise."""
+    store = await open_store()
+    await store.open_conversation("c1", "b1", "s", LISTING, "a", 1)
+    epoch = (await store.change_token()).partition(".")[0]
+    for bad in (f"{epoch}.²", f"{epoch}.٠"):
+        assert await store.changed_since(bad, buyer="b1") is None, bad
+
+
+async def test_cmid_resent_with_keys_in_another_order_is_a_duplicate(
+    open_store: Callable[[], Awaitable[Store]],
+) -> None:
+    """ClientIdReused is for a different body; the same body with its keys in another order
+    (JSON objects have no order) is the same message."""
+    store = await open_store()
+    await store.open_conversation("c1", "b", "s", LISTING, "a", 1)
+    first = await store.append("c1", "b", "buyer", "text", {"text": "hi", "reply_to": 1}, "m", 2)
+    again = await store.append("c1", "b", "buyer", "text", {"reply_to": 1, "text": "hi"}, "m", 3)
+    assert again.duplicate and again.message == first.message
+    with pytest.raises(ClientIdReused):  # a different value still is another body
+        await store.append("c1", "b", "buyer", "text", {"reply_to": 2, "text": "hi"}, "m", 4)
+
+
+async def test_cursor_never_set_does_not_go_below_zero(
+    open_store: Callable[[], Awaitable[Store]],
+) -> None:
+    """A cursor never set reads 0 and never moves back, so setting a negative value leaves it at 0."""
+    store = await open_store()
+    await store.set_cursor("fresh", -1)
+    assert await store.get_cursor("fresh") == 0
+
+
 async def test_sqlite_file_from_an_earlier_version_is_migrated(tmp_path: Path) -> None:
-    """A chat file from before the updated_at, auto and auto-reply columns opens, gains them, keeps its data."""
+    """A chat file from before the updated_at, auto and auto-reply columns opens, gains them, keeps its data.
+
+    SQLite only: it is about that store's file format, not the protocol."""
     import sqlite3
 
     from chat.store import sqlite as sqlite_store
@@ -222,8 +495,10 @@ async def test_sqlite_file_from_an_earlier_version_is_migrated(tmp_path: Path) -
         .replace("conversations (shop, updated_at)", "conversations (shop)")
         .replace("CREATE INDEX IF NOT EXISTS conversations_buyer ON conversations (buyer, updated_at);\n", "")
         .replace("    auto_reply TEXT,\n    auto_on INTEGER NOT NULL DEFAULT 0,\n", "")
+        .replace("    change INTEGER NOT NULL DEFAULT 0,\n", "")
     )
-    assert "updated_at" not in old_schema and "auto" not in old_schema
+    old_schema = "\n".join(line for line in old_schema.splitlines() if "_change ON" not in line)
+    assert "updated_at" not in old_schema and "auto" not in old_schema and "change INTEGER" not in old_schema
     conn = sqlite3.connect(path)
     conn.executescript(old_schema)
     conn.execute("INSERT INTO conversations (id, buyer, shop, listing_id, listing, created_at) VALUES"
@@ -238,5 +513,6 @@ async def test_sqlite_file_from_an_earlier_version_is_migrated(tmp_path: Path) -
         assert [c.updated_at for c in await store.recent_conversations(shop="s")] == [5]
         assert await store.set_auto_reply("s", "a", True, "away") == "away"
         assert await store.first_responses("s", 0) == []
+        assert [c.id for c in await store.changed_since("nope.0", shop="s") or []] == []
     finally:
         await store.close()
