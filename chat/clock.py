@@ -26,3 +26,9 @@ class ManualClock:
 
     def advance(self, ms: int) -> None:
         self.value += ms
+
+
+def epoch_seconds() -> float:
+    """Wall-clock seconds (not monotonic): a latency start that other nodes on the same
+    clock can subtract from."""
+    return time.time()

@@ -1,6 +1,6 @@
 """One hub node: local connections, broker channels, fan-out and presence.
 
-The hub routes; it does not interpret requests (``session.py`` does) or keep
+The hub routes; it does not interpret requests (``handlers/`` do) or keep
 messages (the store does). For each committed message it publishes the encoded
 ``msg`` frame once per channel; every node subscribed to that channel hands it
 to its local connections' outboxes, which keep per-conversation order. What a
@@ -13,16 +13,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any
 
 import msgpack
 
 from .backends.base import Broker, Presence, PresenceState, Status
-from .clock import Clock
+from .clock import Clock, epoch_seconds
 from .config import Config
 from .metrics import Metrics
 from .protocol.codec import encode
+from .protocol.views import msg_frame, presence_frame
 from .routing import (
     live_channels,
     presence_channel,
@@ -32,10 +33,7 @@ from .routing import (
     user_entity,
 )
 from .store.base import ConversationRecord, MessageRecord, Store
-
-if TYPE_CHECKING:
-    from .money import MoneyDesk
-    from .session import Session
+from .subscriber import Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +41,8 @@ MSG, EVENT = 0, 1
 """Envelope kinds on broker channels: a stored message notice, or a ready frame."""
 
 
-def presence_frame(state: PresenceState) -> dict[str, Any]:
-    return {"type": "presence", "entity": state.entity, "status": state.status, "last_seen": state.last_seen}
+def _presence(state: PresenceState) -> dict[str, Any]:
+    return presence_frame(state.entity, state.status, state.last_seen)
 
 
 class Hub:
@@ -64,9 +62,9 @@ class Hub:
         self.clock = clock
         self.metrics = metrics or Metrics()
         self.node = config.node_id
-        self._subs: dict[str, set[Session]] = {}
+        self._subs: dict[str, set[Subscriber]] = {}
         self._pending_subs: dict[str, asyncio.Future[None]] = {}
-        self._sessions: set[Session] = set()
+        self._subscribers: set[Subscriber] = set()
         self._conversations: dict[str, ConversationRecord] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._detached: set[asyncio.Task[None]] = set()
@@ -75,8 +73,9 @@ class Hub:
         self.unreachable: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
         """What backends raise while they cannot be reached: such a failure is an outage to
         report once (and answer 5002), not a bug to log with a traceback per request."""
-        self.money: MoneyDesk | None = None
-        """Money commands and payment cards, when payments are enabled."""
+        self.disputed: Callable[[str], Awaitable[bool]] | None = None
+        """Whether a conversation's order is or was disputed (its arbiters may then read it);
+        set where payments are enabled."""
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -84,8 +83,6 @@ class Hub:
         await self.store.start()
         await self.broker.start(self._on_broker)
         self._tasks.append(asyncio.create_task(self._presence_loop(), name="presence-loop"))
-        if self.money is not None:
-            await self.money.start()
 
     async def stop(self) -> None:
         for task in [*self._tasks, *self._detached]:
@@ -94,11 +91,9 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        if self.money is not None:
-            await self.money.stop()
         now = self.clock.now_ms()
-        for session in list(self._sessions):
-            await self._presence_gone(session, now)
+        for subscriber in list(self._subscribers):
+            await self._presence_gone(subscriber, now)
         await self.broker.close()
         await self.presence.close()
         await self.store.close()
@@ -168,11 +163,11 @@ class Hub:
 
     # --- channels -------------------------------------------------------------
 
-    async def watch(self, session: Session, channel: str) -> None:
-        """Deliver ``channel`` to this session; subscribes the node on first interest."""
-        sessions = self._subs.get(channel)
-        if sessions is None:
-            sessions = self._subs[channel] = set()
+    async def watch(self, subscriber: Subscriber, channel: str) -> None:
+        """Deliver ``channel`` to this subscriber; subscribes the node on first interest."""
+        subscribers = self._subs.get(channel)
+        if subscribers is None:
+            subscribers = self._subs[channel] = set()
             fut = asyncio.get_running_loop().create_future()
             self._pending_subs[channel] = fut
             try:
@@ -189,31 +184,31 @@ class Hub:
             pending = self._pending_subs.get(channel)
             if pending is not None:
                 await asyncio.shield(pending)
-        sessions.add(session)
+        subscribers.add(subscriber)
 
-    async def unwatch(self, session: Session, channel: str) -> None:
-        sessions = self._subs.get(channel)
-        if sessions is None:
+    async def unwatch(self, subscriber: Subscriber, channel: str) -> None:
+        subscribers = self._subs.get(channel)
+        if subscribers is None:
             return
-        sessions.discard(session)
-        if not sessions and channel not in self._pending_subs:
+        subscribers.discard(subscriber)
+        if not subscribers and channel not in self._pending_subs:
             del self._subs[channel]
             with contextlib.suppress(Exception):
                 await self.broker.unsubscribe(channel)
 
     def _on_broker(self, channel: str, payload: bytes) -> None:
-        sessions = self._subs.get(channel)
-        if not sessions:
+        subscribers = self._subs.get(channel)
+        if not subscribers:
             return
         try:
             envelope = msgpack.unpackb(payload, raw=False)
             if envelope[0] == MSG:
                 _, conv, seq, frame, origin, t0, buyer, shop = envelope
-                for session in list(sessions):
-                    session.on_message(conv, seq, frame, origin, t0, buyer, shop)
+                for subscriber in list(subscribers):
+                    subscriber.on_message(conv, seq, frame, origin, t0, buyer, shop)
             else:
-                for session in list(sessions):
-                    session.outbox.send_bytes(envelope[1])
+                for subscriber in list(subscribers):
+                    subscriber.deliver(envelope[1])
         except Exception:
             log.exception("dropping a malformed broker payload on %s", channel)
 
@@ -244,46 +239,46 @@ class Hub:
     @staticmethod
     def _notice(conv: ConversationRecord, message: MessageRecord, origin: str | None, t0: float) -> bytes:
         data: bytes = msgpack.packb(
-            [MSG, message.conv, message.seq, encode(message.view()), origin, t0, conv.buyer, conv.shop],
+            [MSG, message.conv, message.seq, encode(msg_frame(message)), origin, t0, conv.buyer, conv.shop],
             use_bin_type=True,
         )
         return data
 
-    # --- sessions and presence ------------------------------------------------
+    # --- subscribers and presence ------------------------------------------------
 
-    def presence_entries(self, session: Session) -> list[tuple[str, str]]:
+    def presence_entries(self, subscriber: Subscriber) -> list[tuple[str, str]]:
         """(entity, member) pairs a connection keeps alive: the user, and an agent's shop."""
-        ident = session.me
+        ident = subscriber.me
         entries = [(user_entity(ident.user), ident.user)]
         if ident.role == "agent" and ident.shop:
             entries.append((shop_entity(ident.shop), ident.user))
         return entries
 
-    async def attach(self, session: Session) -> None:
+    async def attach(self, subscriber: Subscriber) -> None:
         """Route the user's and (agents) the shop's channels to this connection, register an
         agent, and set it online. All or nothing: on a failure what was done is undone."""
-        ident = session.me
-        self._sessions.add(session)
-        self.metrics.connections.set(len(self._sessions))
+        ident = subscriber.me
+        self._subscribers.add(subscriber)
+        self.metrics.connections.set(len(self._subscribers))
         try:
-            await session.watch(user_channel(ident.user))
+            await subscriber.watch(user_channel(ident.user))
             if ident.role == "agent" and ident.shop:
-                await session.watch(shop_channel(ident.shop))  # the shop's unassigned conversations
+                await subscriber.watch(shop_channel(ident.shop))  # the shop's unassigned conversations
                 await self.store.register_agent(ident.shop, ident.user, self.clock.now_ms())
-            await self.set_status(session, "online")
+            await self.set_status(subscriber, "online")
         except BaseException:
-            await self.detach(session)
+            await self.detach(subscriber)
             raise
 
-    async def detach(self, session: Session) -> None:
-        if session not in self._sessions:
+    async def detach(self, subscriber: Subscriber) -> None:
+        if subscriber not in self._subscribers:
             return
-        self._sessions.discard(session)
-        self.metrics.connections.set(len(self._sessions))
-        for channel in list(session.watched):
-            await self.unwatch(session, channel)
-        session.watched.clear()
-        await self._presence_gone(session, self.clock.now_ms())
+        self._subscribers.discard(subscriber)
+        self.metrics.connections.set(len(self._subscribers))
+        for channel in list(subscriber.watched):
+            await self.unwatch(subscriber, channel)
+        subscriber.watched.clear()
+        await self._presence_gone(subscriber, self.clock.now_ms())
 
     def backend_failed(self, what: str, exc: BaseException) -> None:
         """One warning line per failure kind and outage, not a traceback per request."""
@@ -293,25 +288,25 @@ class Hub:
             log.warning("a backend failed during %s: %s (further failures for 30 s are not logged)",
                         what, exc or type(exc).__name__)
 
-    async def set_status(self, session: Session, status: Status) -> None:
-        session.status = status
+    async def set_status(self, subscriber: Subscriber, status: Status) -> None:
+        subscriber.status = status
         now = self.clock.now_ms()
-        for entity, member in self.presence_entries(session):
-            change = await self.presence.set(entity, member, session.id, status, now)
+        for entity, member in self.presence_entries(subscriber):
+            change = await self.presence.set(entity, member, subscriber.id, status, now)
             if change is not None:
-                self.publish_event([presence_channel(change.entity)], presence_frame(change))
+                self.publish_event([presence_channel(change.entity)], _presence(change))
 
-    async def _presence_gone(self, session: Session, now: int) -> None:
-        if session.identity is None:
+    async def _presence_gone(self, subscriber: Subscriber, now: int) -> None:
+        if subscriber.identity is None:
             return
-        for entity, member in self.presence_entries(session):
+        for entity, member in self.presence_entries(subscriber):
             try:
-                change = await self.presence.remove(entity, member, session.id, now)
+                change = await self.presence.remove(entity, member, subscriber.id, now)
             except Exception as exc:
                 self.backend_failed("presence removal", exc)
                 continue
             if change is not None:
-                self.publish_event([presence_channel(change.entity)], presence_frame(change))
+                self.publish_event([presence_channel(change.entity)], _presence(change))
 
     async def _presence_loop(self) -> None:
         """Keep this node's entries alive and turn other nodes' dead ones offline.
@@ -331,22 +326,22 @@ class Hub:
             await asyncio.sleep(interval)
             now = self.clock.now_ms()
             try:
-                sessions = [s for s in list(self._sessions) if s.identity is not None]
+                subscribers = [s for s in list(self._subscribers) if s.identity is not None]
                 entries = [
                     (entity, member, s.id, statuses.get(s.status, "online"))
-                    for s in sessions
+                    for s in subscribers
                     for entity, member in self.presence_entries(s)
                 ]
                 if entries:
                     for change in await self.presence.touch(entries, now):
-                        self.publish_event([presence_channel(change.entity)], presence_frame(change))
+                        self.publish_event([presence_channel(change.entity)], _presence(change))
                     # A connection that closed while the beat was in flight may have had its
                     # entries re-created after its removal: remove them again.
-                    for s in sessions:
-                        if s not in self._sessions:
+                    for s in subscribers:
+                        if s not in self._subscribers:
                             await self._presence_gone(s, self.clock.now_ms())
                 for change in await self.presence.expire(now):
-                    self.publish_event([presence_channel(change.entity)], presence_frame(change))
+                    self.publish_event([presence_channel(change.entity)], _presence(change))
             except Exception as e:
                 failures += 1
                 if failures == 1:
@@ -359,11 +354,5 @@ class Hub:
                 log.info("presence heartbeat works again after %d failed beats", failures)
                 failures = 0
 
-    def sessions(self) -> set[Session]:
-        return set(self._sessions)
-
-
-def epoch_seconds() -> float:
-    """Wall-clock seconds (not monotonic): a latency start that other nodes on the same
-    clock can subtract from."""
-    return time.time()
+    def subscribers(self) -> set[Subscriber]:
+        return set(self._subscribers)

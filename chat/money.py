@@ -23,18 +23,17 @@ import hashlib
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from payments import Actor, PaymentError, PaymentEvent, PaymentService, shop_owner, user_owner
 from payments.store import open_store as open_payments_store
 
-from .hub import Hub, epoch_seconds
+from .clock import epoch_seconds
+from .handlers.context import Connection, Handler
+from .hub import Hub
 from .protocol import frames as f
 from .protocol.errors import ErrorCode, ProtocolError
 from .store.base import ConversationRecord
-
-if TYPE_CHECKING:
-    from .session import Session
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +46,8 @@ def derived_id(prefix: str, *parts: str) -> str:
     return f"{prefix}_{digest}"
 
 
-def actor_of(session: Session) -> Actor:
-    ident = session.me
+def actor_of(conn: Connection) -> Actor:
+    ident = conn.me
     return Actor(user_id=ident.user, role=ident.role, shop_id=ident.shop)
 
 
@@ -93,7 +92,7 @@ class MoneyDesk:
         self.relay = CardRelay(hub, service)
         self.timer_interval = timer_interval
         self._timers: asyncio.Task[None] | None = None
-        self.handlers: dict[type, Callable[[Session, Any, ConversationRecord], Awaitable[dict[str, Any]]]] = {
+        self._commands: dict[type, Callable[[Connection, Any, ConversationRecord], Awaitable[dict[str, Any]]]] = {
             f.Offer: self._offer,
             f.Pay: self._pay,
             f.Ship: self._order_command,
@@ -125,39 +124,43 @@ class MoneyDesk:
             details = {k: v for k, v in exc.details.items() if isinstance(v, str | int | float | bool | None)}
             raise ProtocolError(exc.code, exc.message, details or None) from exc
 
-    async def handle(self, session: Session, frame: Any, rid: int | None) -> None:
+    def handlers(self) -> dict[type, Handler]:
+        """The money commands' entries in the hub's dispatch table."""
+        return dict.fromkeys(f.MONEY_FRAME_TYPES, self.handle)
+
+    async def handle(self, conn: Connection, frame: Any, rid: int | None) -> None:
         """Answer one money command; the card follows through the relay."""
-        if session.me.role not in ROLES[frame.type]:
-            raise ProtocolError(ErrorCode.ROLE_NOT_ALLOWED, f"a {session.me.role} may not {frame.type}")
+        if conn.me.role not in ROLES[frame.type]:
+            raise ProtocolError(ErrorCode.ROLE_NOT_ALLOWED, f"a {conn.me.role} may not {frame.type}")
         if isinstance(frame, f.SetPin):
-            await self._call(self.service.set_pin, actor_of(session), frame.pin, frame.current)
-            session.reply({"type": "ok", "re": rid})
+            await self._call(self.service.set_pin, actor_of(conn), frame.pin, frame.current)
+            conn.reply({"type": "ok", "re": rid})
             return
         if isinstance(frame, f.Wallet):
-            session.reply({"type": "wallet", "re": rid, **await self.wallet(session)})
+            conn.reply({"type": "wallet", "re": rid, **await self.wallet(conn)})
             return
-        record = await self._conversation(session, frame.conv)
-        result = await self.handlers[type(frame)](session, frame, record)
+        record = await self._conversation(conn, frame.conv)
+        result = await self._commands[type(frame)](conn, frame, record)
         await self.relay.catch_up()
-        session.reply({"type": "payment", "re": rid, **result})
+        conn.reply({"type": "payment", "re": rid, **result})
 
-    async def _conversation(self, session: Session, conv_id: str) -> ConversationRecord:
+    async def _conversation(self, conn: Connection, conv_id: str) -> ConversationRecord:
         """The conversation, checked like any other request (an arbiter's order is checked by
         the ledger: it must be disputed)."""
-        if session.me.role == "arbiter":
+        if conn.me.role == "arbiter":
             record = await self.hub.conversation(conv_id)
             if record is None:
                 raise ProtocolError(ErrorCode.NOT_FOUND)
             return record
-        return await session.conversation(conv_id)
+        return await conn.conversation(conv_id)
 
     async def disputed(self, conv_id: str) -> bool:
         """Whether an order of this conversation went to dispute (arbiters may then read it)."""
         orders = await self._call(self.service.orders_in_conversation, conv_id)
         return any(o.dispute_reason is not None or o.state in ("DISPUTED", "RESOLVED") for o in orders)
 
-    async def wallet(self, session: Session) -> dict[str, Any]:
-        ident = session.me
+    async def wallet(self, conn: Connection) -> dict[str, Any]:
+        ident = conn.me
         owners = [user_owner(ident.user)] + ([shop_owner(ident.shop)] if ident.shop else [])
         balances = await self._call(self._balances, owners)
         pin_set = await self._call(self.service.has_pin, ident.user)
@@ -176,17 +179,17 @@ class MoneyDesk:
         if order.conversation_id != record.id:
             raise ProtocolError(ErrorCode.NOT_FOUND, "no such order in this conversation")
 
-    async def _offer(self, session: Session, frame: f.Offer, record: ConversationRecord) -> dict[str, Any]:
-        order_id = frame.order or derived_id("o", session.me.user, frame.key)
+    async def _offer(self, conn: Connection, frame: f.Offer, record: ConversationRecord) -> dict[str, Any]:
+        order_id = frame.order or derived_id("o", conn.me.user, frame.key)
         listing = record.listing
         order = await self._call(
-            self.service.offer, actor_of(session), order_id=order_id, conversation_id=record.id,
+            self.service.offer, actor_of(conn), order_id=order_id, conversation_id=record.id,
             shop_id=record.shop, buyer_id=record.buyer, listing_id=listing["id"], title=listing["title"],
             unit_price=frame.price, quantity=frame.quantity, currency=listing["currency"],
         )
         return self._order_view(order)
 
-    async def _pay(self, session: Session, frame: f.Pay, record: ConversationRecord) -> dict[str, Any]:
+    async def _pay(self, conn: Connection, frame: f.Pay, record: ConversationRecord) -> dict[str, Any]:
         order_id = frame.order
         if order_id is None:
             # Paying the listing price: the platform makes the offer on the shop's behalf,
@@ -194,7 +197,7 @@ class MoneyDesk:
             listing = record.listing
             if not listing.get("verified"):
                 raise ProtocolError(ErrorCode.LISTING_NOT_VERIFIED)
-            order_id = derived_id("o", session.me.user, frame.key)
+            order_id = derived_id("o", conn.me.user, frame.key)
             system = Actor(user_id=SYSTEM_AGENT, role="agent", shop_id=record.shop)
             await self._call(
                 self.service.offer, system, order_id=order_id, conversation_id=record.id, shop_id=record.shop,
@@ -204,20 +207,20 @@ class MoneyDesk:
         else:
             await self._check_order(record, order_id)
         order = await self._call(
-            self.service.pay, actor_of(session), order_id=order_id, pin=frame.pin, idem_key=frame.key,
+            self.service.pay, actor_of(conn), order_id=order_id, pin=frame.pin, idem_key=frame.key,
             expected_amount=frame.amount,
         )
         return self._order_view(order)
 
     async def _order_command(
-        self, session: Session, frame: Any, record: ConversationRecord
+        self, conn: Connection, frame: Any, record: ConversationRecord
     ) -> dict[str, Any]:
         """ship, confirm, extend, refund, refund_answer, dispute, decide: the ledger checks actor
         and state; here only that the order belongs to this conversation."""
         await self._check_order(record, frame.order)
         method, extra = _ORDER_COMMANDS[frame.type]
         order = await self._call(
-            getattr(self.service, method), actor_of(session), order_id=frame.order, idem_key=frame.key,
+            getattr(self.service, method), actor_of(conn), order_id=frame.order, idem_key=frame.key,
             **extra(frame),
         )
         return self._order_view(order)
@@ -225,9 +228,9 @@ class MoneyDesk:
     # --- transfers ----------------------------------------------------------------
 
     async def _transfer(
-        self, session: Session, frame: f.SendTransfer, record: ConversationRecord
+        self, conn: Connection, frame: f.SendTransfer, record: ConversationRecord
     ) -> dict[str, Any]:
-        ident = session.me
+        ident = conn.me
         if ident.role == "buyer":
             # The cached record's agent may be stale after a hand-over on another node.
             current = await self.hub.store.get_conversation(record.id) or record
@@ -237,20 +240,20 @@ class MoneyDesk:
         else:
             to_user = record.buyer
         transfer = await self._call(
-            self.service.transfer, actor_of(session), transfer_id=derived_id("t", ident.user, frame.key),
+            self.service.transfer, actor_of(conn), transfer_id=derived_id("t", ident.user, frame.key),
             conversation_id=record.id, to_user=to_user, amount=frame.amount, currency=frame.currency,
             pin=frame.pin, idem_key=frame.key,
         )
         return {"entity": "transfer", "view": transfer.model_dump(mode="json")}
 
     async def _answer_transfer(
-        self, session: Session, frame: f.AnswerTransfer, record: ConversationRecord
+        self, conn: Connection, frame: f.AnswerTransfer, record: ConversationRecord
     ) -> dict[str, Any]:
         transfer = await self._call(self.service.get_transfer, frame.transfer)
         if transfer.conversation_id != record.id:
             raise ProtocolError(ErrorCode.NOT_FOUND, "no such transfer in this conversation")
         command = self.service.accept_transfer if frame.accept else self.service.decline_transfer
-        transfer = await self._call(command, actor_of(session), transfer_id=frame.transfer, idem_key=frame.key)
+        transfer = await self._call(command, actor_of(conn), transfer_id=frame.transfer, idem_key=frame.key)
         return {"entity": "transfer", "view": transfer.model_dump(mode="json")}
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from .protocol.codec import encode
 from .protocol.errors import CloseCode
+from .protocol.views import msg_frame
 from .store.base import MessageRecord
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ class Outbox:
                     if record.seq == self.cursors.get(conv, 0) + 1:
                         self.cursors[conv] = record.seq
                         if record.cmid is None or (conv, record.sender, record.cmid) not in self.sent_here:
-                            self._write(encode(record.view()), None)
+                            self._write(encode(msg_frame(record)), None)
                 after = batch[-1].seq
         except Exception:
             log.exception("gap fill failed for %s after %d; closing for resume", conv, after)

@@ -15,9 +15,8 @@ import json
 import logging
 import re
 import signal
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -30,6 +29,7 @@ from .backends.base import Broker, Presence
 from .backends.memory import MemoryBroker, MemoryPresence
 from .clock import Clock, SystemClock
 from .config import Config
+from .handlers import dispatch_table
 from .hub import Hub
 from .outbox import Transport
 from .protocol.errors import CloseCode, ErrorCode, ProtocolError
@@ -38,12 +38,15 @@ from .responsiveness import DAY_MS, TypicalResponseCache
 from .routing import shop_entity
 from .session import Session
 from .store.base import Store
+from .web import HttpRoute, web_routes
+
+if TYPE_CHECKING:
+    from .money import MoneyDesk
 
 log = logging.getLogger(__name__)
 
 _SHOP_PRESENCE = re.compile(r"^/presence/shop/([A-Za-z0-9_.:@-]{1,64})$")
 
-HttpRoute = Callable[[ServerConnection, Request], Awaitable[Response | None]]
 
 
 class WebsocketTransport(Transport):
@@ -155,6 +158,8 @@ class ChatServer:
     server: Server | None = None
     extra_routes: dict[str, HttpRoute] | None = None
     api: ApiServer | None = None
+    money: MoneyDesk | None = None
+    """Money commands, payment cards and timers, when payments are enabled."""
     _typical_cache: TypicalResponseCache = field(default_factory=TypicalResponseCache)
 
     @property
@@ -165,8 +170,11 @@ class ChatServer:
 
     async def start(self) -> None:
         await self.hub.start()
+        if self.money is not None:
+            await self.money.start()
         cfg = self.config
         self._limiter = RateLimiter(cfg.rate_per_second, cfg.rate_burst)
+        self._handlers = dispatch_table(self.money.handlers() if self.money is not None else None)
         self.server = await serve(
             self._handler,
             cfg.host,
@@ -193,6 +201,8 @@ class ChatServer:
             self.server.close(close_connections=True)
             await self.server.wait_closed()
             self.server = None
+            if self.money is not None:
+                await self.money.stop()
             await self.hub.stop()
 
     async def serve_until_signal(self) -> None:
@@ -249,7 +259,7 @@ class ChatServer:
 
     async def _handler(self, ws: ServerConnection) -> None:
         transport = WebsocketTransport(ws)
-        session = Session(self.hub, transport, self._limiter)
+        session = Session(self.hub, transport, self._limiter, self._handlers)
         expiry: asyncio.TimerHandle | None = None
         try:
             auth = ws.request.headers.get("Authorization") if ws.request else None
@@ -300,16 +310,15 @@ def build(config: Config, *, clock: Clock | None = None, store: Store | None = N
         hub.unreachable = (*hub.unreachable, *UNREACHABLE)
     server = ChatServer(config, hub)
     if config.payments_enabled:
-        from .money import MoneyDesk, open_service
+        from . import money
 
-        service = open_service(config.payments_database_url, config.payment_settings(), clock.now_ms)
+        service = money.open_service(config.payments_database_url, config.payment_settings(), clock.now_ms)
         timers = config.timer_interval if config.timers_in_hub.lower() in ("on", "1", "true", "yes") else None
-        hub.money = MoneyDesk(hub, service, timer_interval=timers)
+        server.money = money.MoneyDesk(hub, service, timer_interval=timers)
+        hub.disputed = server.money.disputed
         server.api = ApiServer(service, config.server_secret, config.api_host, config.api_port)
     # The browser side (widget, back office) and, with DEMO on, the demo: plain GETs on this port.
-    from .web import web_routes
-
-    server.extra_routes = {**(server.extra_routes or {}), **web_routes(server)}
+    server.extra_routes = {**(server.extra_routes or {}), **web_routes(config, hub, server.money)}
     return server
 
 

@@ -24,6 +24,7 @@ import http
 import json
 import logging
 import mimetypes
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,9 +35,14 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from .auth import Role, mint, mint_listing
+from .config import Config
+from .hub import Hub
 
 if TYPE_CHECKING:
-    from .server import ChatServer, HttpRoute
+    from .money import MoneyDesk
+
+HttpRoute = Callable[[ServerConnection, Request], Awaitable[Response | None]]
+"""A plain HTTP GET answered on the hub's port before any websocket handshake."""
 
 log = logging.getLogger(__name__)
 
@@ -149,9 +155,10 @@ async def _file(request: Request, path: Path, *, frameable: bool) -> Response:
 
 
 class WebRoutes:
-    def __init__(self, server: ChatServer) -> None:
-        self.server = server
-        self.config = server.config
+    def __init__(self, config: Config, hub: Hub, money: MoneyDesk | None) -> None:
+        self.config = config
+        self.hub = hub
+        self.money = money
         self._seeded = False
         self._seed_lock = asyncio.Lock()
 
@@ -205,7 +212,7 @@ class WebRoutes:
             users = self.demo_config()["users"]
             return _json(403, {"error": "demo tokens are only for the demo users", "users": users})
         token = mint(self.config.token_secret, who.id, who.role, shop=DEMO_SHOP if who.role == "agent" else None,
-                     name=who.name, ttl=DEMO_TOKEN_TTL, now=self.server.hub.clock.now_ms() / 1000)
+                     name=who.name, ttl=DEMO_TOKEN_TTL, now=self.hub.clock.now_ms() / 1000)
         return _json(200, {"token": token, "user": who.id, "role": who.role, "ttl": DEMO_TOKEN_TTL})
 
     def demo_config(self) -> dict[str, Any]:
@@ -215,7 +222,7 @@ class WebRoutes:
             "pin": DEMO_PIN,
             "balance": DEMO_BALANCE,
             "currency": DEMO_CURRENCY,
-            "payments": self.server.hub.money is not None,
+            "payments": self.money is not None,
             # Signed like a marketplace signs its listing cards, so "Buy now" at the listed price works.
             "listings": [{**listing, "token": mint_listing(self.config.token_secret, DEMO_SHOP, listing)}
                          for listing in DEMO_LISTINGS],
@@ -229,12 +236,12 @@ class WebRoutes:
         async with self._seed_lock:
             if self._seeded:
                 return
-            hub = self.server.hub
+            hub = self.hub
             now = hub.clock.now_ms()
             for agent in DEMO_AGENTS:
                 await hub.store.register_agent(DEMO_SHOP, agent.id, now)
-            if hub.money is not None:
-                await asyncio.to_thread(self._fund, hub.money.service)
+            if self.money is not None:
+                await asyncio.to_thread(self._fund, self.money.service)
             self._seeded = True
             log.info("demo data ready: shop %s, buyers %s (PIN %s)", DEMO_SHOP,
                      ", ".join(b.id for b in DEMO_BUYERS), DEMO_PIN)
@@ -251,11 +258,11 @@ class WebRoutes:
                 service.set_pin(Actor(user_id=user.id, role=user.role, shop_id=shop), DEMO_PIN)
 
 
-def web_routes(server: ChatServer) -> dict[str, HttpRoute]:
+def web_routes(config: Config, hub: Hub, money: MoneyDesk | None) -> dict[str, HttpRoute]:
     """The routes to add to a hub node's HTTP side (see :meth:`ChatServer._http`)."""
-    if server.config.demo_enabled and not server.config.is_dev_secret:
+    if config.demo_enabled and not config.is_dev_secret:
         log.warning("DEMO is on with a production TOKEN_SECRET: anyone can get tokens for the demo users "
                     "(set DEMO=off in production)")
     if not MSGPACK.is_dir():
         log.warning("web-client/node_modules is missing: run `npm ci` in web-client/ (scripts/serve does)")
-    return WebRoutes(server).routes()
+    return WebRoutes(config, hub, money).routes()

@@ -11,7 +11,7 @@ when the next message arrives, or on its next sync), never data.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -48,6 +48,17 @@ class Broker(Protocol):
     async def unsubscribe(self, channel: str) -> None: ...
 
     def publish(self, channel: str, payload: bytes) -> None: ...
+
+
+def combine(statuses: Iterable[Status]) -> Status:
+    """Online if any entry is online, away if every entry is away, else offline (also for
+    none). The one rule every presence backend applies to a user's or a shop's entries."""
+    listed = list(statuses)
+    if "online" in listed:
+        return "online"
+    if listed and all(s == "away" for s in listed):
+        return "away"
+    return "offline"
 
 
 @dataclass(frozen=True, slots=True)

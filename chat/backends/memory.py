@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from .base import PresenceState, Status
+from .base import PresenceState, Status, combine
 
 
 class MemoryBroker:
@@ -40,16 +40,6 @@ class MemoryBroker:
         # Re-check: the node may have unsubscribed since the publish.
         if channel in self._channels and self._on_message is not None:
             self._on_message(channel, payload)
-
-
-def combine(statuses: list[Status]) -> Status:
-    """Online if any entry is online, away if every entry is away, else offline
-    (so one invisible device hides an otherwise away user)."""
-    if "online" in statuses:
-        return "online"
-    if statuses and all(s == "away" for s in statuses):
-        return "away"
-    return "offline"
 
 
 class MemoryPresence:
@@ -141,4 +131,4 @@ class MemoryPresence:
         by_member: dict[str, list[Status]] = {}
         for member, status, _exp in self._live(entity, now):
             by_member.setdefault(member, []).append(status)
-        return {m: combine(s) for m, s in by_member.items() if combine(s) != "offline"}
+        return {m: combine(s) for m, s in by_member.items()}

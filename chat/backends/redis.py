@@ -32,7 +32,7 @@ import contextlib
 import hashlib
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -53,7 +53,7 @@ else:
     # without checking them, so the first calls after a Redis restart fail on dead sockets.
     _POOL_OPTIONS = {"maint_notifications_config": MaintNotificationsConfig(enabled=False)}
 
-from .base import PresenceState, Status
+from .base import PresenceState, Status, combine
 
 __all__ = ["RedisBroker", "RedisPresence"]
 
@@ -644,16 +644,6 @@ def _parse_status(value: bytes) -> tuple[Status, str]:
     return _STATUSES.get(status, "offline"), member
 
 
-def _combine(statuses: Iterable[Status]) -> Status:
-    """Online if any is online, away if all are away, else offline (also for none)."""
-    listed = list(statuses)
-    if "online" in listed:
-        return "online"
-    if listed and all(s == "away" for s in listed):
-        return "away"
-    return "offline"
-
-
 class RedisPresence:
     """Presence entries with TTLs in Redis; see the module docstring for the keys.
 
@@ -800,7 +790,7 @@ class RedisPresence:
             live = await self._live(entities, now)
         result = {}
         for entity, (seen, values) in zip(entities, live, strict=True):
-            status = _combine(_parse_status(v)[0] for v in values)
+            status = combine(_parse_status(v)[0] for v in values)
             result[entity] = PresenceState(entity, status, now if status != "offline" else seen)
         return result
 
@@ -811,4 +801,4 @@ class RedisPresence:
         for value in values:
             status, member = _parse_status(value)
             by_member.setdefault(member, []).append(status)
-        return {m: _combine(s) for m, s in by_member.items()}
+        return {m: combine(s) for m, s in by_member.items()}

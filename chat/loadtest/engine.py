@@ -489,7 +489,8 @@ class Engine:
             try:
                 await actor.connect()
             except (OSError, RequestFailed, TimeoutError) as exc:
-                self.results.error(f"connect:{type(exc).__name__}", f"{actor.user}: {exc}")
+                if not (actor.leaving or self.stopping_connections):  # else: we closed it ourselves
+                    self.results.error(f"connect:{type(exc).__name__}", f"{actor.user}: {exc}")
                 if actor.conn is not None:
                     actor.close()
                 return False

@@ -359,6 +359,12 @@ ClientFrame = Annotated[
     Field(discriminator="type"),
 ]
 
+MONEY_FRAME_TYPES: tuple[type[_Frame], ...] = (
+    Offer, Pay, Ship, OrderAction, RequestRefund, AnswerRefund, Dispute, Decide, SendTransfer, AnswerTransfer,
+    SetPin, Wallet,
+)
+"""The money commands: handled only where payments are enabled (else 5002)."""
+
 CLIENT_FRAME_TYPES: tuple[type[_Frame], ...] = (
     Auth, Open, Send, Sync, History, ListConversations, Read, Typing, Recall, SetPresence, Assign, AutoReply,
     Stats, Ping, Offer, Pay, Ship, OrderAction, RequestRefund, AnswerRefund, Dispute, Decide,

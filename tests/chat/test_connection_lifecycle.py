@@ -135,7 +135,7 @@ async def test_no_subscription_survives_a_closed_connection(server_factory: Any)
     await asyncio.sleep(0.8)
     leaked = {ch: list(s) for ch, s in hub._subs.items() if s}
     assert not leaked, leaked
-    assert not hub.sessions()
+    assert not hub.subscribers()
 
 
 async def test_failed_attach_leaves_nothing_behind(server_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -156,7 +156,7 @@ async def test_failed_attach_leaves_nothing_behind(server_factory: Any, monkeypa
     assert reply["code"] == 5002 and code == 4502
     assert time.perf_counter() - started < 2
     assert not {ch for ch, s in hub._subs.items() if s}
-    assert not hub.sessions()
+    assert not hub.subscribers()
     monkeypatch.undo()
     again = await Client.connect(url, token("a1", "agent", shop="shop1"))
     assert (await again.request({"type": "ping"}))["type"] == "pong"

@@ -262,7 +262,7 @@ async def test_slow_reader_is_closed_with_4500_and_resumes_without_loss(server_f
 
 async def test_big_shop_gets_recent_conversations_first_and_pages_the_rest(server_factory: Any) -> None:
     """A full sync lists the 200 most recently active conversations; older ones page with ``conversations``."""
-    from chat import session
+    from chat.handlers import conversations as session
 
     server = await server_factory()
     url = f"ws://127.0.0.1:{server.port}/"

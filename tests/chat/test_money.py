@@ -99,7 +99,7 @@ async def test_offer_pay_ship_confirm_both_sides_see_the_same_card(money: tuple[
                      ("card_update", "RELEASED")]
     card_seq = next(m["seq"] for m in page["messages"] if m["kind"] == "card")
     assert (await agent.request({"type": "recall", "conv": conv, "seq": card_seq}))["code"] == 4003
-    await asyncio.to_thread(check_invariants, server.hub.money.service.store)  # type: ignore[union-attr]
+    await asyncio.to_thread(check_invariants, server.money.service.store)  # type: ignore[union-attr]
 
 
 async def test_pay_the_listing_price_without_an_offer(money: tuple[ChatServer, str]) -> None:
@@ -284,7 +284,7 @@ async def test_timers_expire_transfers_and_auto_confirm(server_factory: Any) -> 
     await agent.request({"type": "ship", "conv": conv, "order": order, "tracking": "t", "key": "ship-0000t"})
     clock.advance(24 * 3600 * 1000 - 1)
     await asyncio.sleep(0.6)
-    view = await asyncio.to_thread(server.hub.money.service.get_transfer, sent["view"]["transfer_id"])  # type: ignore[union-attr]
+    view = await asyncio.to_thread(server.money.service.get_transfer, sent["view"]["transfer_id"])  # type: ignore[union-attr]
     assert view.state == "PENDING"  # not a millisecond early
     clock.advance(1)
     update = await agent.next("msg", conv=conv, kind="card_update", timeout=5)
@@ -355,8 +355,8 @@ async def test_cards_exactly_once_on_every_deployment(nodes: list[ChatServer], u
     assert await card_states(buyer, conv, 4) == expected
     assert await card_states(agent, conv, 4) == expected
     for n in nodes:  # let every node's relay poll at least once more
-        assert n.hub.money is not None
-        await n.hub.money.relay.catch_up()
+        assert n.money is not None
+        await n.money.relay.catch_up()
     page = await buyer.request({"type": "history", "conv": conv, "limit": 200})
     cards = [(m["kind"], m["body"]["state"]) for m in page["messages"] if m["kind"].startswith("card")]
     assert cards == expected

@@ -7,6 +7,7 @@ import asyncio
 import msgpack
 
 from chat.outbox import Outbox, Transport
+from chat.protocol.views import msg_frame
 from chat.store.base import MessageRecord
 
 
@@ -32,7 +33,7 @@ def record(conv: str, seq: int, sender: str = "u", cmid: str | None = None) -> M
 
 
 def frame(conv: str, seq: int) -> bytes:
-    return msgpack.packb(record(conv, seq).view())
+    return msgpack.packb(msg_frame(record(conv, seq)))
 
 
 class Store:

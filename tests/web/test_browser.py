@@ -112,7 +112,7 @@ async def test_chat_bargain_pay_ship_confirm_in_two_windows(new_page: PageFactor
     await expect(agent.locator(".side .facts")).to_contain_text("Completed")
     await shot(buyer, "05-widget-completed")
     await shot(agent, "06-backoffice-completed")
-    service = hub.hub.money.service  # type: ignore[union-attr]
+    service = hub.money.service  # type: ignore[union-attr]
     assert service.balances("shop:demo-shop") == {"CNY": 9900}
     # response figures count the agent's answer
     await expect(agent.locator(".figures")).to_contain_text("100% (1/1)")
