@@ -47,6 +47,11 @@ def build_app(service: PaymentService, server_secret: str) -> web.Application:
     async def body(request: web.Request) -> dict[str, Any]:
         try:
             data = await request.json()
+        except RecursionError as exc:  # json nests by recursion: a deep body is refused, not a 500
+            raise web.HTTPBadRequest(
+                text=json.dumps({"code": 1004, "message": "the body is nested too deeply"}),
+                content_type="application/json",
+            ) from exc
         except (ValueError, json.JSONDecodeError) as exc:
             raise web.HTTPBadRequest(
                 text=json.dumps({"code": 1004, "message": f"the body must be a JSON object: {exc}"}),

@@ -20,6 +20,9 @@ Role = Literal["buyer", "agent", "arbiter"]
 ROLES: tuple[Role, ...] = ("buyer", "agent", "arbiter")
 ALGORITHM = "HS256"
 _ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
+RESERVED_USERS = frozenset({"system"})
+"""User ids the hub itself posts as (cards, hand-over notes): no token may claim them, or its
+holder could post under the hub's name and claim the card ids of its own orders."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,8 @@ def mint(
         raise ValueError(f"role must be one of {ROLES}")
     if role == "agent" and not shop:
         raise ValueError("an agent token must name its shop")
+    if user.lower() in RESERVED_USERS:
+        raise ValueError(f"the user id {user!r} is reserved for the hub")
     issued = int(time.time() if now is None else now)
     claims: dict[str, object] = {"sub": user, "role": role, "iat": issued, "exp": issued + ttl}
     if shop:
@@ -102,6 +107,8 @@ def verify(secret: str, token: str, *, now: float | None = None) -> Identity:
     user, role, shop, name = claims["sub"], claims["role"], claims.get("shop"), claims.get("name")
     if not isinstance(user, str) or not _ID.match(user):
         raise ProtocolError(ErrorCode.TOKEN_INVALID, "the token's subject is not a valid user id")
+    if user.lower() in RESERVED_USERS:
+        raise ProtocolError(ErrorCode.TOKEN_INVALID, f"the user id {user!r} is reserved for the hub")
     if role not in ROLES:
         raise ProtocolError(ErrorCode.TOKEN_INVALID, "the token's role is unknown")
     if role == "agent" and (not isinstance(shop, str) or not _ID.match(shop)):

@@ -16,6 +16,7 @@ their credits, each with a positive amount and a distinct account.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -56,13 +57,18 @@ SPENDING_KINDS: Final = (TxKind.PAY, TxKind.TRANSFER)
 
 PLATFORM: Final = "platform"
 WORLD: Final = "world"
-MAX_ID_LENGTH: Final = 200
+MAX_ID_LENGTH: Final = 64
+ID_PATTERN: Final = re.compile(r"[A-Za-z0-9_.:@-]{1,64}")
+"""The one rule for ids (users, shops, orders, conversations), the same as the chat
+protocol's ``Id``: an id a websocket client cannot have is refused here too."""
 
 
 def check_id(value: object, field: str) -> str:
-    """Return ``value`` if it is a non-empty string of sane length, else refuse."""
-    if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
-        raise InvalidRequest(f"The {field} is missing or too long.", field=field)
+    """Return ``value`` if it is a well-formed id, else refuse."""
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
+        raise InvalidRequest(
+            f"The {field} must be 1-{MAX_ID_LENGTH} characters from A-Z a-z 0-9 _ . : @ -.", field=field
+        )
     return value
 
 
@@ -78,7 +84,7 @@ def check_owner(owner: object) -> str:
     """Accept ``user:<id>`` or ``shop:<id>``: the owners whose money can be funded."""
     if isinstance(owner, str):
         prefix, _, rest = owner.partition(":")
-        if prefix in ("user", "shop") and rest and len(rest) <= MAX_ID_LENGTH:
+        if prefix in ("user", "shop") and ID_PATTERN.fullmatch(rest):
             return owner
     raise InvalidRequest(
         f"Owner {owner!r} must look like 'user:<id>' or 'shop:<id>'.", field="owner"

@@ -241,3 +241,19 @@ async def test_auto_reply_is_sent_when_the_buyer_leaves_at_once(server_factory: 
     await buyer.ws.close()
     auto = await agent.next("msg", conv=conv, sender="a1")
     assert auto["body"] == {"text": "back soon", "auto": True}
+
+
+@pytest.mark.parametrize("user", ["system", "SYSTEM"])
+async def test_the_hubs_own_identity_cannot_be_claimed(url: str, user: str) -> None:
+    """A token for ``system`` (who posts cards and notes) is refused: its holder could otherwise
+    post under the hub's name and claim the card ids of its own orders."""
+    import jwt
+
+    from .conftest import SECRET
+
+    forged = jwt.encode({"sub": user, "role": "buyer", "exp": int(time.time()) + 60}, SECRET, algorithm="HS256")
+    client = await Client.connect(url)
+    reply = await client.request({"type": "auth", "token": forged})
+    assert reply["code"] == 2002 and "reserved" in reply["message"]
+    code, _ = await asyncio.wait_for(client.closed, 5)
+    assert code == 4001
