@@ -66,7 +66,7 @@ async def test_gap_is_filled_from_the_store_before_later_frames() -> None:
     t = RecordingTransport()
     store = Store(10)
     gaps: list[bool] = []
-    box = Outbox(t, store.fetch, limit_bytes=10**6, on_gap=lambda: gaps.append(True))
+    box = Outbox(t, store.fetch, limit_bytes=10**6, on_gap=lambda: gaps.append(True), gap_wait=0.01)
     box.set_cursor("c", 1)
     box.message("c", 9, frame("c", 9))
     box.send({"type": "pong", "ts": 1})
@@ -75,6 +75,37 @@ async def test_gap_is_filled_from_the_store_before_later_frames() -> None:
     await asyncio.sleep(0.2)
     assert seqs(t) == [2, 3, 4, 5, 6, 7, 8, 9, None, 10]
     assert store.calls == 3 and gaps == [True]
+
+
+async def test_gap_closed_by_the_late_notice_needs_no_store_read() -> None:
+    """Notices a moment behind (same commit batch, another node) close the gap while the outbox
+    waits for them: no store read, and the order on the wire is still by seq, then the rest."""
+    t = RecordingTransport()
+    store = Store(10)
+    gaps: list[bool] = []
+    box = Outbox(t, store.fetch, limit_bytes=10**6, on_gap=lambda: gaps.append(True))
+    box.set_cursor("c", 1)
+    box.message("c", 4, frame("c", 4))
+    box.send({"type": "ack", "seq": 5})  # e.g. the ack of this connection's own next message
+    box.message("c", 3, frame("c", 3))  # out of order: still missing 2, so it waits
+    box.message("c", 2, frame("c", 2))
+    await asyncio.sleep(0.05)
+    assert seqs(t) == [2, 3, 4, 5]
+    assert [f["type"] for f in t.frames] == ["msg", "msg", "msg", "ack"]
+    assert store.calls == 0 and gaps == []
+
+
+async def test_gap_wait_ends_with_a_store_read_when_the_notice_never_comes() -> None:
+    """A notice lost on the way: after the short wait the outbox reads the store."""
+    t = RecordingTransport()
+    store = Store(10)
+    box = Outbox(t, store.fetch, limit_bytes=10**6, gap_wait=0.01)
+    box.set_cursor("c", 1)
+    box.message("c", 3, frame("c", 3))
+    await asyncio.sleep(0.005)
+    assert seqs(t) == [] and store.calls == 0
+    await asyncio.sleep(0.1)
+    assert seqs(t) == [2, 3] and store.calls == 1
 
 
 async def test_unfollowed_conversations_are_ignored_until_sync() -> None:
@@ -106,7 +137,7 @@ async def test_own_messages_are_not_echoed_even_by_a_gap_fill() -> None:
     t = RecordingTransport()
     store = Store(0)
     store.messages = [record("c", 1, "me", "m1"), record("c", 2, "other", "m1"), record("c", 3)]
-    box = Outbox(t, store.fetch, limit_bytes=10**6)
+    box = Outbox(t, store.fetch, limit_bytes=10**6, gap_wait=0.01)
     box.set_cursor("c", 0)
     box.posting("c", "me", "m1")
     box.message("c", 4, frame("c", 4))
