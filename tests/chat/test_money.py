@@ -23,11 +23,11 @@ PIN = "246810"
 
 
 def api(server: ChatServer, method: str, path: str, body: dict[str, Any] | None = None,
-        secret: str = SERVER_SECRET) -> tuple[int, dict[str, Any]]:
+        secret: str = SERVER_SECRET, raw: bytes | None = None) -> tuple[int, dict[str, Any]]:
     assert server.api is not None
     req = urllib.request.Request(
         f"http://127.0.0.1:{server.api.port}{path}", method=method,
-        data=None if body is None else json.dumps(body).encode(),
+        data=raw if raw is not None else None if body is None else json.dumps(body).encode(),
         headers={"Authorization": f"Bearer {secret}", "Content-Type": "application/json"},
     )
     try:
@@ -325,24 +325,12 @@ async def test_server_api_needs_the_server_secret(money: tuple[ChatServer, str])
     assert status == 404 and body["code"] == 6020
 
 
-def api_raw(server: ChatServer, path: str, data: bytes) -> tuple[int, dict[str, Any]]:
-    assert server.api is not None
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{server.api.port}{path}", method="POST", data=data,
-        headers={"Authorization": f"Bearer {SERVER_SECRET}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
-
-
 async def test_server_api_refuses_deep_bodies_and_ids_no_client_can_have(money: tuple[ChatServer, str]) -> None:
     """A deeply nested body is a 400, not a 500; an owner id outside the protocol's Id rule
     (spaces, slashes, non-ASCII, over 64 characters) is refused like any bad argument."""
     server, _url = money
-    status, body = await asyncio.to_thread(api_raw, server, "/api/v1/deposits", b"[" * 20_000 + b"]" * 20_000)
+    deep = b"[" * 20_000 + b"]" * 20_000
+    status, body = await asyncio.to_thread(api, server, "POST", "/api/v1/deposits", None, SERVER_SECRET, deep)
     assert status == 400 and body["code"] == 1004
     for owner in ("user:has space", "user:a/b", "user:é", "user:" + "x" * 65, "shop:", "world:x"):
         status, body = await asyncio.to_thread(
