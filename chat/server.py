@@ -164,7 +164,8 @@ class ChatServer:
 
     @property
     def port(self) -> int:
-        assert self.server is not None
+        if self.server is None:
+            raise RuntimeError("the server is not started")
         sock = next(iter(self.server.sockets))
         return int(sock.getsockname()[1])
 

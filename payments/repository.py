@@ -345,7 +345,8 @@ class Repo:
             (now + lock_ms, user_id, max_attempts),
         )
         record = self.get_pin(user_id)
-        assert record is not None
+        if record is None:  # only called for a user whose PIN was just read in this transaction
+            raise LookupError(f"no PIN record for {user_id}")
         return record
 
     def pin_succeeded(self, user_id: str) -> None:

@@ -248,7 +248,8 @@ class PaymentService(CommandRunner):
 
         def act(tx: CommandTx, order: Order, state: OrderState) -> Order:
             if accept:
-                assert order.refund_amount is not None
+                if order.refund_amount is None:  # the state machine sets it with REFUND_REQUESTED
+                    raise WrongState("There is no refund amount to accept.", state=state.value)
                 return self._settle(tx, order, state, order.refund_amount, TxKind.REFUND,
                                     "agent")
             resumed: dict[str, Any] = {}
@@ -295,7 +296,8 @@ class PaymentService(CommandRunner):
 
         def act(tx: CommandTx, order: Order, state: OrderState) -> Order:
             if outcome == "split":
-                assert buyer_amount is not None
+                if buyer_amount is None:  # checked above; kept for the type checker
+                    raise InvalidRequest("A split needs buyer_amount.", field="buyer_amount")
                 if buyer_amount >= order.held:
                     raise InvalidAmount("A split must leave something for each side.",
                                         field="buyer_amount")
