@@ -1,250 +1,28 @@
-"""Redis backends: many hub nodes sharing one Redis.
-
-Every key and channel name starts with ``prefix`` (prepended verbatim, so end it with a
-separator such as ``"chat:"``), which lets several deployments or test runs share one Redis.
-
-Key layout, with the prefix ``chat:`` and an entity or user ``u:7``:
-
-* Broker: pub/sub channel ``chat:<channel>``.
-* Presence, per entity:
-
-  - ``chat:p:e:u:7``  hash, conn -> ``"<status>:<member>"``
-  - ``chat:p:x:u:7``  sorted set, conn -> expiry (epoch ms)
-  - ``chat:p:m:u:7``  hash, ``status`` -> last combined status reported, ``seen`` -> last_seen
-
-  and ``chat:p:due``, a sorted set entity -> earliest expiry among its entries, which lets
-  ``expire`` find the entities with dead entries without scanning.
-
-The presence scripts live in ``lua/`` next to this module, each starting with a
-description of its KEYS and ARGV. Presence keeps all of an entity's keys and the shared
-``p:due`` in one script call, so it needs a single Redis (not a cluster).
-
-Redis going away (or restarting, empty or not) is survived, not prevented: calls fail
-within a couple of seconds while it is away, each backend logs one warning when it loses
-Redis and one info line when it is back, the broker reconnects and resubscribes by
-itself, and the hub's presence heartbeats re-create what a restart lost.
-"""
+"""Routing between hub nodes over Redis pub/sub (see the package docstring)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import logging
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
-from typing import Any, cast
+from collections.abc import Callable
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError, ResponseError
 
-try:
-    from redis.maint_notifications import MaintNotificationsConfig
-except ImportError:  # older redis-py: no maintenance notifications to switch off
-    _POOL_OPTIONS: dict[str, Any] = {}
-else:
-    # Left on ("auto"), they make the pool hand out connections the server has closed
-    # without checking them, so the first calls after a Redis restart fail on dead sockets.
-    _POOL_OPTIONS = {"maint_notifications_config": MaintNotificationsConfig(enabled=False)}
-
-from .base import PresenceState, Status, combine
-
-__all__ = ["RedisBroker", "RedisPresence"]
-
-logger = logging.getLogger(__name__)
-
-_LUA = Path(__file__).with_name("lua")
-
-_STATUSES: dict[str, Status] = {"online": "online", "away": "away", "offline": "offline"}
-
-CONNECT_TIMEOUT = 1.0
-"""Seconds to open a connection: Redis is on the local network, or it is away."""
-SOCKET_TIMEOUT = 2.0
-"""Seconds to wait for one reply: a call made for a client fails within this, not 15 s later."""
-POOL_TIMEOUT = 2.0
-"""Seconds to wait for a free pooled connection (all 64 busy): a burst of logins waits
-its turn, but callers queued behind a Redis that stopped answering are not kept 20 s."""
-
-UNREACHABLE: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
-"""What a Redis call raises while Redis cannot be reached (the hub answers 5002 for these)."""
-_UNREACHABLE = UNREACHABLE
-"""Errors that mean Redis is away (or too slow), as opposed to a refused command."""
-
-
-def _client(redis: Redis | str) -> tuple[Redis, bool]:
-    """The client to use and whether this object owns it (and must close it).
-
-    From a URL: a pool that makes callers wait for a free connection. redis-py's
-    default pool raises once 100 are busy, which a thousand clients connecting at
-    once (presence for each) reach easily. Timeouts are short so that calls made on
-    behalf of a client fail fast while Redis is away. A call that finds its pooled
-    connection closed by the server is retried once on a new connection: after a
-    restart the pool still holds the old, dead sockets."""
-    if isinstance(redis, str):
-        pool = BlockingConnectionPool.from_url(
-            redis,
-            max_connections=64,
-            timeout=POOL_TIMEOUT,
-            socket_connect_timeout=CONNECT_TIMEOUT,
-            socket_timeout=SOCKET_TIMEOUT,
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-            **_POOL_OPTIONS,
-        )
-        return Redis.from_pool(pool), True  # the client owns the pool: aclose() disconnects it
-    if redis.connection_pool.connection_kwargs.get("decode_responses"):
-        raise ValueError("the Redis client must be created with decode_responses=False")
-    return redis, False
-
-
-async def _ping(redis: Redis, seconds: float) -> bool:
-    try:
-        async with asyncio.timeout(seconds):
-            return bool(await redis.ping())
-    except (RedisError, OSError, TimeoutError):
-        return False
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _stop_if_cancelled() -> None:
-    """Raises CancelledError if the current task was cancelled and some library swallowed it
-    (Python 3.11's ``asyncio.wait_for``): a loop that went on would never stop."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
-
-
-def _describe(error: BaseException | str) -> str:
-    if isinstance(error, str):
-        return error
-    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-
-
-class _Health:
-    """Whether one backend can reach Redis, for the logs: one warning when it loses Redis
-    and one info line when it is back, per outage, instead of a traceback per failed call."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.down = False
-        self.failures = 0
-
-    def lost(self, error: BaseException | str) -> None:
-        self.failures += 1
-        if self.down:
-            logger.debug("%s: Redis still unreachable: %s", self.name, _describe(error))
-            return
-        self.down = True
-        logger.warning("%s: Redis unreachable (%s); failing fast until it is back", self.name, _describe(error))
-
-    def back(self, detail: str = "") -> None:
-        if self.down:
-            self.down = False
-            logger.info("%s: Redis is back after %d failures%s", self.name, self.failures, detail)
-            self.failures = 0
-
-    @contextlib.contextmanager
-    def watch(self) -> Iterator[None]:
-        """Reports the outcome of the calls made inside (other errors pass unreported)."""
-        try:
-            yield
-        except _UNREACHABLE as e:
-            self.lost(e)
-            raise
-        self.back()
-
-
-class _Script:
-    """A Lua script from ``lua/``, run by hash and loaded when Redis does not know it."""
-
-    def __init__(self, name: str) -> None:
-        self.source = (_LUA / name).read_text("utf-8")
-        self.sha = hashlib.sha1(self.source.encode()).hexdigest()
-
-    async def load(self, redis: Redis) -> None:
-        await redis.script_load(self.source)
-
-    async def run(self, redis: Redis, keys: Sequence[str], args: Sequence[str | bytes]) -> Any:
-        try:
-            return await redis.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            await self.load(redis)
-            return await redis.evalsha(self.sha, len(keys), *keys, *args)
-
-    async def run_many(
-        self, redis: Redis, calls: Sequence[tuple[Sequence[str], Sequence[str | bytes]]]
-    ) -> list[Any]:
-        """Runs the script once per (keys, args), pipelined in one round trip, in order.
-
-        A call refused with NOSCRIPT did not run, so it is sent again once the script is
-        loaded; any other error is raised.
-        """
-        results = await self._pipeline(redis, calls)
-        missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
-        if missing:
-            await self.load(redis)
-            again = await self._pipeline(redis, [calls[i] for i in missing])
-            for i, result in zip(missing, again, strict=True):
-                results[i] = result
-        for result in results:
-            if isinstance(result, Exception):
-                raise result
-        return results
-
-    async def _pipeline(
-        self, redis: Redis, calls: Sequence[tuple[Sequence[str], Sequence[str | bytes]]]
-    ) -> list[Any]:
-        if not calls:
-            return []
-        pipe = redis.pipeline(transaction=False)
-        for keys, args in calls:
-            pipe.evalsha(self.sha, len(keys), *keys, *args)
-        return await pipe.execute(raise_on_error=False)
-
-
-def _own_connection(redis: Redis) -> AbstractConnection:
-    """A connection outside the client's pool, speaking RESP2, that never retries by itself.
-
-    Retrying is left to the caller: a resent PUBLISH batch would deliver twice. It has no
-    socket timeout (the broker bounds each wait itself): with one, redis-py writes through
-    ``asyncio.wait_for``, which on Python 3.11 can swallow the cancellation that stops the
-    broker's tasks.
-    """
-    pool = redis.connection_pool
-    kwargs = dict(pool.connection_kwargs)
-    kwargs.update(protocol=2, retry=Retry(NoBackoff(), 0), health_check_interval=0, socket_timeout=None)
-    kwargs.pop("retry_on_error", None)
-    kwargs.pop("retry_on_timeout", None)
-    kwargs.pop("maint_notifications_config", None)
-    kwargs.pop("maint_notifications_pool_handler", None)
-    return pool.connection_class(**kwargs)
-
-
-async def _connect(conn: AbstractConnection) -> None:
-    await conn.connect()  # type: ignore[no-untyped-call]
-
-
-async def _stale(conn: AbstractConnection) -> bool:
-    """True if the server has closed this idle connection (a restarted Redis leaves its old
-    connections at end-of-file, or reset) or sent something unasked: a command written to it
-    would be lost. Nothing is written, so a batch meant for it may go on a new one."""
-    writer = conn._writer
-    if writer is None or writer.is_closing():
-        return True
-    # redis-py 8 renamed can_read_destructive (deprecated there) to can_read.
-    can_read = getattr(conn, "can_read", None) or conn.can_read_destructive
-    try:
-        return bool(await can_read())
-    except (RedisError, OSError):
-        return True
+from .client import (
+    UNREACHABLE,
+    Health,
+    connect,
+    describe,
+    is_stale,
+    logger,
+    make_client,
+    own_connection,
+    ping_within,
+    stop_if_cancelled,
+)
 
 
 class RedisBroker:
@@ -279,12 +57,12 @@ class RedisBroker:
         subscribe_timeout: float = 2.0,
         reconnect_max: float = 0.5,
     ) -> None:
-        self._redis, self._owned = _client(redis)
+        self._redis, self._owned = make_client(redis)
         self.prefix = prefix
         self.health_interval = health_interval
         self.subscribe_timeout = subscribe_timeout
         self.reconnect_max = reconnect_max
-        self._health = _Health("redis broker")
+        self._health = Health("redis broker")
         self.flush_timeout = flush_timeout
         self.max_buffer = max_buffer
         self.max_batch = max_batch
@@ -357,7 +135,7 @@ class RedisBroker:
         """True if Redis answers and, once started, the subscriber connection is up."""
         if self._reader is not None and self._sub_conn is None:
             return False
-        return await _ping(self._redis, self.ping_timeout)
+        return await ping_within(self._redis, self.ping_timeout)
 
     # Subscriptions
 
@@ -489,7 +267,7 @@ class RedisBroker:
     async def _flush_forever(self) -> None:
         failing = 0  # payloads dropped since the last successful batch
         while True:
-            _stop_if_cancelled()
+            stop_if_cancelled()
             if not self._buffer:
                 if self._closing:
                     return
@@ -502,8 +280,8 @@ class RedisBroker:
                 async with asyncio.timeout(self.flush_timeout):
                     await self._send_batch(batch)
             except Exception as e:
-                if isinstance(e, _UNREACHABLE):
-                    self._health.lost(f"publishing failed, dropping payloads: {_describe(e)}")
+                if isinstance(e, UNREACHABLE):
+                    self._health.lost(f"publishing failed, dropping payloads: {describe(e)}")
                 elif not failing:
                     logger.exception("broker publishing failed, dropping payloads")
                 failing += len(batch)
@@ -527,13 +305,13 @@ class RedisBroker:
         since the last batch) is replaced: the batch has not been written, so sending it on the
         new one cannot deliver anything twice. A failure after writing is not retried."""
         conn = self._pub_conn
-        if conn is not None and await _stale(conn):
+        if conn is not None and await is_stale(conn):
             self._pub_conn = None
             await conn.disconnect(nowait=True)
             conn = None
         if conn is None:
-            conn = _own_connection(self._redis)
-            await _connect(conn)
+            conn = own_connection(self._redis)
+            await connect(conn)
             self._pub_conn = conn
         await conn.send_packed_command(
             conn.pack_commands([("PUBLISH", channel, payload) for channel, payload in batch]),
@@ -547,10 +325,10 @@ class RedisBroker:
     async def _read_forever(self) -> None:
         delay = 0.05
         while True:
-            _stop_if_cancelled()
-            conn = _own_connection(self._redis)
+            stop_if_cancelled()
+            conn = own_connection(self._redis)
             try:
-                await _connect(conn)
+                await connect(conn)
                 async with self._send_lock:
                     channels = sorted(self._wanted)
                     self._confirming.clear()
@@ -567,7 +345,7 @@ class RedisBroker:
                 self._attempted.set()
                 await self._read(conn)
             except (RedisError, OSError, TimeoutError) as e:
-                self._health.lost(f"subscriber connection lost: {_describe(e)}")
+                self._health.lost(f"subscriber connection lost: {describe(e)}")
             except Exception:
                 logger.exception("broker subscriber failed; reconnecting")
             finally:
@@ -597,7 +375,7 @@ class RedisBroker:
         pinged = False
         prefix = self.prefix.encode()
         while True:
-            _stop_if_cancelled()
+            stop_if_cancelled()
             try:
                 reply = await conn.read_response(
                     disable_decoding=True,
@@ -637,168 +415,3 @@ class RedisBroker:
                             waiter.set_result(None)
                     if not entries:
                         del self._confirming[channel]
-
-
-def _parse_status(value: bytes) -> tuple[Status, str]:
-    status, _, member = _text(value).partition(":")
-    return _STATUSES.get(status, "offline"), member
-
-
-class RedisPresence:
-    """Presence entries with TTLs in Redis; see the module docstring for the keys.
-
-    ``now`` always comes from the caller (never Redis's clock). An entry is live while its
-    expiry (last ``set``/``touch`` + ``ttl_ms``) is greater than ``now``. Every change of an
-    entity's combined status is computed and compared-and-stored in one script, so exactly
-    one caller, on any node, gets it.
-
-    Entities with no entries keep their meta hash (last status and last_seen) for
-    ``last_seen_retention_ms`` (Redis's clock; ``0`` keeps it).
-
-    Nothing here survives a Redis restarted empty but the nodes' heartbeats, which
-    ``touch`` turns back into entries (and reports as changes).
-    """
-
-    _update = _Script("presence_update.lua")
-    _read = _Script("presence_read.lua")
-
-    def __init__(
-        self,
-        redis: Redis | str,
-        prefix: str = "chat:",
-        *,
-        ttl_ms: int = 30_000,
-        last_seen_retention_ms: int = 90 * 24 * 3600 * 1000,
-        expire_batch: int = 500,
-        ping_timeout: float = 1.0,
-    ) -> None:
-        self._redis, self._owned = _client(redis)
-        self.prefix = prefix
-        self.ttl_ms = ttl_ms
-        self.last_seen_retention_ms = last_seen_retention_ms
-        self.expire_batch = expire_batch
-        self.ping_timeout = ping_timeout
-        self._due = f"{prefix}p:due"
-        self._health = _Health("redis presence")
-
-    def _keys(self, entity: str) -> list[str]:
-        p = self.prefix
-        return [f"{p}p:e:{entity}", f"{p}p:x:{entity}", f"{p}p:m:{entity}", self._due]
-
-    def _args(self, op: str, entity: str, now: int, *more: str) -> list[str | bytes]:
-        return [op, str(now), str(self.ttl_ms), entity, str(self.last_seen_retention_ms), *more]
-
-    @staticmethod
-    def _change(entity: str, reply: list[Any]) -> PresenceState | None:
-        if not reply[0]:
-            return None
-        seen = int(reply[2]) if len(reply) > 2 and reply[2] is not None else None
-        return PresenceState(entity, _STATUSES[_text(reply[1])], seen)
-
-    async def close(self) -> None:
-        if self._owned:
-            await self._redis.aclose()
-
-    async def ping(self) -> bool:
-        ok = await _ping(self._redis, self.ping_timeout)
-        if ok:
-            self._health.back()
-        else:
-            self._health.lost("no answer to PING")
-        return ok
-
-    async def set(
-        self, entity: str, member: str, conn: str, status: Status, now: int
-    ) -> PresenceState | None:
-        if status not in _STATUSES:
-            raise ValueError(f"unknown status {status!r}")
-        with self._health.watch():
-            reply = await self._update.run(
-                self._redis, self._keys(entity), self._args("set", entity, now, conn, status, member)
-            )
-        return self._change(entity, reply)
-
-    async def remove(self, entity: str, member: str, conn: str, now: int) -> PresenceState | None:
-        with self._health.watch():
-            reply = await self._update.run(
-                self._redis, self._keys(entity), self._args("remove", entity, now, conn)
-            )
-        return self._change(entity, reply)
-
-    async def touch(self, entries: list[tuple[str, str, str, Status]], now: int) -> list[PresenceState]:
-        """One script call per entity, all in one round trip (see ``lua/presence_update.lua``)."""
-        by_entity: dict[str, list[str]] = {}
-        for entity, member, conn, status in entries:
-            if status not in _STATUSES:
-                raise ValueError(f"unknown status {status!r}")
-            by_entity.setdefault(entity, []).extend((conn, status, member))
-        if not by_entity:
-            return []  # no call, so nothing learnt about Redis either
-        with self._health.watch():
-            replies = await self._update.run_many(
-                self._redis,
-                [(self._keys(e), self._args("touch", e, now, *more)) for e, more in by_entity.items()],
-            )
-        changes = []
-        for entity, reply in zip(by_entity, replies, strict=True):
-            change = self._change(entity, reply)
-            if change is not None:
-                changes.append(change)
-        return changes
-
-    async def expire(self, now: int) -> list[PresenceState]:
-        with self._health.watch():
-            return await self._expire(now)
-
-    async def _expire(self, now: int) -> list[PresenceState]:
-        changes: list[PresenceState] = []
-        while True:
-            due = await self._redis.zrangebyscore(
-                self._due, "-inf", now, start=0, num=self.expire_batch
-            )
-            entities = [_text(cast(bytes, e)) for e in due]
-            replies = await self._update.run_many(
-                self._redis,
-                [(self._keys(e), self._args("expire", e, now)) for e in entities],
-            )
-            for entity, reply in zip(entities, replies, strict=True):
-                change = self._change(entity, reply)
-                if change is not None:
-                    changes.append(change)
-            if len(entities) < self.expire_batch:
-                return changes
-
-    async def _live(self, entities: list[str], now: int) -> list[tuple[int | None, list[bytes]]]:
-        p = self.prefix
-        replies = await self._read.run_many(
-            self._redis,
-            [
-                ([f"{p}p:e:{e}", f"{p}p:x:{e}", f"{p}p:m:{e}"], [str(now), str(self.ttl_ms)])
-                for e in entities
-            ],
-        )
-        out = []
-        for reply in replies:
-            seen = _text(reply[0])
-            out.append((int(seen) if seen else None, list(reply[1:])))
-        return out
-
-    async def get(self, entities: list[str], now: int) -> dict[str, PresenceState]:
-        if not entities:
-            return {}
-        with self._health.watch():
-            live = await self._live(entities, now)
-        result = {}
-        for entity, (seen, values) in zip(entities, live, strict=True):
-            status = combine(_parse_status(v)[0] for v in values)
-            result[entity] = PresenceState(entity, status, now if status != "offline" else seen)
-        return result
-
-    async def members(self, entity: str, now: int) -> dict[str, Status]:
-        with self._health.watch():
-            [(_seen, values)] = await self._live([entity], now)
-        by_member: dict[str, list[Status]] = {}
-        for value in values:
-            status, member = _parse_status(value)
-            by_member.setdefault(member, []).append(status)
-        return {m: combine(s) for m, s in by_member.items()}
