@@ -1,18 +1,11 @@
 // Close codes (docs/protocol.md, "Close codes"): 4000–4499 stop (4002: fresh token, then reconnect);
 // 4500–4999 and 1001/1006/1011/1012/1013 reconnect with backoff, then resume.
-import { test, afterEach, mock } from "node:test";
+import { test, mock } from "node:test";
 import assert from "node:assert/strict";
 import { ChatClient, closeAction } from "../src/client.js";
-import { FakeHub, memoryStorage, until } from "./fake_hub.js";
+import { FakeHub, memoryStorage, stoppedAfterEach, until } from "./fake_hub.js";
 
-let clients = [];
-
-afterEach(() => {
-  for (const client of clients) client.stop();
-  clients = [];
-  mock.restoreAll();
-  delete globalThis.WebSocket;
-});
+const clients = stoppedAfterEach();
 
 test("closeAction follows the close-code table", () => {
   for (const code of [1001, 1006, 1011, 1012, 1013]) assert.equal(closeAction(code), "retry", `${code}`);

@@ -1,18 +1,11 @@
 // The resume cursor (docs/protocol.md, "Resuming after a reconnect"): per conversation the highest
 // seq N such that every message in (start, N] is held; `sync` sends it and catch-up pages from it.
-import { test, afterEach, mock } from "node:test";
+import { test, mock } from "node:test";
 import assert from "node:assert/strict";
 import { ChatClient, Conversation } from "../src/client.js";
-import { FakeHub, memoryStorage, until } from "./fake_hub.js";
+import { FakeHub, memoryStorage, stoppedAfterEach, until } from "./fake_hub.js";
 
-let clients = [];
-
-afterEach(() => {
-  for (const client of clients) client.stop();
-  clients = [];
-  mock.restoreAll();
-  delete globalThis.WebSocket;
-});
+const clients = stoppedAfterEach();
 
 function msg(conv, seq, sender = "a1", extra = {}) {
   return { type: "msg", conv, seq, sender, role: sender === "b1" ? "buyer" : "agent", kind: "text",

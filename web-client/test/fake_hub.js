@@ -1,6 +1,7 @@
 // A small in-memory stand-in for the hub, for node unit tests of client.js: it keeps a message log
 // per conversation and answers auth, sync (pushing missed messages, at most syncLimit), history,
 // send and ping over fake WebSocket objects installed as globalThis.WebSocket. No network.
+import { afterEach, mock } from "node:test";
 import { encode, decode } from "@msgpack/msgpack";
 
 export class FakeHub {
@@ -134,4 +135,15 @@ export async function until(check, ms = 3000, what = "condition") {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/** The clients a test file starts, stopped (with mocks and the fake WebSocket undone) after each test. */
+export function stoppedAfterEach() {
+  const clients = [];
+  afterEach(() => {
+    for (const client of clients.splice(0)) client.stop();
+    mock.restoreAll();
+    delete globalThis.WebSocket;
+  });
+  return clients;
 }
