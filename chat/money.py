@@ -46,6 +46,13 @@ def derived_id(prefix: str, *parts: str) -> str:
     return f"{prefix}_{digest}"
 
 
+def key_owner(actor: Actor) -> str:
+    """Whose keys name a derived order or transfer id: a buyer's bare id (as it always was,
+    so retries across an upgrade name the same entity), else the role-qualified principal
+    (an agent ``u77`` and a buyer ``u77`` are different people)."""
+    return actor.user_id if actor.role == "buyer" else actor.principal
+
+
 def actor_of(conn: Connection) -> Actor:
     ident = conn.me
     return Actor(user_id=ident.user, role=ident.role, shop_id=ident.shop)
@@ -160,10 +167,12 @@ class MoneyDesk:
         return any(o.dispute_reason is not None or o.state in ("DISPUTED", "RESOLVED") for o in orders)
 
     async def wallet(self, conn: Connection) -> dict[str, Any]:
-        ident = conn.me
-        owners = [user_owner(ident.user)] + ([shop_owner(ident.shop)] if ident.shop else [])
+        """The balances of the account the connection acts for (a buyer's own, an agent's
+        shop's; an arbiter has none) and whether *this* principal has a PIN."""
+        actor = actor_of(conn)
+        owners = [] if actor.role == "arbiter" else [actor.account]
         balances = await self._call(self._balances, owners)
-        pin_set = await self._call(self.service.has_pin, ident.user)
+        pin_set = await self._call(self.service.has_pin, actor)
         return {"balances": balances, "pin_set": pin_set}
 
     def _balances(self, owners: list[str]) -> dict[str, dict[str, int]]:
@@ -180,7 +189,7 @@ class MoneyDesk:
             raise ProtocolError(ErrorCode.NOT_FOUND, "no such order in this conversation")
 
     async def _offer(self, conn: Connection, frame: f.Offer, record: ConversationRecord) -> dict[str, Any]:
-        order_id = frame.order or derived_id("o", conn.me.user, frame.key)
+        order_id = frame.order or derived_id("o", key_owner(actor_of(conn)), frame.key)
         listing = record.listing
         order = await self._call(
             self.service.offer, actor_of(conn), order_id=order_id, conversation_id=record.id,
@@ -197,7 +206,7 @@ class MoneyDesk:
             listing = record.listing
             if not listing.get("verified"):
                 raise ProtocolError(ErrorCode.LISTING_NOT_VERIFIED)
-            order_id = derived_id("o", conn.me.user, frame.key)
+            order_id = derived_id("o", key_owner(actor_of(conn)), frame.key)
             system = Actor(user_id=SYSTEM_AGENT, role="agent", shop_id=record.shop)
             await self._call(
                 self.service.offer, system, order_id=order_id, conversation_id=record.id, shop_id=record.shop,
@@ -230,18 +239,13 @@ class MoneyDesk:
     async def _transfer(
         self, conn: Connection, frame: f.SendTransfer, record: ConversationRecord
     ) -> dict[str, Any]:
-        ident = conn.me
-        if ident.role == "buyer":
-            # The cached record's agent may be stale after a hand-over on another node.
-            current = await self.hub.store.get_conversation(record.id) or record
-            to_user = current.agent
-            if to_user is None:
-                raise ProtocolError(ErrorCode.NOT_FOUND, "no agent looks after this conversation yet")
-        else:
-            to_user = record.buyer
+        # Money goes between the conversation's two accounts: the buyer's and the shop's
+        # (never an agent's own wallet; any agent of the shop may answer).
+        actor = actor_of(conn)
+        to_account = shop_owner(record.shop) if actor.role == "buyer" else user_owner(record.buyer)
         transfer = await self._call(
-            self.service.transfer, actor_of(conn), transfer_id=derived_id("t", ident.user, frame.key),
-            conversation_id=record.id, to_user=to_user, amount=frame.amount, currency=frame.currency,
+            self.service.transfer, actor, transfer_id=derived_id("t", key_owner(actor), frame.key),
+            conversation_id=record.id, to_account=to_account, amount=frame.amount, currency=frame.currency,
             pin=frame.pin, idem_key=frame.key,
         )
         return {"entity": "transfer", "view": transfer.model_dump(mode="json")}

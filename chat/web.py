@@ -253,9 +253,9 @@ class WebRoutes:
         for buyer in DEMO_BUYERS:
             service.deposit(user_owner(buyer.id), DEMO_BALANCE, DEMO_CURRENCY, f"demo-topup-{buyer.id}")
         for user in (*DEMO_BUYERS, *DEMO_AGENTS):
-            if not service.has_pin(user.id):
-                shop = DEMO_SHOP if user.role == "agent" else None
-                service.set_pin(Actor(user_id=user.id, role=user.role, shop_id=shop), DEMO_PIN)
+            actor = Actor(user_id=user.id, role=user.role, shop_id=DEMO_SHOP if user.role == "agent" else None)
+            if not service.has_pin(actor):
+                service.set_pin(actor, DEMO_PIN)
 
 
 def web_routes(config: Config, hub: Hub, money: MoneyDesk | None) -> dict[str, HttpRoute]:

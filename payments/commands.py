@@ -112,7 +112,7 @@ class CommandRunner:
         check_id(order_id, "order id")
         idem = None
         if idem_key is not None or key_required:
-            idem = IdempotencyKey.of(f"user:{actor.user_id}", idem_key, action.value,
+            idem = IdempotencyKey.of(actor.key_scope, idem_key, action.value,
                                      {"order_id": order_id, **params})
             replay = self._replay(idem, Order)
             if replay is not None:
@@ -133,7 +133,7 @@ class CommandRunner:
                     if replay is not None:
                         return replay
                     raise
-            pin_version = self.pins.verify(actor.user_id, pin)
+            pin_version = self.pins.verify(actor.principal, pin)
 
         def txn(sql: Sql) -> Order | Refusal:
             tx = CommandTx(Repo(sql), self.clock(), idem)
@@ -158,7 +158,7 @@ class CommandRunner:
                     idem.scope, idem.key, idem.op, idem.params_hash, tx.now):
                 return self._claimed_by_other(tx.repo, idem, Order)
             if pin_version is not None:
-                self.pins.recheck(tx.repo, actor.user_id, pin_version, tx.now)
+                self.pins.recheck(tx.repo, actor.principal, pin_version, tx.now)
             new = act(tx, order, state)
             tx.repo.update_order(new, order.version)
             record_event(tx.repo, new, event, actor, tx.now)
@@ -174,7 +174,7 @@ class CommandRunner:
         check_id(transfer_id, "transfer id")
         idem = None
         if idem_key is not None:
-            idem = IdempotencyKey.of(f"user:{actor.user_id}", idem_key, action.value,
+            idem = IdempotencyKey.of(actor.key_scope, idem_key, action.value,
                                      {"transfer_id": transfer_id})
             replay = self._replay(idem, Transfer)
             if replay is not None:
@@ -286,9 +286,9 @@ class CommandRunner:
     def _settle_transfer(
         self, tx: CommandTx, transfer: Transfer, state: TransferState, kind: TxKind
     ) -> Transfer:
-        to = transfer.to_user if state is TransferState.ACCEPTED else transfer.from_user
+        to = transfer.to_account if state is TransferState.ACCEPTED else transfer.from_account
         tx.post(move(kind, pending_transfer(transfer.currency),
-                     available(user_owner(to), transfer.currency), transfer.amount,
+                     available(to, transfer.currency), transfer.amount,
                      ("transfer", transfer.transfer_id)))
         new = bump(transfer, tx.now, state=state, settled_at=tx.now)
         tx.repo.update_transfer(new, transfer.version)

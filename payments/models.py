@@ -11,7 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from payments.errors import Forbidden
 from payments.escrow import OrderState
+from payments.ledger import shop_owner, user_owner
 from payments.transfers import TransferState
 
 
@@ -38,6 +40,32 @@ class Actor(View):
         if self.role == "agent" and not self.shop_id:
             raise ValueError("an agent acts for a shop: shop_id is required")
         return self
+
+    @property
+    def principal(self) -> str:
+        """Who acts, as one key for PINs and idempotency records. The same person id can be a
+        buyer in one token and an agent of some shop in another; each is its own principal.
+        ``/`` never occurs in an id, so no two principals (and no bare legacy id) collide."""
+        if self.role == "agent":
+            return f"agent/{self.shop_id}/{self.user_id}"
+        return f"{self.role}/{self.user_id}"
+
+    @property
+    def key_scope(self) -> str:
+        """The namespace of the actor's idempotency keys. A buyer's is the one it always had
+        (``user:<id>``), so a retry that straddles an upgrade still finds its first answer;
+        agents and arbiters get their principal, apart from any buyer with the same id."""
+        return f"user:{self.user_id}" if self.role == "buyer" else self.principal
+
+    @property
+    def account(self) -> str:
+        """The marketplace account whose money this actor moves: a buyer's own, an agent's
+        shop's (never the agent's person). Arbiters decide disputes and hold no money."""
+        if self.role == "buyer":
+            return user_owner(self.user_id)
+        if self.role == "agent" and self.shop_id:
+            return shop_owner(self.shop_id)
+        raise Forbidden("An arbiter has no wallet.")
 
 
 class Order(View):
@@ -77,12 +105,18 @@ class Order(View):
 
 
 class Transfer(View):
-    """A person-to-person transfer waiting for (or settled by) its recipient."""
+    """A transfer between two accounts waiting for (or settled by) its recipient.
+
+    ``from_account``/``to_account`` are the owners whose money moves (``user:<id>`` or
+    ``shop:<id>``); ``from_user`` is the person who sent it and ``to_user`` the recipient's
+    id (a buyer or a shop), kept for display."""
 
     transfer_id: str
     conversation_id: str
     from_user: str
     to_user: str
+    from_account: str
+    to_account: str
     amount: int
     currency: str
     state: TransferState

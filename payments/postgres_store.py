@@ -25,7 +25,7 @@ from psycopg import errors as pg_errors
 
 from payments.errors import StoreUnavailable
 from payments.repository import ConcurrentUpdate
-from payments.schema import statements
+from payments.schema import statements, upgrades
 from payments.store import Dialect, Sql
 
 T = TypeVar("T")
@@ -92,6 +92,8 @@ class PostgresStore:
             conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             conn.execute(f'SET LOCAL search_path TO "{self.schema}"')
             for stmt in statements("postgresql"):
+                conn.execute(stmt)
+            for stmt in upgrades("postgresql", lambda table, column: False):
                 conn.execute(stmt)
 
     @contextmanager

@@ -10,6 +10,8 @@ an event that commits late.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from payments.store import Dialect
 
 _TABLES = """
@@ -92,6 +94,8 @@ CREATE TABLE IF NOT EXISTS transfers (
     conversation_id TEXT NOT NULL,
     from_user TEXT NOT NULL,
     to_user TEXT NOT NULL,
+    from_account TEXT,
+    to_account TEXT,
     amount {int} NOT NULL CHECK (amount > 0),
     currency TEXT NOT NULL,
     state TEXT NOT NULL,
@@ -177,6 +181,34 @@ def statements(dialect: Dialect) -> list[str]:
         triggers = "".join(_POSTGRES_TRIGGERS.format(table=t) for t in APPEND_ONLY)
         parts = [*_split(tables), _POSTGRES_FUNCTION.strip(), *_split(triggers)]
     return parts
+
+
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("transfers", "from_account", "TEXT"),
+    ("transfers", "to_account", "TEXT"),
+)
+"""Columns added after the first release, so older files and databases gain them on open."""
+
+BACKFILLS: tuple[str, ...] = (
+    # Before accounts, a transfer moved money between the users' own wallets.
+    "UPDATE transfers SET from_account = 'user:' || from_user WHERE from_account IS NULL",
+    "UPDATE transfers SET to_account = 'user:' || to_user WHERE to_account IS NULL",
+    # PINs were keyed by the bare user id, whatever the role; they become the buyer's
+    # (agents set their own). A principal always holds a "/", which no id can.
+    "UPDATE pins SET user_id = 'buyer/' || user_id WHERE user_id NOT LIKE '%/%'",
+)
+"""Idempotent data upgrades, run after the columns exist."""
+
+
+def upgrades(dialect: Dialect, has_column: Callable[[str, str], bool]) -> list[str]:
+    """The statements that bring an existing ledger to this version (none on a fresh one)."""
+    adds = []
+    for table, column, kind in ADDED_COLUMNS:
+        if dialect == "postgresql":
+            adds.append(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
+        elif not has_column(table, column):
+            adds.append(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+    return [*adds, *BACKFILLS]
 
 
 def _split(script: str) -> list[str]:

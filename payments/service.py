@@ -323,30 +323,32 @@ class PaymentService(CommandRunner):
         actor: Actor,
         *,
         conversation_id: str,
-        to_user: str,
+        to_account: str,
         amount: int,
         currency: str,
         pin: str,
         idem_key: str,
         transfer_id: str | None = None,
     ) -> Transfer:
-        """Send money to ``to_user``: it waits in pending until accepted, declined or expired."""
+        """Send money from the actor's account to ``to_account`` (``user:<id>`` or
+        ``shop:<id>``): it waits in pending until accepted, declined or expired."""
         check_id(conversation_id, "conversation id")
-        check_id(to_user, "recipient")
+        check_owner(to_account)
+        from_account = actor.account
         if transfer_id is not None:
             check_id(transfer_id, "transfer id")
         check_amount(amount)
         check_currency(currency)
-        if to_user == actor.user_id:
-            raise InvalidRequest("You cannot transfer money to yourself.", field="to_user")
+        if to_account == from_account:
+            raise InvalidRequest("You cannot transfer money to yourself.", field="to_account")
         check_pin_format(pin)
-        idem = IdempotencyKey.of(f"user:{actor.user_id}", idem_key, "transfer", {
-            "conversation_id": conversation_id, "to_user": to_user, "amount": amount,
+        idem = IdempotencyKey.of(actor.key_scope, idem_key, "transfer", {
+            "conversation_id": conversation_id, "to_account": to_account, "amount": amount,
             "currency": currency, "transfer_id": transfer_id})
         replay = self._replay(idem, Transfer)
         if replay is not None:
             return replay
-        pin_version = self.pins.verify(actor.user_id, pin)
+        pin_version = self.pins.verify(actor.principal, pin)
         new_id = transfer_id or uuid.uuid4().hex
 
         def txn(sql: Sql) -> Transfer:
@@ -359,13 +361,14 @@ class PaymentService(CommandRunner):
             existing = tx.repo.get_transfer(new_id, lock=True)
             if existing is not None:
                 raise AlreadyPaid("This transfer was already sent.", state=existing.state.value)
-            self.pins.recheck(tx.repo, actor.user_id, pin_version, tx.now)
-            sender = available(user_owner(actor.user_id), currency)
+            self.pins.recheck(tx.repo, actor.principal, pin_version, tx.now)
+            sender = available(from_account, currency)
             self._spend(tx, move(TxKind.TRANSFER, sender, pending_transfer(currency), amount,
                                  ("transfer", new_id)), sender)
             transfer = Transfer(
                 transfer_id=new_id, conversation_id=conversation_id, from_user=actor.user_id,
-                to_user=to_user, amount=amount, currency=currency,
+                to_user=to_account.partition(":")[2], from_account=from_account,
+                to_account=to_account, amount=amount, currency=currency,
                 state=TransferState.PENDING, version=1,
                 expires_at=tx.now + self.settings.transfer_expiry_ms, created_at=tx.now,
                 updated_at=tx.now)
@@ -428,9 +431,10 @@ class PaymentService(CommandRunner):
         checked = check_id(conversation_id, "conversation id")
         return self.store.read(lambda sql: Repo(sql).orders_in_conversation(checked))
 
-    def has_pin(self, user_id: str) -> bool:
-        """Whether the user has set a payment PIN (clients ask for one before paying)."""
-        return self.store.read(lambda sql: Repo(sql).get_pin(check_id(user_id, "user id"))) is not None
+    def has_pin(self, actor: Actor) -> bool:
+        """Whether the actor has set a payment PIN (clients ask for one before paying)."""
+        check_id(actor.user_id, "user id")
+        return self.store.read(lambda sql: Repo(sql).get_pin(actor.principal)) is not None
 
     def statement(
         self, owner: str, currency: str, *, limit: int = 50, before: int | None = None
@@ -463,7 +467,8 @@ class PaymentService(CommandRunner):
 
     def set_pin(self, actor: Actor, pin: str, current_pin: str | None = None) -> None:
         """Set the payment PIN; changing it requires the current one."""
-        self.pins.set(actor.user_id, pin, current_pin)
+        check_id(actor.user_id, "user id")
+        self.pins.set(actor.principal, pin, current_pin)
 
     # -- timers --------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from payments.errors import StoreUnavailable
-from payments.schema import statements
+from payments.schema import statements, upgrades
 from payments.store import Dialect, Sql
 
 T = TypeVar("T")
@@ -57,6 +57,12 @@ class SqliteStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             for stmt in statements("sqlite"):
+                conn.execute(stmt)
+
+            def has_column(table: str, column: str) -> bool:
+                return any(row[1] == column for row in conn.execute(f"PRAGMA table_info({table})"))
+
+            for stmt in upgrades("sqlite", has_column):
                 conn.execute(stmt)
             conn.execute("COMMIT")
         except BaseException:

@@ -47,8 +47,11 @@ TRANSFERS: Final = Machine[TransferState, TransferAction](
 
 
 def transfer_roles(actor: Actor, transfer: Transfer) -> set[Role]:
-    """Only the recipient may accept or decline, whatever role it acts in."""
-    return {Role.RECIPIENT} if actor.user_id == transfer.to_user else set()
+    """Only someone acting for the receiving account may accept or decline: the buyer for
+    their own, any agent of the shop for the shop's."""
+    receiving = (actor.role == "buyer" and transfer.to_account == f"user:{actor.user_id}") or (
+        actor.role == "agent" and transfer.to_account == f"shop:{actor.shop_id}")
+    return {Role.RECIPIENT} if receiving else set()
 
 
 def transfer_due(transfer: Transfer, now: int) -> bool:

@@ -76,6 +76,13 @@ async def server_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     Client.node_for_agents = None
 
 
+@pytest.fixture
+async def money(server_factory: Callable[..., Any]) -> tuple[ChatServer, str]:
+    """One hub node with the ledger (the default), and its websocket URL."""
+    server = await server_factory()
+    return server, f"ws://127.0.0.1:{server.port}/"
+
+
 @pytest.fixture(params=["memory", "redis", "two-nodes"])
 async def nodes(request: pytest.FixtureRequest, server_factory: Callable[..., Any]) -> list[ChatServer]:
     if request.param == "memory":

@@ -8,8 +8,6 @@ import time
 import urllib.request
 from typing import Any
 
-import pytest
-
 from chat.auth import mint_listing
 from chat.clock import ManualClock
 from chat.server import ChatServer
@@ -52,12 +50,6 @@ async def card_states(client: Client, conv: str, count: int) -> list[tuple[str, 
         if m["kind"] in ("card", "card_update"):
             out.append((m["kind"], m["body"]["state"]))
     return out
-
-
-@pytest.fixture
-async def money(server_factory: Any) -> tuple[ChatServer, str]:
-    server = await server_factory()
-    return server, f"ws://127.0.0.1:{server.port}/"
 
 
 async def ready_pair(server: ChatServer, url: str, balance: int = 100_000) -> tuple[Client, Client, str]:
@@ -242,12 +234,13 @@ async def test_arbiter_commands_on_a_missing_conversation_get_typed_errors(money
 
 
 async def test_transfer_accept_and_decline(money: tuple[ChatServer, str]) -> None:
-    """A transfer waits for the recipient; accepting credits them, declining returns it."""
+    """A transfer waits for the recipient; accepting credits its account (the shop's, for a
+    transfer to the shop), declining returns it."""
     server, url = money
     buyer, agent, conv = await ready_pair(server, url)
     sent = await buyer.request({"type": "transfer", "conv": conv, "amount": 888, "currency": "CNY", "pin": PIN,
                                 "key": "transfer-1"})
-    assert sent["entity"] == "transfer" and sent["view"]["state"] == "PENDING" and sent["view"]["to_user"] == "a1"
+    assert sent["entity"] == "transfer" and sent["view"]["state"] == "PENDING" and sent["view"]["to_account"] == "shop:shop1"
     transfer = sent["view"]["transfer_id"]
     assert (await agent.next("msg", conv=conv, kind="card"))["body"]["state"] == "PENDING"
     nope = await buyer.request({"type": "transfer_answer", "conv": conv, "transfer": transfer, "accept": True,
@@ -257,7 +250,7 @@ async def test_transfer_accept_and_decline(money: tuple[ChatServer, str]) -> Non
                                     "key": "accept-001"})
     assert accepted["view"]["state"] == "ACCEPTED"
     assert (await buyer.next("msg", conv=conv, kind="card_update"))["body"]["state"] == "ACCEPTED"
-    assert (await agent.request({"type": "wallet"}))["balances"]["user:a1"] == {"CNY": 888}
+    assert (await agent.request({"type": "wallet"}))["balances"]["shop:shop1"] == {"CNY": 888}
 
     back = await agent.request({"type": "transfer", "conv": conv, "amount": 88, "currency": "CNY", "pin": PIN,
                                 "key": "transfer-2"})
@@ -268,7 +261,7 @@ async def test_transfer_accept_and_decline(money: tuple[ChatServer, str]) -> Non
     declined = await buyer.request({"type": "transfer_answer", "conv": conv, "transfer": back["view"]["transfer_id"],
                                     "accept": False, "key": "decline-01"})
     assert declined["view"]["state"] == "DECLINED"
-    assert (await agent.request({"type": "wallet"}))["balances"]["user:a1"] == {"CNY": 888}
+    assert (await agent.request({"type": "wallet"}))["balances"]["shop:shop1"] == {"CNY": 888}
 
 
 async def test_timers_expire_transfers_and_auto_confirm(server_factory: Any) -> None:

@@ -54,7 +54,7 @@ def main() -> None:
             elif kind == "transfer":
                 to = rng.choice([b for b in BUYERS if b != user])
                 amount = rng.randint(1, 5000)
-                t = service.transfer(actor, conversation_id="c", to_user=to, amount=amount,
+                t = service.transfer(actor, conversation_id="c", to_account=f"user:{to}", amount=amount,
                                      currency="CNY", pin=PIN, idem_key=key)
                 pending.append((to, t.transfer_id))
                 ack(op="transfer", user=user, key=key, to=to, amount=amount,

@@ -112,7 +112,7 @@ def test_confirm_vs_timer_vs_refund(service: PaymentService, clock: FakeClock, r
 def test_accept_decline_expiry_race(service: PaymentService, clock: FakeClock, offset) -> None:
     """At (or 1 ms before) expiry, accept, decline and run_due race: one outcome."""
     funded_buyer(service, 100)
-    t = service.transfer(buyer(), conversation_id="c", to_user="carol", amount=40,
+    t = service.transfer(buyer(), conversation_id="c", to_account="user:carol", amount=40,
                          currency="CNY", pin=PIN, idem_key="t")
     clock.now = t.expires_at + offset
     calls: list[Callable[[], Any]] = []
@@ -148,7 +148,7 @@ def test_concurrent_offers_and_payments_on_many_orders(service: PaymentService) 
         calls.append(lambda b=b: service.pay(buyer(b), order_id=f"o-{b}", pin=PIN,
                                              idem_key="k"))
         calls.append(lambda b=b: service.transfer(buyer(b), conversation_id="c",
-                                                  to_user="carol", amount=50, currency="CNY",
+                                                  to_account="user:carol", amount=50, currency="CNY",
                                                   pin=PIN, idem_key="t"))
     results = race(calls)
     assert not [r for r in results if isinstance(r, PaymentError)]

@@ -64,7 +64,7 @@ def verify(store: Store, acked: list[dict[str, object]]) -> None:
                                 idem_key=key)
             assert order.state.value == "HELD" and order.paid_at is not None
         elif op["op"] == "transfer":
-            t = service.transfer(actor, conversation_id="c", to_user=str(op["to"]),
+            t = service.transfer(actor, conversation_id="c", to_account=f"user:{op['to']}",
                                  amount=int(str(op["amount"])), currency="CNY", pin="000000",
                                  idem_key=key)
             assert t.transfer_id == op["transfer_id"]

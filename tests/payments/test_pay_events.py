@@ -59,7 +59,7 @@ def test_replay_writes_no_second_event(service: PaymentService) -> None:
 def test_transfer_events(service: PaymentService) -> None:
     """Transfers report pending then accepted, with amounts and deadline."""
     funded_buyer(service)
-    t = service.transfer(buyer(), conversation_id="c9", to_user="carol", amount=5,
+    t = service.transfer(buyer(), conversation_id="c9", to_account="user:carol", amount=5,
                          currency="CNY", pin=PIN, idem_key="t")
     service.accept_transfer(buyer("carol"), transfer_id=t.transfer_id)
     events = [e for e in service.events_after(0) if e.entity_kind == "transfer"]

@@ -78,6 +78,9 @@ def test_has_pin(service: PaymentService) -> None:
     """has_pin tells whether a user set a payment PIN, without revealing anything else."""
     from payments import Actor
 
-    assert service.has_pin("bob") is False
-    service.set_pin(Actor(user_id="bob", role="buyer"), "123456")
-    assert service.has_pin("bob") is True
+    bob = Actor(user_id="bob", role="buyer")
+    assert service.has_pin(bob) is False
+    service.set_pin(bob, "123456")
+    assert service.has_pin(bob) is True
+    # The same person id acting as an agent (or for another shop) is another principal.
+    assert service.has_pin(Actor(user_id="bob", role="agent", shop_id="s1")) is False

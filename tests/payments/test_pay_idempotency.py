@@ -45,7 +45,7 @@ def test_same_key_other_params_refused(service: PaymentService) -> None:
         service.pay(actor, order_id="o2", pin=PIN, idem_key="k")
     assert err.value.code == 6030
     with pytest.raises(IdempotencyConflict):
-        service.transfer(actor, conversation_id="c", to_user="carol", amount=5,
+        service.transfer(actor, conversation_id="c", to_account="user:carol", amount=5,
                          currency="CNY", pin=PIN, idem_key="k")
     service.deposit("user:bob", 10, "CNY", "d")
     with pytest.raises(IdempotencyConflict):

@@ -35,19 +35,19 @@ def test_daily_limit_counts_payments_and_transfers(limited: PaymentService, cloc
     offer(limited, "o1", price=500)
     limited.pay(buyer(), order_id="o1", pin=PIN, idem_key="k1")
     clock.advance(1000)
-    limited.transfer(buyer(), conversation_id="c", to_user="carol", amount=400,
+    limited.transfer(buyer(), conversation_id="c", to_account="user:carol", amount=400,
                      currency="CNY", pin=PIN, idem_key="t1")
     with pytest.raises(LimitExceeded) as err:
-        limited.transfer(buyer(), conversation_id="c", to_user="carol", amount=101,
+        limited.transfer(buyer(), conversation_id="c", to_account="user:carol", amount=101,
                          currency="CNY", pin=PIN, idem_key="t2")
     assert err.value.details == {"limit": "daily", "remaining": 100}
-    limited.transfer(buyer(), conversation_id="c", to_user="carol", amount=100,
+    limited.transfer(buyer(), conversation_id="c", to_account="user:carol", amount=100,
                      currency="CNY", pin=PIN, idem_key="t3")
     clock.advance(DAY - 1000)  # the payment left the window, the transfers did not
-    limited.transfer(buyer(), conversation_id="c", to_user="carol", amount=500,
+    limited.transfer(buyer(), conversation_id="c", to_account="user:carol", amount=500,
                      currency="CNY", pin=PIN, idem_key="t4")
     with pytest.raises(LimitExceeded):
-        limited.transfer(buyer(), conversation_id="c", to_user="carol", amount=1,
+        limited.transfer(buyer(), conversation_id="c", to_account="user:carol", amount=1,
                          currency="CNY", pin=PIN, idem_key="t5")
 
 

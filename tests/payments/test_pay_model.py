@@ -434,7 +434,7 @@ class LedgerMachine(RuleBasedStateMachine):
         code = 6041 if self.model.pin_locked(sender, now) else (
             self.model.spend_check(sender, currency, amount, now))
         result = self.keyed(code, lambda k: self.service.transfer(
-            self.buyer(sender), conversation_id="c", to_user=to, amount=amount,
+            self.buyer(sender), conversation_id="c", to_account=f"user:{to}", amount=amount,
             currency=currency, pin=PIN, idem_key=k))
         if code is None:
             self.model.move((f"user:{sender}", "available"), ("platform", "pending_transfer"),
@@ -474,7 +474,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 pin.failures, pin.locked_until, code = 0, now + LOCK_MS, 6041
         other = next(u for u in USERS if u != user)
         self.expect(code, lambda: self.service.transfer(
-            self.buyer(user), conversation_id="c", to_user=other, amount=1, currency="CNY",
+            self.buyer(user), conversation_id="c", to_account=f"user:{other}", amount=1, currency="CNY",
             pin="000000", idem_key=self.key()))
 
     # -- time ----------------------------------------------------------------------------------------
@@ -505,7 +505,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 self.buyer(first.buyer_id), order_id="other", pin=PIN, idem_key=key)
         else:
             call = lambda: self.service.transfer(  # noqa: E731
-                self.buyer(first.from_user), conversation_id="c", to_user=first.to_user,
+                self.buyer(first.from_user), conversation_id="c", to_account=first.to_account,
                 amount=first.amount + 1, currency=first.currency, pin=PIN, idem_key=key)
         self.expect(6030, call)
 

@@ -56,7 +56,7 @@ def test_service_refuses_bad_amounts_everywhere(service: PaymentService, amount)
     calls = [
         lambda: service.deposit("user:bob", amount, "CNY", "d"),
         lambda: service.withdraw("user:bob", amount, "CNY", "w"),
-        lambda: service.transfer(actor, conversation_id="c", to_user="carol", amount=amount,
+        lambda: service.transfer(actor, conversation_id="c", to_account="user:carol", amount=amount,
                                  currency="CNY", pin=PIN, idem_key="t"),
         lambda: service.offer(agent(), order_id="o9", conversation_id="c", shop_id="s1",
                               buyer_id="bob", listing_id="l", title="t", unit_price=amount,
@@ -79,7 +79,7 @@ def test_service_refuses_unknown_currency(service: PaymentService) -> None:
     with pytest.raises(UnknownCurrency):
         service.deposit("user:bob", 1, "XBT", "d")
     with pytest.raises(UnknownCurrency):
-        service.transfer(actor, conversation_id="c", to_user="carol", amount=1,
+        service.transfer(actor, conversation_id="c", to_account="user:carol", amount=1,
                          currency="XBT", pin=PIN, idem_key="t")
     with pytest.raises(UnknownCurrency):
         offer(service, currency="XBT")

@@ -91,6 +91,6 @@ def test_transfer_checks_pin(service: PaymentService) -> None:
     """Transfers need the PIN too."""
     funded_buyer(service, 100)
     with pytest.raises(PinWrong):
-        service.transfer(buyer(), conversation_id="c", to_user="carol", amount=1,
+        service.transfer(buyer(), conversation_id="c", to_account="user:carol", amount=1,
                          currency="CNY", pin="000000", idem_key="t")
     assert service.balance("user:bob", "CNY") == 100

@@ -124,7 +124,7 @@ def test_late_command_applies_the_timeout_first(service: PaymentService, clock) 
 def test_accept_at_last_millisecond_wins(service: PaymentService, clock) -> None:
     """Accepting at expires_at - 1 succeeds; expiry then has nothing to do."""
     funded_buyer(service)
-    t = service.transfer(buyer(), conversation_id="c", to_user="carol", amount=10,
+    t = service.transfer(buyer(), conversation_id="c", to_account="user:carol", amount=10,
                          currency="CNY", pin=PIN, idem_key="t")
     clock.now = t.expires_at - 1
     assert service.accept_transfer(buyer("carol"), transfer_id=t.transfer_id).state is (
@@ -135,7 +135,7 @@ def test_accept_at_last_millisecond_wins(service: PaymentService, clock) -> None
 def test_accept_at_expiry_loses(service: PaymentService, clock) -> None:
     """Accepting at expires_at is too late: the transfer expires and the error says so."""
     funded_buyer(service, 100)
-    t = service.transfer(buyer(), conversation_id="c", to_user="carol", amount=10,
+    t = service.transfer(buyer(), conversation_id="c", to_account="user:carol", amount=10,
                          currency="CNY", pin=PIN, idem_key="t")
     clock.now = t.expires_at
     with pytest.raises(WrongState) as err:
@@ -152,7 +152,7 @@ def test_periods_are_configurable(store, clock) -> None:
     order = shipped(service)
     assert order.auto_confirm_at == clock.now + 3 * DAY
     assert service.extend(buyer(), order_id="o1").auto_confirm_at == clock.now + 4 * DAY
-    t = service.transfer(buyer(), conversation_id="c", to_user="carol", amount=1,
+    t = service.transfer(buyer(), conversation_id="c", to_account="user:carol", amount=1,
                          currency="CNY", pin=PIN, idem_key="t")
     assert t.expires_at == clock.now + 60_000
     check_invariants(store)

@@ -17,7 +17,7 @@ from payments.errors import (
 
 
 def send(service: PaymentService, amount: int = 300, key: str = "t1", **kw):
-    return service.transfer(buyer(), conversation_id="c1", to_user="carol", amount=amount,
+    return service.transfer(buyer(), conversation_id="c1", to_account="user:carol", amount=amount,
                             currency="CNY", pin=PIN, idem_key=key, **kw)
 
 
@@ -95,7 +95,7 @@ def test_transfer_to_self_is_refused(service: PaymentService) -> None:
     """Sending money to yourself is a malformed request."""
     funded_buyer(service, 100)
     with pytest.raises(InvalidRequest):
-        service.transfer(buyer(), conversation_id="c", to_user="bob", amount=1,
+        service.transfer(buyer(), conversation_id="c", to_account="user:bob", amount=1,
                          currency="CNY", pin=PIN, idem_key="k")
 
 

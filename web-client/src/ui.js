@@ -170,7 +170,10 @@ function button(label, action, card, extra = {}) {
 export function renderCard(card, { role, me, now }) {
   const v = card.view || {};
   if (card.entity === "transfer") {
-    const incoming = v.to_user === me;
+    // Money moves between accounts: the buyer's own, or the shop's (any agent answers).
+    const incoming = v.to_account
+      ? (role === "agent" ? v.to_account.startsWith("shop:") : v.to_account === `user:${me}`)
+      : v.to_user === me;
     const el = h("div.card.transfer", { dataset: { entity: card.id, state: card.state } },
       h("div.card-title", incoming ? "Transfer to you" : "Transfer sent"),
       h("div.card-amount", money(v.amount, v.currency)),
