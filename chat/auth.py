@@ -67,13 +67,15 @@ def mint_listing(secret: str, shop: str, listing: dict[str, object], *, ttl: int
     The marketplace puts this token in its listing page; the hub trusts the
     signed title, price and currency, never the ones a browser sends alone.
     """
-    now = int(time.time())
-    claims = {"typ": "listing", "shop": shop, "listing": listing, "iat": now, "exp": now + ttl}
+    now = time.time()
+    # ``iat`` in milliseconds' precision: it orders re-signed cards of one listing.
+    claims = {"typ": "listing", "shop": shop, "listing": listing, "iat": round(now, 3), "exp": int(now) + ttl}
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def verify_listing(secret: str, token: str) -> tuple[str, dict[str, object]]:
-    """The (shop, listing) a listing token vouches for; TOKEN_INVALID/EXPIRED otherwise."""
+def verify_listing(secret: str, token: str) -> tuple[str, dict[str, object], int]:
+    """The (shop, listing, signed at in epoch ms) a listing token vouches for;
+    TOKEN_INVALID/EXPIRED otherwise. A token without ``iat`` counts as the oldest."""
     try:
         claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "shop", "listing"]})
     except jwt.ExpiredSignatureError as exc:
@@ -83,7 +85,10 @@ def verify_listing(secret: str, token: str) -> tuple[str, dict[str, object]]:
     shop, listing = claims["shop"], claims["listing"]
     if claims.get("typ") != "listing" or not isinstance(shop, str) or not isinstance(listing, dict):
         raise ProtocolError(ErrorCode.TOKEN_INVALID, "not a listing token")
-    return shop, listing
+    issued = claims.get("iat", 0)
+    if not isinstance(issued, int | float) or isinstance(issued, bool) or issued < 0:
+        raise ProtocolError(ErrorCode.TOKEN_INVALID, "the listing token's iat is not a time")
+    return shop, listing, int(issued * 1000)
 
 
 def verify(secret: str, token: str, *, now: float | None = None) -> Identity:

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from payments import Actor, PaymentError, PaymentEvent, PaymentService, shop_owner, user_owner
+from payments.errors import WrongState
 from payments.store import open_store as open_payments_store
 
 from .clock import epoch_seconds
@@ -195,6 +196,7 @@ class MoneyDesk:
             self.service.offer, actor_of(conn), order_id=order_id, conversation_id=record.id,
             shop_id=record.shop, buyer_id=record.buyer, listing_id=listing["id"], title=listing["title"],
             unit_price=frame.price, quantity=frame.quantity, currency=listing["currency"],
+            idem_key=frame.key,
         )
         return self._order_view(order)
 
@@ -206,13 +208,27 @@ class MoneyDesk:
             listing = record.listing
             if not listing.get("verified"):
                 raise ProtocolError(ErrorCode.LISTING_NOT_VERIFIED)
-            order_id = derived_id("o", key_owner(actor_of(conn)), frame.key)
+            buyer = actor_of(conn)
+            # The buyer's action is answered by its payment: a resent buy-now that already
+            # paid gets that answer, whatever the order or the listing did since.
+            done = await self._call(self.service.paid_with, buyer, frame.key)
+            if done is not None:
+                return self._order_view(done)
+            order_id = derived_id("o", key_owner(buyer), frame.key)
             system = Actor(user_id=SYSTEM_AGENT, role="agent", shop_id=record.shop)
-            await self._call(
-                self.service.offer, system, order_id=order_id, conversation_id=record.id, shop_id=record.shop,
-                buyer_id=record.buyer, listing_id=listing["id"], title=listing["title"],
-                unit_price=listing["price"], quantity=1, currency=listing["currency"],
-            )
+            # The implicit offer is keyed by the action and the signed price: a resend at
+            # the same price replays it; after a re-signed price it re-prices the unpaid order.
+            try:
+                await self._call(
+                    self.service.offer, system, order_id=order_id, conversation_id=record.id,
+                    shop_id=record.shop, buyer_id=record.buyer, listing_id=listing["id"],
+                    title=listing["title"], unit_price=listing["price"], quantity=1,
+                    currency=listing["currency"], idem_key=f"buy-now/{buyer.principal}/{frame.key}/{listing['price']}",
+                )
+            except ProtocolError as exc:
+                # A concurrent resend may have paid meanwhile: the payment below replays it.
+                if exc.code != WrongState.code:
+                    raise
         else:
             await self._check_order(record, order_id)
         order = await self._call(

@@ -99,11 +99,14 @@ class PaymentService(CommandRunner):
         unit_price: int,
         quantity: int,
         currency: str,
+        idem_key: str | None = None,
     ) -> Order:
         """Create an order in OFFERED, or re-price it while it is still OFFERED.
 
         A re-offer keeps the conversation, buyer and currency; re-offering the same terms
-        changes nothing (no new version, no event).
+        changes nothing (no new version, no event). With ``idem_key`` the offer is an
+        action of its own: a resend returns its first answer, even after a later re-price
+        or a payment, and never puts an older price back.
         """
         for value, field in ((order_id, "order id"), (conversation_id, "conversation id"),
                              (shop_id, "shop id"), (buyer_id, "buyer id"),
@@ -120,30 +123,55 @@ class PaymentService(CommandRunner):
             raise Forbidden("Only an agent of the shop can make an offer.", action="offer")
         terms = {"listing_id": listing_id, "title": title, "unit_price": unit_price,
                  "quantity": quantity, "amount": amount, "currency": currency}
+        idem = None
+        if idem_key is not None:
+            idem = IdempotencyKey.of(actor.key_scope, idem_key, "offer", {
+                "order_id": order_id, "conversation_id": conversation_id, "shop_id": shop_id,
+                "buyer_id": buyer_id, **terms})
+            replay = self._replay(idem, Order)
+            if replay is not None:
+                return replay
 
         def txn(sql: Sql) -> Order:
             repo, now = Repo(sql), self.clock()
             existing = repo.get_order(order_id, lock=True)
-            if existing is None:
-                order = Order(order_id=order_id, conversation_id=conversation_id,
-                              shop_id=shop_id, buyer_id=buyer_id, state=OrderState.OFFERED,
-                              version=1, created_at=now, updated_at=now, **terms)
-                repo.insert_order(order)
-                record_event(repo, order, "offered", actor, now)
-                return order
-            ORDERS.next(existing.state, OrderAction.OFFER, order_roles(actor, existing))
-            if (existing.conversation_id, existing.buyer_id) != (conversation_id, buyer_id):
-                raise InvalidRequest("This order id belongs to another conversation.",
-                                     field="order_id")
-            check_same_currency(existing.currency, currency)
-            if all(getattr(existing, k) == v for k, v in terms.items()):
-                return existing
-            order = bump(existing, now, **terms)
-            repo.update_order(order, existing.version)
-            record_event(repo, order, "repriced", actor, now)
+            if idem is not None:
+                # Under the order's lock: a concurrent first use of the key has committed.
+                stored = self._stored(repo, idem, Order)
+                if stored is not None:
+                    return stored
+                if not repo.idem_claim(idem.scope, idem.key, idem.op, idem.params_hash, now):
+                    return self._claimed_by_other(repo, idem, Order)
+            order = self._offered(repo, actor, existing, now, order_id, conversation_id,
+                                  shop_id, buyer_id, terms)
+            if idem is not None:
+                repo.idem_complete(idem.scope, idem.key, order.model_dump_json())
             return order
 
         return self.store.write(txn)
+
+    @staticmethod
+    def _offered(repo: Repo, actor: Actor, existing: Order | None, now: int, order_id: str,
+                 conversation_id: str, shop_id: str, buyer_id: str, terms: dict[str, Any]) -> Order:
+        """The order after an offer: created, re-priced, or unchanged for the same terms."""
+        if existing is None:
+            order = Order(order_id=order_id, conversation_id=conversation_id,
+                          shop_id=shop_id, buyer_id=buyer_id, state=OrderState.OFFERED,
+                          version=1, created_at=now, updated_at=now, **terms)
+            repo.insert_order(order)
+            record_event(repo, order, "offered", actor, now)
+            return order
+        ORDERS.next(existing.state, OrderAction.OFFER, order_roles(actor, existing))
+        if (existing.conversation_id, existing.buyer_id) != (conversation_id, buyer_id):
+            raise InvalidRequest("This order id belongs to another conversation.",
+                                 field="order_id")
+        check_same_currency(existing.currency, terms["currency"])
+        if all(getattr(existing, k) == v for k, v in terms.items()):
+            return existing
+        order = bump(existing, now, **terms)
+        repo.update_order(order, existing.version)
+        record_event(repo, order, "repriced", actor, now)
+        return order
 
     def cancel(self, actor: Actor, *, order_id: str, idem_key: str | None = None) -> Order:
         """Withdraw an offer that was not paid (buyer or the shop's agent)."""
@@ -309,6 +337,20 @@ class PaymentService(CommandRunner):
 
         return self._order_command(actor, order_id, OrderAction.DECIDE, "resolved", act,
                                    idem_key, {"outcome": outcome, "buyer_amount": buyer_amount})
+
+    def paid_with(self, actor: Actor, idem_key: str) -> Order | None:
+        """The stored answer of the actor's ``pay`` under ``idem_key``, if it committed.
+
+        For a composite action (buy-now: an implicit offer, then ``pay``) the whole action
+        is answered by its payment; its inner parameters (the listing price the platform
+        filled in) may have changed since, so this looks the key up by name only."""
+        def read(sql: Sql) -> Order | None:
+            record = Repo(sql).idem_lookup(actor.key_scope, idem_key)
+            if record is None or record.op != OrderAction.PAY.value or not record.response:
+                return None
+            return Order.model_validate_json(record.response)
+
+        return self.store.read(read)
 
     def get_order(self, order_id: str) -> Order:
         order = self.store.read(lambda sql: Repo(sql).get_order(check_id(order_id, "order id")))

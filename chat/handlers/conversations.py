@@ -39,13 +39,14 @@ async def open_conversation(c: Connection, frame: f.Open, rid: int | None) -> No
         raise ProtocolError(ErrorCode.ROLE_NOT_ALLOWED, "only buyers open conversations with a shop")
     hub = c.hub
     now = hub.clock.now_ms()
-    listing = {**frame.listing.model_dump(), "verified": False}
+    # ``verified`` and ``signed_at`` are the hub's to set, never a client's.
+    listing = {**frame.listing.model_dump(exclude={"signed_at"}), "verified": False}
     if frame.listing_token is not None:
-        signed_shop, signed = verify_listing(hub.config.token_secret, frame.listing_token)
+        signed_shop, signed, signed_at = verify_listing(hub.config.token_secret, frame.listing_token)
         if signed_shop != frame.shop or signed.get("id") != frame.listing.id:
             raise ProtocolError(ErrorCode.TOKEN_INVALID, "the listing token is for another shop or listing")
         try:
-            checked = f.Listing.model_validate({**signed, "verified": True})
+            checked = f.Listing.model_validate({**signed, "verified": True, "signed_at": signed_at})
         except ValueError as exc:
             raise ProtocolError(ErrorCode.TOKEN_INVALID, "the listing token's card is not valid") from exc
         listing = checked.model_dump()

@@ -39,6 +39,9 @@ class Listing(_Frame):
     verified: bool = False
     """Set by the hub, never by a client: the card came signed by the marketplace
     (``listing_token``), so its price can be paid without an offer."""
+    signed_at: int | None = None
+    """Set by the hub, never by a client: when the marketplace signed the card (the token's
+    ``iat``, epoch ms). The newest signed card wins; an older one never replaces it."""
 
 
 # --- message bodies a client may send ---------------------------------------

@@ -88,6 +88,17 @@ def side_of(role: str) -> Side | None:
     return None
 
 
+def newer_signed_card(offered: dict[str, Any], stored: dict[str, Any]) -> bool:
+    """Whether ``offered`` replaces the ``stored`` snapshot of a listing: only a card the
+    marketplace signed, and only one signed later than a signed card already stored (so an
+    older, still valid token cannot roll a price back)."""
+    if not offered.get("verified") or offered == stored:
+        return False
+    if not stored.get("verified"):
+        return True
+    return int(offered.get("signed_at") or 0) > int(stored.get("signed_at") or 0)
+
+
 class Store(Protocol):
     async def start(self) -> None: ...
 
@@ -107,7 +118,8 @@ class Store(Protocol):
         """Create the (buyer, shop, listing) conversation with its product card, or return
         the existing one (and ``None`` for the card). ``conv_id`` is used only on creation.
         A ``verified`` listing (signed by the marketplace) replaces the stored snapshot of an
-        existing conversation; an unverified one never does."""
+        existing conversation if :func:`newer_signed_card` says so; an unverified one never
+        does. The check and the replacement are one atomic step."""
 
     async def get_conversation(self, conv_id: str) -> ConversationRecord | None: ...
 

@@ -30,6 +30,7 @@ from .base import (
     Role,
     Side,
     StoreError,
+    newer_signed_card,
 )
 
 WRITTEN_KINDS = ("text", "image", "product")
@@ -145,7 +146,7 @@ class MemoryStore:
         existing = self._by_listing.get((buyer, shop, listing["id"]))
         if existing is not None:
             conv = self._conversations[existing]
-            if listing.get("verified") and conv.listing != listing:
+            if newer_signed_card(listing, conv.listing):
                 # A card the marketplace signed replaces what a browser sent earlier.
                 conv.listing = copy.deepcopy(listing)
             return conv.record(), None

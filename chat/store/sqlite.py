@@ -31,6 +31,7 @@ from .base import (
     Role,
     Side,
     StoreError,
+    newer_signed_card,
 )
 
 T = TypeVar("T")
@@ -315,7 +316,7 @@ class SQLiteStore:
             ).fetchone()
             if row is not None:
                 existing = _conversation(row)
-                if listing.get("verified") and existing.listing != listing:
+                if newer_signed_card(listing, existing.listing):
                     # A card the marketplace signed replaces what a browser sent earlier.
                     c.execute("UPDATE conversations SET listing=? WHERE id=?", (_pack(listing), existing.id))
                     row = c.execute(f"SELECT {_CONV_COLUMNS} FROM conversations WHERE id=?", (existing.id,)).fetchone()

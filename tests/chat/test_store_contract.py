@@ -337,6 +337,23 @@ async def test_verified_listing_replaces_the_stored_card(open_store: Callable[[]
     assert (await store.get_conversation("c1")).last_seq == 1  # type: ignore[union-attr]
 
 
+async def test_an_older_signed_card_never_replaces_a_newer_one(open_store: Callable[[], Awaitable[Store]]) -> None:
+    """Signed cards are ordered by ``signed_at``: the newest wins, so a still valid older token
+    cannot roll a price back; an equal time changes nothing."""
+    store = await open_store()
+    new = {**LISTING, "price": 120, "verified": True, "signed_at": 2_000}
+    old = {**LISTING, "price": 90, "verified": True, "signed_at": 1_000}
+    await store.open_conversation("c1", "b", "s", new, "a", 1)
+    record, _ = await store.open_conversation("c2", "b", "s", old, None, 2)
+    assert record.listing == new
+    tie = {**new, "price": 80}
+    record, _ = await store.open_conversation("c3", "b", "s", tie, None, 3)
+    assert record.listing == new
+    newest = {**new, "price": 130, "signed_at": 3_000}
+    record, _ = await store.open_conversation("c4", "b", "s", newest, None, 4)
+    assert record.listing == newest and (await store.get_conversation("c1")).listing == newest  # type: ignore[union-attr]
+
+
 async def test_recent_conversations_page_by_last_activity_then_id(
     open_store: Callable[[], Awaitable[Store]],
 ) -> None:

@@ -130,3 +130,26 @@ def test_concurrent_deposits_same_key(service: PaymentService) -> None:
         t.join()
     assert len(answers) == 20 and all(a == answers[0] for a in answers)
     assert service.balance("user:bob", "CNY") == 70
+
+
+def _offer(service: PaymentService, price: int, key: str | None, order_id: str = "o1"):
+    return service.offer(agent(), order_id=order_id, conversation_id="c-o1", shop_id="s1", buyer_id="bob",
+                         listing_id="l1", title="Green tea", unit_price=price, quantity=1, currency="CNY",
+                         idem_key=key)
+
+
+def test_an_offer_replay_returns_its_first_answer_and_never_reprices_back(service: PaymentService) -> None:
+    """Offer at 100 with key K, re-price to 120, resend K: the answer is the first one and
+    the order stays at 120; K with other terms is refused."""
+    first = _offer(service, 100, "k1")
+    assert _offer(service, 120, "k2").amount == 120
+    assert _offer(service, 100, "k1") == first
+    assert service.get_order("o1").amount == 120
+    with pytest.raises(IdempotencyConflict):
+        _offer(service, 90, "k1")
+    funded_buyer(service, 1000)
+    held = service.pay(buyer(), order_id="o1", pin=PIN, idem_key="p1")
+    assert _offer(service, 100, "k1") == first  # even once paid, a replay is an answer, not an error
+    assert service.paid_with(buyer(), "p1") == held
+    assert service.paid_with(agent(), "k1") is None  # an offer's key is not a payment's
+    assert service.paid_with(agent(), "p1") is None  # nor is another principal's key
