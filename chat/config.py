@@ -27,8 +27,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NODE_ID", "", "name of this hub node in metrics and logs (default: host:pid)"),
     Setting("DATABASE_URL", "sqlite:///data/chat.db", "durable store: sqlite:///path (a file, WAL)"),
     Setting("SQLITE_SYNCHRONOUS", "FULL", "FULL survives power loss; NORMAL survives process crashes only"),
-    Setting("REDIS_URL", "", "redis://host:port/db to share presence and routing between nodes; "
-            "empty: in-memory (one node)"),
+    Setting("REDIS_URL", "", "redis://host:port/db to share presence and routing between nodes, or "
+            "redis+cluster://host:port[,host:port...] for a Redis Cluster (7.0+); empty: in-memory (one node)"),
     Setting("REDIS_PREFIX", "chat:", "key prefix in Redis, to share one Redis between deployments"),
     Setting("TOKEN_SECRET", _DEV_SECRET, "HMAC secret the marketplace signs user tokens with (HS256)"),
     Setting("SERVER_SECRET", "", "bearer secret of the marketplace backend for the server API"),

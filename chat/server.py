@@ -133,11 +133,10 @@ def open_backends(config: Config) -> tuple[Broker, Presence]:
     ttl_ms = int(config.presence_ttl * 1000)
     if not config.redis_url:
         return MemoryBroker(), MemoryPresence(ttl_ms)
-    from .backends.redis import RedisBroker, RedisPresence
+    from .backends.redis import open_redis
 
-    # Each backend owns (and closes) its own client built from the URL.
-    url, prefix = config.redis_url, config.redis_prefix
-    return RedisBroker(url, prefix=prefix), RedisPresence(url, prefix=prefix, ttl_ms=ttl_ms)
+    # Each backend owns (and closes) its own client built from the URL (one Redis or a cluster).
+    return open_redis(config.redis_url, config.redis_prefix, ttl_ms)
 
 
 def _json(status: int, body: Any) -> Response:

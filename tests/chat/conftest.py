@@ -27,6 +27,7 @@ from chat.config import Config
 from chat.server import ChatServer, build
 
 from .client import Client
+from .redis_cluster import redis_cluster  # noqa: F401  (session fixture: one Redis Cluster for every module)
 
 SECRET = "test-secret-0123456789-abcdefghijklmnop"
 SERVER_SECRET = "server-secret-for-tests-0123456789"

@@ -1,9 +1,12 @@
 """The promises of ``chat.backends.base``, checked against every implementation.
 
-Each test takes the ``backend`` fixture, parametrized over the in-memory backends and the
-Redis ones; a few are about Redis only (several nodes, restarts, reconnects) and skip for
-memory. Redis tests run under a random key prefix, removed afterwards; they skip when no
-Redis answers at ``CHAT_TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379/0``).
+Each test takes the ``backend`` fixture, parametrized over the in-memory backends, the
+Redis ones on one Redis and the same on a Redis Cluster (3 masters, 3 replicas, started once
+per session by ``tests/chat/redis_cluster.py``); a few are about Redis only (several nodes,
+restarts, reconnects) and skip for memory, and those that cut one Redis's connections with a
+relay run on the single Redis only (``test_redis_cluster.py`` kills a cluster master instead).
+Redis tests run under a random key prefix, removed afterwards; they fail when no Redis answers
+at ``CHAT_TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379/0``).
 
 Time in presence tests is injected (``now`` arguments), never slept.
 """
@@ -29,7 +32,9 @@ from redis.exceptions import RedisError
 
 from chat.backends.base import Broker, Presence, PresenceState, Status
 from chat.backends.memory import MemoryBroker, MemoryPresence
-from chat.backends.redis import RedisBroker, RedisPresence
+from chat.backends.redis import ClusterMap, RedisBroker, RedisClusterBroker, RedisPresence
+
+from .redis_cluster import RedisCluster
 
 REDIS_URL = os.environ.get("CHAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 TTL = 10_000
@@ -51,21 +56,49 @@ REDIS_UP = _redis_up()
 class Backend:
     """Makes backends of one kind for one test and cleans up after it."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, cluster: RedisCluster | None = None) -> None:
         self.kind = kind
+        self.cluster = cluster
         self.prefix = f"test:{uuid.uuid4().hex[:12]}:"
-        self._clients: list[Redis] = []
+        self._clients: list[Any] = []
         self._closers: list[Callable[[], Any]] = []
 
     @property
     def redis(self) -> bool:
-        return self.kind == "redis"
+        """On Redis, single or cluster (several nodes can share it)."""
+        return self.kind in ("redis", "cluster")
 
-    def client(self) -> Redis:
-        """A new Redis client, named after the prefix (one per simulated node)."""
-        client = Redis.from_url(REDIS_URL, client_name=f"{self.prefix}node")
+    def client(self) -> Any:
+        """A new Redis (or cluster) client, named after the prefix (one per simulated node)."""
+        name = f"{self.prefix}node"
+        if self.cluster is not None:
+            client: Any = ClusterMap(self.cluster.url, client_name=name)
+        else:
+            client = Redis.from_url(REDIS_URL, client_name=name)
         self._clients.append(client)
         return client
+
+    def _admins(self) -> list[Redis]:
+        if self.cluster is None:
+            return [Redis.from_url(REDIS_URL)]
+        return [Redis(host="127.0.0.1", port=port) for port in self.cluster.masters()]
+
+    async def delete_keys(self) -> int:
+        """Deletes every key under this test's prefix (on every master); returns how many."""
+        deleted = 0
+        for admin in self._admins():
+            try:
+                keys = [k async for k in admin.scan_iter(match=f"{self.prefix}*", count=1000)]
+                for key in keys:
+                    deleted += await admin.delete(key)
+            finally:
+                await admin.aclose()
+        return deleted
+
+    def make_broker(self, client: Any, prefix: str, **options: Any) -> RedisBroker | RedisClusterBroker:
+        if self.cluster is not None:
+            return RedisClusterBroker(client, prefix, **options)
+        return RedisBroker(client, prefix, **options)
 
     def _track(self, obj: Any) -> Any:
         self._closers.append(obj.close)
@@ -73,7 +106,7 @@ class Backend:
 
     async def broker(self, on_message: Callable[[str, bytes], None]) -> Broker:
         broker: Broker
-        broker = RedisBroker(self.client(), self.prefix) if self.redis else MemoryBroker()
+        broker = self.make_broker(self.client(), self.prefix) if self.redis else MemoryBroker()
         await broker.start(on_message)
         return self._track(broker)  # type: ignore[no-any-return]
 
@@ -86,19 +119,17 @@ class Backend:
         for close in reversed(self._closers):
             await close()
         if self._clients:
-            client = self._clients[0]
-            keys = [k async for k in client.scan_iter(match=f"{self.prefix}*", count=1000)]
-            if keys:
-                await client.delete(*keys)
+            await self.delete_keys()
         for client in self._clients:
             await client.aclose()
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     if request.param == "redis" and not REDIS_UP:
         pytest.fail(f"no Redis at {REDIS_URL}: the suite needs a real one (.ci/run starts it)")
-    b = Backend(request.param)
+    cluster = request.getfixturevalue("redis_cluster") if request.param == "cluster" else None
+    b = Backend(request.param, cluster)
     try:
         yield b
     finally:
@@ -108,6 +139,11 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
 def redis_only(backend: Backend) -> None:
     if not backend.redis:
         pytest.skip("Redis only: the memory backends serve one node")
+
+
+def single_redis_only(backend: Backend) -> None:
+    if backend.kind != "redis":
+        pytest.skip("one Redis behind a relay; a cluster's outages are in test_redis_cluster.py")
 
 
 class Received:
@@ -268,7 +304,7 @@ async def test_broker_prefixes_isolate(backend: Backend) -> None:
     redis_only(backend)
     got, other_got = Received(), Received()
     broker = await backend.broker(got)
-    other = RedisBroker(backend.client(), backend.prefix + "other:")
+    other = backend.make_broker(backend.client(), backend.prefix + "other:")
     await other.start(other_got)
     try:
         await other.subscribe("c")
@@ -290,13 +326,8 @@ async def test_broker_resubscribes_after_connection_drop(
     broker = await backend.broker(got)
     await broker.subscribe("c")
     await broker.subscribe("d")
-    admin = backend.client()
     caplog.set_level(logging.INFO, logger="chat.backends.redis")
-    clients = await admin.client_list()
-    name = f"{backend.prefix}node"
-    subscribers = [c["id"] for c in clients if c["name"] == name and c["sub"] != "0"]
-    assert len(subscribers) == 1
-    await admin.client_kill_filter(_id=subscribers[0])
+    await kill_subscribers(backend, expected=1 if backend.cluster is None else None)
     # At most once: what is published while reconnecting may be lost; keep publishing.
     async with asyncio.timeout(WAIT):
         while not got.by_channel["c"]:
@@ -309,7 +340,28 @@ async def test_broker_resubscribes_after_connection_drop(
         broker.publish("d", p)
     assert await got.count("d", 100) == sent
     assert await broker.ping()
-    assert any("resubscribed 2 channels" in r.getMessage() for r in caplog.records)
+    resubscribed = "resubscribed 2 channels" if backend.cluster is None else "resubscribed"
+    assert any(resubscribed in r.getMessage() for r in caplog.records)
+
+
+async def kill_subscribers(backend: Backend, expected: int | None) -> None:
+    """Closes this test's subscriber connections from the server side (on every master)."""
+    name = f"{backend.prefix}node"
+    killed = 0
+    if backend.cluster is None:
+        servers = [("127.0.0.1", None)]
+    else:
+        servers = [("127.0.0.1", port) for port in backend.cluster.masters()]
+    for host, port in servers:
+        admin = Redis.from_url(REDIS_URL) if port is None else Redis(host=host, port=port)
+        try:
+            for c in await admin.client_list():
+                if c["name"] == name and (c.get("sub", "0") != "0" or c.get("ssub", "0") != "0"):
+                    await admin.client_kill_filter(_id=c["id"])
+                    killed += 1
+        finally:
+            await admin.aclose()
+    assert killed == expected if expected is not None else killed >= 1
 
 
 class Relay:
@@ -366,7 +418,7 @@ async def test_broker_survives_redis_outage(
 ) -> None:
     """While Redis is away publish drops silently and ping is False; afterwards all resumes.
     The outage is logged as one warning and one info line."""
-    redis_only(backend)
+    single_redis_only(backend)
     caplog.set_level(logging.INFO, logger="chat.backends.redis")
     target = Redis.from_url(REDIS_URL).connection_pool.connection_kwargs
     relay = Relay(target.get("host", "127.0.0.1"), target.get("port", 6379))
@@ -448,7 +500,7 @@ async def _is(answer: Awaitable[bool], expected: bool) -> bool:
 async def test_broker_subscribe_fails_fast_while_redis_is_away(backend: Backend) -> None:
     """subscribe raises within subscribe_timeout while Redis is away (a client's request gets
     an answer) and leaves the channel unsubscribed; subscribing again later works."""
-    redis_only(backend)
+    single_redis_only(backend)
     got = Received()
     broker, relay, client = await relayed_broker(backend, got, subscribe_timeout=0.5)
     try:
@@ -479,7 +531,7 @@ async def test_broker_subscribe_fails_fast_while_redis_is_away(backend: Backend)
 async def test_broker_first_publish_after_restart_is_delivered(backend: Backend) -> None:
     """After Redis closed every connection (a restart) and came back, the very first payload
     published is delivered: the stale publisher connection is replaced before writing."""
-    redis_only(backend)
+    single_redis_only(backend)
     got = Received()
     broker, relay, client = await relayed_broker(backend, got)
     try:
@@ -507,10 +559,11 @@ async def test_broker_close_stops_tasks_and_flushes(backend: Backend) -> None:
     listener = await backend.broker(got)
     await listener.subscribe("c")
     before = asyncio.all_tasks()
-    broker = RedisBroker(backend.client(), backend.prefix)
+    broker = backend.make_broker(backend.client(), backend.prefix)
     await broker.start(Received())
     await broker.subscribe("x")
-    assert len(asyncio.all_tasks() - before) == 2  # reader and flusher
+    # Reader and flusher; on a cluster the topology task, the flusher and a reader per master.
+    assert len(asyncio.all_tasks() - before) == (2 if backend.cluster is None else 3)
     for p in payloads(50):
         broker.publish("c", p)
     await broker.close()
@@ -518,10 +571,12 @@ async def test_broker_close_stops_tasks_and_flushes(backend: Backend) -> None:
     assert await got.count("c", 50) == payloads(50)
 
 
-async def test_redis_ping_false_when_unreachable() -> None:
-    """ping answers False, not an exception, when Redis cannot be reached."""
-    url = "redis://127.0.0.1:1/0"
-    broker, presence = RedisBroker(url), RedisPresence(url)
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:1/0", "redis+cluster://127.0.0.1:1,127.0.0.1:2"])
+async def test_redis_ping_false_when_unreachable(url: str) -> None:
+    """ping answers False, not an exception, when Redis (or every cluster node) cannot be reached."""
+    broker: RedisBroker | RedisClusterBroker
+    broker = RedisClusterBroker(url) if url.startswith("redis+cluster") else RedisBroker(url)
+    presence = RedisPresence(url)
     await broker.start(Received())
     try:
         started = time.perf_counter()
@@ -743,10 +798,7 @@ async def test_presence_touch_after_redis_lost_everything(backend: Backend) -> N
     n1, n2 = backend.presence(), backend.presence()
     await n1.set("s:9", "a1", "c1", "online", T0)
     await n2.set("s:9", "a2", "c2", "away", T0)
-    admin = backend.client()
-    keys = [k async for k in admin.scan_iter(match=f"{backend.prefix}*", count=1000)]
-    assert keys
-    await admin.delete(*keys)
+    assert await backend.delete_keys()
     assert (await n1.get(["s:9"], T0 + 1))["s:9"] == PresenceState("s:9", "offline", None)
     t = T0 + 1_000
     beats = await asyncio.gather(

@@ -3,7 +3,8 @@
 -- KEYS[1]  entries hash:   conn -> "<status>:<member>"
 -- KEYS[2]  expiries zset:  conn -> expiry (epoch ms)
 -- KEYS[3]  meta hash:      "status" -> last combined status reported, "seen" -> last_seen (ms)
--- KEYS[4]  due zset:       entity -> earliest expiry among its entries (shared by all entities)
+-- KEYS[4]  due zset:       entity -> earliest expiry among its entries (shared by the entities
+--                           of one presence shard, whose hash tag all four keys carry)
 -- ARGV[1]  operation: "set" | "remove" | "expire" | "touch"
 -- ARGV[2]  now (epoch ms, the caller's clock)
 -- ARGV[3]  ttl (ms)

@@ -25,7 +25,127 @@ from .client import (
 )
 
 
-class RedisBroker:
+class BatchingPublisher:
+    """The publishing half of a broker: ``publish`` appends to a buffer; a flusher task sends
+    everything buffered in one pipelined round trip (``_send_batch``), then everything
+    buffered meanwhile in the next one. A batch that fails is dropped, never resent: at most
+    once. ``_flushed_up_to`` lets ``subscribe`` wait until what was published before it has
+    reached Redis."""
+
+    def __init__(self, prefix: str, flush_timeout: float, max_buffer: int, max_batch: int) -> None:
+        self.prefix = prefix
+        self.flush_timeout = flush_timeout
+        self.max_buffer = max_buffer
+        self.max_batch = max_batch
+        self._closing = False
+        self._health = Health("redis broker")
+        self._buffer: list[tuple[str, bytes]] = []
+        self._published = 0  # payloads handed to publish() (and buffered)
+        self._flushed = 0  # of which sent or dropped
+        self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
+        self._dropped = 0
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def _send_batch(self, batch: list[tuple[str, bytes]]) -> None:
+        raise NotImplementedError
+
+    async def _publisher_failed(self) -> None:
+        """Called after a batch failed: drop the connections it may have left half-written."""
+
+    def _subscriber_up(self) -> bool:
+        return True
+
+    async def _stop_flusher(self) -> None:
+        """Lets the flusher send what is buffered (for at most ``flush_timeout``)."""
+        self._wake.set()
+        if self._flusher is not None:
+            try:
+                async with asyncio.timeout(self.flush_timeout):
+                    await asyncio.shield(self._flusher)
+            except TimeoutError:
+                pass
+
+    # Publishing
+
+    def publish(self, channel: str, payload: bytes) -> None:
+        if self._closing:
+            return
+        if len(self._buffer) >= self.max_buffer:
+            # Redis is away and the buffer full: drop (at most once), count, log once.
+            if self._dropped == 0:
+                logger.warning("broker buffer full (%d payloads), dropping", self.max_buffer)
+            self._dropped += 1
+            return
+        self._buffer.append((self.prefix + channel, payload))
+        self._published += 1
+        if not self._wake.is_set():
+            self._wake.set()
+
+    @property
+    def buffered(self) -> int:
+        """Payloads waiting for the flusher."""
+        return len(self._buffer)
+
+    @property
+    def dropped(self) -> int:
+        """Payloads dropped because the buffer was full."""
+        return self._dropped
+
+    async def _flushed_up_to(self, count: int) -> None:
+        if self._flushed >= count:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._flush_waiters.append((count, waiter))
+        self._wake.set()
+        await waiter
+
+    def _finish_flushes(self) -> None:
+        still = []
+        for count, waiter in self._flush_waiters:
+            if self._closing or self._flushed >= count:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                still.append((count, waiter))
+        self._flush_waiters = still
+
+    async def _flush_forever(self) -> None:
+        failing = 0  # payloads dropped since the last successful batch
+        while True:
+            stop_if_cancelled()
+            if not self._buffer:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch = self._buffer[: self.max_batch]
+            del self._buffer[: self.max_batch]
+            try:
+                async with asyncio.timeout(self.flush_timeout):
+                    await self._send_batch(batch)
+            except Exception as e:
+                if isinstance(e, UNREACHABLE):
+                    self._health.lost(f"publishing failed, dropping payloads: {describe(e)}")
+                elif not failing:
+                    logger.exception("broker publishing failed, dropping payloads")
+                failing += len(batch)
+                await self._publisher_failed()
+                if not self._closing:
+                    await asyncio.sleep(0.1)  # Redis is likely away: let a batch build up
+            else:
+                if failing or self._dropped:
+                    dropped = failing + self._dropped
+                    logger.debug("broker publishing again; %d payloads were dropped", dropped)
+                    if self._subscriber_up():  # else the subscriber reports the return
+                        self._health.back(f"; {dropped} payloads were dropped")
+                    failing = self._dropped = 0
+            self._flushed += len(batch)
+            self._finish_flushes()
+
+
+class RedisBroker(BatchingPublisher):
     """Pub/sub across nodes: one subscriber connection and one publisher connection per node.
 
     * ``subscribe`` returns once Redis has confirmed the subscription, and only after every
@@ -57,18 +177,16 @@ class RedisBroker:
         subscribe_timeout: float = 2.0,
         reconnect_max: float = 0.5,
     ) -> None:
-        self._redis, self._owned = make_client(redis)
-        self.prefix = prefix
+        super().__init__(prefix, flush_timeout, max_buffer, max_batch)
+        redis, self._owned = make_client(redis)
+        if not isinstance(redis, Redis):
+            raise TypeError("RedisBroker needs a single Redis; use RedisClusterBroker for a cluster")
+        self._redis = redis
         self.health_interval = health_interval
         self.subscribe_timeout = subscribe_timeout
         self.reconnect_max = reconnect_max
-        self._health = Health("redis broker")
-        self.flush_timeout = flush_timeout
-        self.max_buffer = max_buffer
-        self.max_batch = max_batch
         self.ping_timeout = ping_timeout
         self._on_message: Callable[[str, bytes], None] | None = None
-        self._closing = False
         # Subscriptions.
         self._wanted: set[str] = set()
         self._sub_conn: AbstractConnection | None = None  # set while usable
@@ -80,15 +198,7 @@ class RedisBroker:
         self._pending: dict[str, list[asyncio.Future[None]]] = {}
         self._reader: asyncio.Task[None] | None = None
         self._attempted = asyncio.Event()  # the first connection attempt is over
-        # Publishing.
-        self._buffer: list[tuple[str, bytes]] = []
-        self._published = 0  # payloads handed to publish() (and buffered)
-        self._flushed = 0  # of which sent or dropped
-        self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._wake = asyncio.Event()
-        self._dropped = 0
         self._pub_conn: AbstractConnection | None = None
-        self._flusher: asyncio.Task[None] | None = None
 
     # Lifecycle
 
@@ -108,13 +218,7 @@ class RedisBroker:
         if self._closing:
             return
         self._closing = True
-        self._wake.set()
-        if self._flusher is not None:
-            try:
-                async with asyncio.timeout(self.flush_timeout):
-                    await asyncio.shield(self._flusher)
-            except TimeoutError:
-                pass
+        await self._stop_flusher()
         for task in (self._flusher, self._reader):
             if task is not None and not task.done():
                 task.cancel()
@@ -220,85 +324,13 @@ class RedisBroker:
             except (RedisError, OSError) as e:
                 logger.debug("UNSUBSCRIBE %s not sent: %s", channel, e)
 
-    # Publishing
+    async def _publisher_failed(self) -> None:
+        conn, self._pub_conn = self._pub_conn, None
+        if conn is not None:
+            await conn.disconnect(nowait=True)
 
-    def publish(self, channel: str, payload: bytes) -> None:
-        if self._closing:
-            return
-        if len(self._buffer) >= self.max_buffer:
-            # Redis is away and the buffer full: drop (at most once), count, log once.
-            if self._dropped == 0:
-                logger.warning("broker buffer full (%d payloads), dropping", self.max_buffer)
-            self._dropped += 1
-            return
-        self._buffer.append((self.prefix + channel, payload))
-        self._published += 1
-        if not self._wake.is_set():
-            self._wake.set()
-
-    @property
-    def buffered(self) -> int:
-        """Payloads waiting for the flusher."""
-        return len(self._buffer)
-
-    @property
-    def dropped(self) -> int:
-        """Payloads dropped because the buffer was full."""
-        return self._dropped
-
-    async def _flushed_up_to(self, count: int) -> None:
-        if self._flushed >= count:
-            return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._flush_waiters.append((count, waiter))
-        self._wake.set()
-        await waiter
-
-    def _finish_flushes(self) -> None:
-        still = []
-        for count, waiter in self._flush_waiters:
-            if self._closing or self._flushed >= count:
-                if not waiter.done():
-                    waiter.set_result(None)
-            else:
-                still.append((count, waiter))
-        self._flush_waiters = still
-
-    async def _flush_forever(self) -> None:
-        failing = 0  # payloads dropped since the last successful batch
-        while True:
-            stop_if_cancelled()
-            if not self._buffer:
-                if self._closing:
-                    return
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            batch = self._buffer[: self.max_batch]
-            del self._buffer[: self.max_batch]
-            try:
-                async with asyncio.timeout(self.flush_timeout):
-                    await self._send_batch(batch)
-            except Exception as e:
-                if isinstance(e, UNREACHABLE):
-                    self._health.lost(f"publishing failed, dropping payloads: {describe(e)}")
-                elif not failing:
-                    logger.exception("broker publishing failed, dropping payloads")
-                failing += len(batch)
-                conn, self._pub_conn = self._pub_conn, None
-                if conn is not None:
-                    await conn.disconnect(nowait=True)
-                if not self._closing:
-                    await asyncio.sleep(0.1)  # Redis is likely away: let a batch build up
-            else:
-                if failing or self._dropped:
-                    dropped = failing + self._dropped
-                    logger.debug("broker publishing again; %d payloads were dropped", dropped)
-                    if self._sub_conn is not None:  # else the subscriber reports the return
-                        self._health.back(f"; {dropped} payloads were dropped")
-                    failing = self._dropped = 0
-            self._flushed += len(batch)
-            self._finish_flushes()
+    def _subscriber_up(self) -> bool:
+        return self._sub_conn is not None
 
     async def _send_batch(self, batch: list[tuple[str, bytes]]) -> None:
         """Sends one batch. A publisher connection found closed before writing (Redis restarted

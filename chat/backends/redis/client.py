@@ -9,13 +9,14 @@ import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ClusterError, NoScriptError, RedisError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 try:
@@ -44,12 +45,56 @@ POOL_TIMEOUT = 2.0
 """Seconds to wait for a free pooled connection (all 64 busy): a burst of logins waits
 its turn, but callers queued behind a Redis that stopped answering are not kept 20 s."""
 
-UNREACHABLE: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
-"""What a Redis call raises while Redis cannot be reached (the hub answers 5002 for these)."""
-"""Errors that mean Redis is away (or too slow), as opposed to a refused command."""
+POOL_SIZE = 64
+"""Connections a client keeps to one Redis (to each master of a cluster)."""
+
+UNREACHABLE: tuple[type[BaseException], ...] = (
+    RedisConnectionError, RedisTimeoutError, OSError, TimeoutError,
+    # A cluster failing over: CLUSTERDOWN, MASTERDOWN and TRYAGAIN answers (a cluster with no
+    # node reachable, or no master for a slot, raises topology.ClusterUnavailable, a ConnectionError).
+    ClusterError, TryAgainError,
+)
+"""What a Redis call raises while Redis cannot be reached (the hub answers 5002 for these):
+errors that mean Redis is away (or too slow), as opposed to a refused command."""
+
+CLUSTER_SCHEME = "redis+cluster://"
 
 
-def make_client(redis: Redis | str) -> tuple[Redis, bool]:
+def is_cluster_url(url: str) -> bool:
+    return url.startswith(CLUSTER_SCHEME)
+
+
+def cluster_startup_nodes(url: str) -> tuple[list[tuple[str, int]], str | None, str | None]:
+    """``redis+cluster://[user:password@]host:port[,host:port...]`` -> nodes, user, password.
+
+    Any node will do to discover the cluster; listing several lets a node start while some
+    are away. There is no database number in a cluster (only 0)."""
+    if not is_cluster_url(url):
+        raise ValueError(f"not a Redis Cluster URL (expected {CLUSTER_SCHEME}host:port,...): {url!r}")
+    rest = url[len(CLUSTER_SCHEME):]
+    rest, _, tail = rest.partition("/")
+    if tail.strip("/") not in ("", "0"):
+        raise ValueError(f"a Redis Cluster has only database 0: {url!r}")
+    user = password = None
+    if "@" in rest:
+        auth, _, rest = rest.rpartition("@")
+        user, sep, password = auth.partition(":")
+        if not sep:
+            user, password = None, user
+        user = unquote(user) if user else None
+        password = unquote(password) if password else None
+    nodes = []
+    for spec in rest.split(","):
+        host, _, port = spec.strip().rpartition(":")
+        if not host:
+            host, port = port, "6379"
+        if not host:
+            raise ValueError(f"empty node in Redis Cluster URL {url!r}")
+        nodes.append((host.strip("[]"), int(port)))
+    return nodes, user, password
+
+
+def make_client(redis: Redis | str, **options: Any) -> tuple[Redis, bool]:
     """The client to use and whether this object owns it (and must close it).
 
     From a URL: a pool that makes callers wait for a free connection. redis-py's
@@ -57,16 +102,18 @@ def make_client(redis: Redis | str) -> tuple[Redis, bool]:
     once (presence for each) reach easily. Timeouts are short so that calls made on
     behalf of a client fail fast while Redis is away. A call that finds its pooled
     connection closed by the server is retried once on a new connection: after a
-    restart the pool still holds the old, dead sockets."""
+    restart the pool still holds the old, dead sockets. ``options`` go to the pool's
+    connections (a cluster's per-master clients pass the credentials and client name)."""
     if isinstance(redis, str):
         pool = BlockingConnectionPool.from_url(
             redis,
-            max_connections=64,
+            max_connections=POOL_SIZE,
             timeout=POOL_TIMEOUT,
             socket_connect_timeout=CONNECT_TIMEOUT,
             socket_timeout=SOCKET_TIMEOUT,
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
             **_POOL_OPTIONS,
+            **options,
         )
         return Redis.from_pool(pool), True  # the client owns the pool: aclose() disconnects it
     if redis.connection_pool.connection_kwargs.get("decode_responses"):

@@ -1,20 +1,27 @@
-"""Presence entries with TTLs in Redis (see the package docstring for the keys)."""
+"""Presence entries with TTLs in Redis or a Redis Cluster (see the package docstring for the keys)."""
 
 from __future__ import annotations
 
-from typing import Any, cast
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar, cast
 
 from redis.asyncio import Redis
 
 from ..base import PresenceState, Status, combine
-from .client import (
-    STATUSES,
-    Health,
-    Script,
-    as_text,
-    make_client,
-    ping_within,
-)
+from .client import STATUSES, Health, Script, as_text, is_cluster_url, make_client, ping_within
+from .topology import ClusterMap
+
+T = TypeVar("T")
+
+SHARDS = 256
+"""Presence shards: each entity belongs to one (by CRC-32 of its name), whose hash tag its
+keys and the shard's due set share. Every node of a deployment must use the same number:
+changing it moves every entity to other keys (what the old ones held is then ignored)."""
+
+
+def shard_of(entity: str) -> int:
+    return zlib.crc32(entity.encode()) % SHARDS
 
 
 def _parse_status(value: bytes) -> tuple[Status, str]:
@@ -35,6 +42,11 @@ class RedisPresence:
 
     Nothing here survives a Redis restarted empty but the nodes' heartbeats, which
     ``touch`` turns back into entries (and reports as changes).
+
+    The same keys serve a single Redis and a Redis Cluster: every script call touches one
+    presence shard's hash tag, so one slot. ``expire`` reads the due set of every shard
+    (``SHARDS`` ZRANGEBYSCOREs in one pipeline: one round trip per master) and then sweeps
+    the entities found, each in its own shard's slot.
     """
 
     _update = Script("presence_update.lua")
@@ -42,7 +54,7 @@ class RedisPresence:
 
     def __init__(
         self,
-        redis: Redis | str,
+        redis: Redis | ClusterMap | str,
         prefix: str = "chat:",
         *,
         ttl_ms: int = 30_000,
@@ -50,18 +62,27 @@ class RedisPresence:
         expire_batch: int = 500,
         ping_timeout: float = 1.0,
     ) -> None:
-        self._redis, self._owned = make_client(redis)
+        self._cluster: ClusterMap | None = None
+        self._redis: Redis | None = None
+        if isinstance(redis, ClusterMap):
+            self._cluster, self._owned = redis, False
+        elif isinstance(redis, str) and is_cluster_url(redis):
+            self._cluster, self._owned = ClusterMap(redis), True
+        else:
+            self._redis, self._owned = make_client(redis)
         self.prefix = prefix
         self.ttl_ms = ttl_ms
         self.last_seen_retention_ms = last_seen_retention_ms
         self.expire_batch = expire_batch
         self.ping_timeout = ping_timeout
-        self._due = f"{prefix}p:due"
         self._health = Health("redis presence")
 
+    def _tag(self, shard: int) -> str:
+        return f"{self.prefix}{{p{shard}}}"
+
     def _keys(self, entity: str) -> list[str]:
-        p = self.prefix
-        return [f"{p}p:e:{entity}", f"{p}p:x:{entity}", f"{p}p:m:{entity}", self._due]
+        tag = self._tag(shard_of(entity))
+        return [f"{tag}:e:{entity}", f"{tag}:x:{entity}", f"{tag}:m:{entity}", f"{tag}:due"]
 
     def _args(self, op: str, entity: str, now: int, *more: str) -> list[str | bytes]:
         return [op, str(now), str(self.ttl_ms), entity, str(self.last_seen_retention_ms), *more]
@@ -73,12 +94,33 @@ class RedisPresence:
         seen = int(reply[2]) if len(reply) > 2 and reply[2] is not None else None
         return PresenceState(entity, STATUSES[as_text(reply[1])], seen)
 
+    async def _route(self, keys: Sequence[str], send: Callable[[Redis, list[int]], Awaitable[list[T]]]) -> list[T]:
+        """``send(client, indexes)`` for the commands on ``keys`` (one per command): all of them
+        on a single Redis, or each master's share on a cluster (see ``ClusterMap.per_master``)."""
+        if self._cluster is not None:
+            return await self._cluster.per_master(keys, send)
+        return await send(cast(Redis, self._redis), list(range(len(keys))))
+
+    async def _run(self, script: Script, calls: list[tuple[list[str], list[str | bytes]]]) -> list[Any]:
+        """Runs the script once per (keys, args), pipelined (per master), replies in order."""
+        with self._health.watch():
+            return await self._route(
+                [keys[0] for keys, _ in calls], lambda r, idx: script.run_many(r, [calls[i] for i in idx])
+            )
+
     async def close(self) -> None:
-        if self._owned:
+        if not self._owned:
+            return
+        if self._cluster is not None:
+            await self._cluster.aclose()
+        elif self._redis is not None:
             await self._redis.aclose()
 
     async def ping(self) -> bool:
-        ok = await ping_within(self._redis, self.ping_timeout)
+        if self._cluster is not None:
+            ok = await self._cluster.ping(self.ping_timeout)
+        else:
+            ok = await ping_within(cast(Redis, self._redis), self.ping_timeout)
         if ok:
             self._health.back()
         else:
@@ -90,21 +132,17 @@ class RedisPresence:
     ) -> PresenceState | None:
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
-        with self._health.watch():
-            reply = await self._update.run(
-                self._redis, self._keys(entity), self._args("set", entity, now, conn, status, member)
-            )
+        [reply] = await self._run(
+            self._update, [(self._keys(entity), self._args("set", entity, now, conn, status, member))]
+        )
         return self._change(entity, reply)
 
     async def remove(self, entity: str, member: str, conn: str, now: int) -> PresenceState | None:
-        with self._health.watch():
-            reply = await self._update.run(
-                self._redis, self._keys(entity), self._args("remove", entity, now, conn)
-            )
+        [reply] = await self._run(self._update, [(self._keys(entity), self._args("remove", entity, now, conn))])
         return self._change(entity, reply)
 
     async def touch(self, entries: list[tuple[str, str, str, Status]], now: int) -> list[PresenceState]:
-        """One script call per entity, all in one round trip (see ``lua/presence_update.lua``)."""
+        """One script call per entity, all in one round trip per master (see ``lua/presence_update.lua``)."""
         by_entity: dict[str, list[str]] = {}
         for entity, member, conn, status in entries:
             if status not in STATUSES:
@@ -112,11 +150,9 @@ class RedisPresence:
             by_entity.setdefault(entity, []).extend((conn, status, member))
         if not by_entity:
             return []  # no call, so nothing learnt about Redis either
-        with self._health.watch():
-            replies = await self._update.run_many(
-                self._redis,
-                [(self._keys(e), self._args("touch", e, now, *more)) for e, more in by_entity.items()],
-            )
+        replies = await self._run(
+            self._update, [(self._keys(e), self._args("touch", e, now, *more)) for e, more in by_entity.items()]
+        )
         changes = []
         for entity, reply in zip(by_entity, replies, strict=True):
             change = self._change(entity, reply)
@@ -125,36 +161,32 @@ class RedisPresence:
         return changes
 
     async def expire(self, now: int) -> list[PresenceState]:
-        with self._health.watch():
-            return await self._expire(now)
-
-    async def _expire(self, now: int) -> list[PresenceState]:
         changes: list[PresenceState] = []
-        while True:
-            due = await self._redis.zrangebyscore(
-                self._due, "-inf", now, start=0, num=self.expire_batch
-            )
-            entities = [as_text(cast(bytes, e)) for e in due]
-            replies = await self._update.run_many(
-                self._redis,
-                [(self._keys(e), self._args("expire", e, now)) for e in entities],
-            )
-            for entity, reply in zip(entities, replies, strict=True):
-                change = self._change(entity, reply)
-                if change is not None:
-                    changes.append(change)
-            if len(entities) < self.expire_batch:
-                return changes
+        shards = list(range(SHARDS))
+        while shards:  # the shards whose last read was full (more may be due there)
+            dues = [f"{self._tag(shard)}:due" for shard in shards]
+
+            async def read(r: Redis, idx: list[int], dues: list[str] = dues) -> list[Any]:
+                pipe = r.pipeline(transaction=False)
+                for i in idx:
+                    pipe.zrangebyscore(dues[i], "-inf", now, start=0, num=self.expire_batch)
+                return await pipe.execute()
+
+            with self._health.watch():
+                found = await self._route(dues, read)
+            entities = [as_text(cast(bytes, e)) for due in found for e in due]
+            shards = [s for s, due in zip(shards, found, strict=True) if len(due) >= self.expire_batch]
+            for start in range(0, len(entities), self.expire_batch):
+                chunk = entities[start : start + self.expire_batch]
+                replies = await self._run(self._update, [(self._keys(e), self._args("expire", e, now)) for e in chunk])
+                for entity, reply in zip(chunk, replies, strict=True):
+                    change = self._change(entity, reply)
+                    if change is not None:
+                        changes.append(change)
+        return changes
 
     async def _live(self, entities: list[str], now: int) -> list[tuple[int | None, list[bytes]]]:
-        p = self.prefix
-        replies = await self._read.run_many(
-            self._redis,
-            [
-                ([f"{p}p:e:{e}", f"{p}p:x:{e}", f"{p}p:m:{e}"], [str(now), str(self.ttl_ms)])
-                for e in entities
-            ],
-        )
+        replies = await self._run(self._read, [(self._keys(e)[:3], [str(now), str(self.ttl_ms)]) for e in entities])
         out = []
         for reply in replies:
             seen = as_text(reply[0])
@@ -164,8 +196,7 @@ class RedisPresence:
     async def get(self, entities: list[str], now: int) -> dict[str, PresenceState]:
         if not entities:
             return {}
-        with self._health.watch():
-            live = await self._live(entities, now)
+        live = await self._live(entities, now)
         result = {}
         for entity, (seen, values) in zip(entities, live, strict=True):
             status = combine(_parse_status(v)[0] for v in values)
@@ -173,8 +204,7 @@ class RedisPresence:
         return result
 
     async def members(self, entity: str, now: int) -> dict[str, Status]:
-        with self._health.watch():
-            [(_seen, values)] = await self._live([entity], now)
+        [(_seen, values)] = await self._live([entity], now)
         by_member: dict[str, list[Status]] = {}
         for value in values:
             status, member = _parse_status(value)
