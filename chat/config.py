@@ -49,6 +49,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AUTO_CONFIRM_DAYS", "10", "days after shipping until receipt is confirmed automatically"),
     Setting("EXTENSION_DAYS", "5", "days a buyer may add once to the auto-confirm period"),
     Setting("TRANSFER_EXPIRY_HOURS", "24", "hours until an unaccepted transfer goes back to its sender"),
+    Setting("OFFER_EXPIRY_HOURS", "72", "hours an unpaid offer waits before it is cancelled"),
+    Setting("SHIP_HOURS", "48", "hours a shop has to ship a paid order; later, a buyer's refund is granted at once"),
+    Setting("REFUND_ANSWER_HOURS", "48", "hours a shop has to answer a refund request before it is granted"),
+    Setting("DISPUTE_WINDOW_HOURS", "24", "least hours a buyer has to dispute a refused refund before release"),
+    Setting("ARBITER_DAYS", "7", "days the arbiter promises to decide a dispute in (shown to both sides)"),
+    Setting("PAY_LIMIT", "50000", "most one payment or transfer may move, in major units (0: no limit)"),
+    Setting("DAILY_LIMIT", "200000", "most one account may pay and transfer per window, in major units (0: no limit)"),
+    Setting("DAILY_WINDOW_HOURS", "24", "length of the rolling window of DAILY_LIMIT"),
     Setting("FEE_BPS", "0", "platform fee on released escrow, in basis points"),
     Setting("PIN_MAX_ATTEMPTS", "5", "wrong payment PINs before payments are locked"),
     Setting("PIN_LOCK_MINUTES", "180", "minutes payments stay locked after too many wrong PINs"),
@@ -90,6 +98,14 @@ class Config:
     auto_confirm_days: float
     extension_days: float
     transfer_expiry_hours: float
+    offer_expiry_hours: float
+    ship_hours: float
+    refund_answer_hours: float
+    dispute_window_hours: float
+    arbiter_days: float
+    pay_limit: int
+    daily_limit: int
+    daily_window_hours: float
     fee_bps: int
     pin_max_attempts: int
     pin_lock_minutes: float
@@ -138,13 +154,28 @@ class Config:
 
     def payment_settings(self) -> Any:
         """The ledger's settings from ours (periods converted to milliseconds)."""
-        from payments import PaymentSettings, PinHashing
+        from payments import PaymentSettings, PinHashing, SpendLimits
+        from payments.money import CURRENCIES
 
         day, hour, minute = 86_400_000, 3_600_000, 60_000
+        limits = {}
+        if self.pay_limit > 0 and self.daily_limit > 0:
+            # The same major-unit limits in every currency (minor units differ per currency).
+            limits = {code: SpendLimits(per_transaction=self.pay_limit * 10**exp, daily=self.daily_limit * 10**exp)
+                      for code, exp in CURRENCIES.items()}
+        elif self.pay_limit > 0 or self.daily_limit > 0:
+            raise SystemExit("PAY_LIMIT and DAILY_LIMIT are both set or both 0 (no limits)")
         return PaymentSettings(
             auto_confirm_period_ms=int(self.auto_confirm_days * day),
             extension_period_ms=int(self.extension_days * day),
             transfer_expiry_ms=int(self.transfer_expiry_hours * hour),
+            offer_expiry_ms=int(self.offer_expiry_hours * hour),
+            ship_period_ms=int(self.ship_hours * hour),
+            refund_answer_period_ms=int(self.refund_answer_hours * hour),
+            resume_min_period_ms=int(self.dispute_window_hours * hour),
+            arbiter_period_ms=int(self.arbiter_days * day),
+            limits=limits,
+            daily_window_ms=int(self.daily_window_hours * hour),
             fee_bps=self.fee_bps,
             pin_max_attempts=self.pin_max_attempts,
             pin_lock_ms=int(self.pin_lock_minutes * minute),

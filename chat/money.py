@@ -64,6 +64,7 @@ ROLES: dict[str, frozenset[str]] = {
     "pay": frozenset({"buyer"}),
     "ship": frozenset({"agent"}),
     "confirm": frozenset({"buyer"}),
+    "cancel": frozenset({"buyer", "agent"}),
     "extend": frozenset({"buyer"}),
     "refund": frozenset({"buyer"}),
     "refund_answer": frozenset({"agent"}),
@@ -82,6 +83,7 @@ the ledger's ``6022``."""
 _ORDER_COMMANDS: dict[str, tuple[str, Callable[[Any], dict[str, Any]]]] = {
     "ship": ("ship", lambda fr: {"tracking_note": fr.tracking}),
     "confirm": ("confirm", lambda fr: {}),
+    "cancel": ("cancel", lambda fr: {}),
     "extend": ("extend", lambda fr: {}),
     "refund": ("request_refund", lambda fr: {"amount": fr.amount, "reason": fr.reason}),
     "refund_answer": ("answer_refund", lambda fr: {"accept": fr.accept}),

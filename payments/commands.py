@@ -101,7 +101,7 @@ class CommandRunner:
         actor: Actor,
         order_id: str,
         action: OrderAction,
-        event: str,
+        event: str | Callable[[Order], str],
         act: Callable[[CommandTx, Order, OrderState], Order],
         idem_key: str | None,
         params: dict[str, Any],
@@ -161,7 +161,7 @@ class CommandRunner:
                 self.pins.recheck(tx.repo, actor.principal, pin_version, tx.now)
             new = act(tx, order, state)
             tx.repo.update_order(new, order.version)
-            record_event(tx.repo, new, event, actor, tx.now)
+            record_event(tx.repo, new, event if isinstance(event, str) else event(new), actor, tx.now)
             if idem is not None:
                 tx.repo.idem_complete(idem.scope, idem.key, new.model_dump_json())
             return new
@@ -281,6 +281,7 @@ class CommandRunner:
         return bump(order, tx.now, state=state, held=0, buyer_refund=buyer_part,
                      seller_gross=seller_gross, fee=fee, settled_by=settled_by,
                      settled_at=tx.now, auto_confirm_at=None, paused_remaining_ms=None,
+                     deadline_at=None,
                      **changes)
 
     def _settle_transfer(
@@ -300,7 +301,9 @@ class CommandRunner:
         if order is None or not order_due(order, now):
             return None
         done = self._time_out_order(repo, order, now)
-        return Change(entity_kind="order", entity_id=order_id, action="released",
+        action = {OrderState.CANCELLED: "expired", OrderState.REFUNDED: "refund_granted"}.get(
+            done.state, "released")
+        return Change(entity_kind="order", entity_id=order_id, action=action,
                       state=done.state.value)
 
     def _time_out_transfer_id(self, transfer_id: str, now: int, sql: Sql) -> Change | None:
@@ -313,10 +316,21 @@ class CommandRunner:
                       state=done.state.value)
 
     def _time_out_order(self, repo: Repo, order: Order, now: int) -> Order:
-        state = ORDERS.next(order.state, OrderAction.AUTO_CONFIRM, {Role.SYSTEM})
-        new = self._settle(CommandTx(repo, now, None), order, state, 0, TxKind.RELEASE, "timer")
+        """Apply the deadline that passed: release (auto-confirm), cancel an unpaid offer,
+        or grant an unanswered refund request."""
+        tx = CommandTx(repo, now, None)
+        if order.state is OrderState.OFFERED:
+            state = ORDERS.next(order.state, OrderAction.EXPIRE, {Role.SYSTEM})
+            new, event = bump(order, now, state=state, deadline_at=None), "expired"
+        elif order.state is OrderState.REFUND_REQUESTED:
+            state = ORDERS.next(order.state, OrderAction.AUTO_REFUND, {Role.SYSTEM})
+            new = self._settle(tx, order, state, order.refund_amount or 0, TxKind.REFUND, "timer")
+            event = "refund_granted"
+        else:
+            state = ORDERS.next(order.state, OrderAction.AUTO_CONFIRM, {Role.SYSTEM})
+            new, event = self._settle(tx, order, state, 0, TxKind.RELEASE, "timer"), "released"
         repo.update_order(new, order.version)
-        record_event(repo, new, "released", None, now)
+        record_event(repo, new, event, None, now)
         return new
 
     def _time_out_transfer(self, repo: Repo, transfer: Transfer, now: int) -> Transfer:

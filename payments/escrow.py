@@ -1,10 +1,11 @@
-"""The escrow (guaranteed trade) state machine for orders.
+r"""The escrow (guaranteed trade) state machine for orders.
 
 ::
 
     OFFERED --pay--> HELD --ship--> SHIPPED --confirm / timer--> RELEASED
-       |              |               |
-     cancel           +--request_refund--> REFUND_REQUESTED --accept--> REFUNDED
+       |              |  \            |
+     cancel /         |   +--confirm--------------------------> RELEASED
+     timer            +--request_refund--> REFUND_REQUESTED --accept / timer--> REFUNDED
        v                                         |
     CANCELLED                                 refuse
                                                  v
@@ -13,8 +14,18 @@
                                                                arbiter decides v
                                                                            RESOLVED
 
-The auto-confirm timer runs in SHIPPED (and again in REFUND_REFUSED after a refused
-refund of a shipped order); REFUND_REQUESTED and DISPUTED pause it.
+Nothing waits forever. Each waiting state has one deadline (:data:`DEADLINES`):
+
+* OFFERED: unpaid by ``deadline_at`` (``offer_expiry_ms``), the timer cancels it.
+* HELD: not shipped by ``deadline_at`` (``ship_period_ms``), a buyer's refund request
+  is granted at once, without the shop.
+* SHIPPED: ``auto_confirm_at`` (``auto_confirm_period_ms``) releases to the shop.
+* REFUND_REQUESTED: unanswered by ``deadline_at`` (``refund_answer_period_ms``), the
+  timer grants the refund. The auto-confirm countdown is paused meanwhile.
+* REFUND_REFUSED: the buyer may dispute until ``auto_confirm_at`` (what was left of the
+  countdown, at least ``resume_min_period_ms``); then the timer releases.
+* DISPUTED: ``deadline_at`` (``arbiter_period_ms``) is the arbiter's promised decision
+  time, shown to both sides; the money waits for the arbiter.
 """
 
 from __future__ import annotations
@@ -49,6 +60,8 @@ class OrderAction(StrEnum):
     EXTEND = "extend"
     CONFIRM = "confirm"
     AUTO_CONFIRM = "auto_confirm"
+    EXPIRE = "expire"
+    AUTO_REFUND = "auto_refund"
     REQUEST_REFUND = "request_refund"
     ACCEPT_REFUND = "accept_refund"
     REFUSE_REFUND = "refuse_refund"
@@ -65,6 +78,7 @@ ORDERS: Final = Machine[OrderState, OrderAction](
     {
         (S.OFFERED, A.OFFER): (S.OFFERED, {G}),
         (S.OFFERED, A.CANCEL): (S.CANCELLED, {B, G}),
+        (S.OFFERED, A.EXPIRE): (S.CANCELLED, {T}),
         (S.OFFERED, A.PAY): (S.HELD, {B}),
         (S.HELD, A.SHIP): (S.SHIPPED, {G}),
         (S.SHIPPED, A.EXTEND): (S.SHIPPED, {B}),
@@ -76,6 +90,7 @@ ORDERS: Final = Machine[OrderState, OrderAction](
         (S.HELD, A.REQUEST_REFUND): (S.REFUND_REQUESTED, {B}),
         (S.SHIPPED, A.REQUEST_REFUND): (S.REFUND_REQUESTED, {B}),
         (S.REFUND_REQUESTED, A.ACCEPT_REFUND): (S.REFUNDED, {G}),
+        (S.REFUND_REQUESTED, A.AUTO_REFUND): (S.REFUNDED, {T}),
         (S.REFUND_REQUESTED, A.REFUSE_REFUND): (S.REFUND_REFUSED, {G}),
         (S.REFUND_REFUSED, A.DISPUTE): (S.DISPUTED, {B, G}),
         (S.DISPUTED, A.DECIDE): (S.RESOLVED, {R}),
@@ -90,6 +105,18 @@ HOLDING_STATES: Final = frozenset(
 )
 #: States in which a running auto-confirm deadline releases the money.
 TIMED_STATES: Final = frozenset({S.SHIPPED, S.REFUND_REFUSED})
+#: What the timer does when ``deadline_at`` passes, per state (the other deadlines are
+#: shown, not acted on: HELD's ship-by, DISPUTED's decide-by).
+DEADLINE_ACTIONS: Final = {S.OFFERED: A.EXPIRE, S.REFUND_REQUESTED: A.AUTO_REFUND}
+#: The deadline each waiting state has, as (field, setting): documented, and checked.
+DEADLINES: Final = {
+    S.OFFERED: ("deadline_at", "offer_expiry_ms"),
+    S.HELD: ("deadline_at", "ship_period_ms"),
+    S.SHIPPED: ("auto_confirm_at", "auto_confirm_period_ms"),
+    S.REFUND_REQUESTED: ("deadline_at", "refund_answer_period_ms"),
+    S.REFUND_REFUSED: ("auto_confirm_at", "resume_min_period_ms"),
+    S.DISPUTED: ("deadline_at", "arbiter_period_ms"),
+}
 
 
 def order_roles(actor: Actor, order: Order) -> set[Role]:
@@ -105,9 +132,10 @@ def order_roles(actor: Actor, order: Order) -> set[Role]:
 
 
 def order_due(order: Order, now: int) -> bool:
-    """True when the auto-confirm deadline has passed (``now >= auto_confirm_at``)."""
-    return (
-        order.state in TIMED_STATES
-        and order.auto_confirm_at is not None
-        and now >= order.auto_confirm_at
-    )
+    """True when a deadline the timer acts on has passed: auto-confirm in SHIPPED or
+    REFUND_REFUSED, ``deadline_at`` in OFFERED or REFUND_REQUESTED."""
+    if order.state in TIMED_STATES:
+        return order.auto_confirm_at is not None and now >= order.auto_confirm_at
+    if order.state in DEADLINE_ACTIONS:
+        return order.deadline_at is not None and now >= order.deadline_at
+    return False

@@ -9,8 +9,10 @@ for ``events_after(last_id)`` sees every event once.
 An event (:class:`~payments.models.PaymentEvent`) carries ``entity_kind`` (``order`` or
 ``transfer``), ``entity_id``, ``conversation_id``, ``action`` (``offered``,
 ``repriced``, ``cancelled``, ``paid``, ``shipped``, ``extended``, ``released``,
-``refund_requested``, ``refund_accepted``, ``refund_refused``, ``disputed``,
-``resolved``; ``pending``, ``accepted``, ``declined``, ``expired``), the new ``state``
+``refund_requested``, ``refund_accepted``, ``refund_granted`` (by the timer, or at once
+when the shop did not ship in time), ``refund_refused``, ``disputed``, ``resolved``,
+``expired`` (an unpaid offer lapsed); ``pending``, ``accepted``, ``declined``,
+``expired``), the new ``state``
 and a ``payload``: the full JSON view of the entity after the change (``Order`` or
 ``Transfer`` fields: amounts, deadlines, version) plus ``actor`` - ``{"user_id",
 "role", "shop_id"}`` of who acted, with role ``system`` for the timer.

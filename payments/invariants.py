@@ -102,6 +102,7 @@ CHECKS: Final[list[tuple[str, str]]] = [
      "SELECT ref_kind, ref_id, txs, evs FROM (SELECT j.ref_kind, j.ref_id, COUNT(*) AS txs, "
      "(SELECT COUNT(*) FROM events v WHERE v.entity_kind = j.ref_kind "
      "AND v.entity_id = j.ref_id AND v.action IN ('paid', 'released', 'refund_accepted', "
+     "'refund_granted', "
      "'resolved', 'pending', 'accepted', 'declined', 'expired')) AS evs "
      "FROM journal j WHERE j.ref_kind IS NOT NULL GROUP BY j.ref_kind, j.ref_id) c "
      "WHERE txs <> evs"),

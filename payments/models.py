@@ -88,6 +88,9 @@ class Order(View):
     extended: bool = False
     auto_confirm_at: int | None = None
     paused_remaining_ms: int | None = None
+    deadline_at: int | None = None
+    """The current state's other deadline (see :data:`payments.escrow.DEADLINES`): pay by,
+    ship by, answer the refund by, decide by; ``None`` in states without one."""
     refund_amount: int | None = None
     refund_reason: str | None = None
     dispute_reason: str | None = None

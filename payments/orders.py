@@ -10,16 +10,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from payments.commands import CommandRunner, CommandTx, bump
+from payments.commands import CommandRunner, CommandTx, Refusal, bump, finish
 from payments.errors import (
     Forbidden,
     InvalidAmount,
     InvalidRequest,
     NotFound,
     OfferChanged,
+    PaymentError,
     WrongState,
 )
-from payments.escrow import ORDERS, OrderAction, OrderState, order_roles
+from payments.escrow import ORDERS, OrderAction, OrderState, order_due, order_roles
 from payments.events import record_event
 from payments.idempotency import IdempotencyKey
 from payments.ledger import TxKind, available, check_id, escrow_hold, move, user_owner
@@ -27,6 +28,7 @@ from payments.models import Actor, Order
 from payments.money import check_amount, check_currency, check_same_currency, format_amount
 from payments.pin import check_pin_format
 from payments.repository import Repo
+from payments.statemachine import Role
 from payments.store import Sql
 
 MAX_TEXT = 500
@@ -89,7 +91,7 @@ class OrderCommands(CommandRunner):
             if replay is not None:
                 return replay
 
-        def txn(sql: Sql) -> Order:
+        def txn(sql: Sql) -> Order | Refusal:
             repo, now = Repo(sql), self.clock()
             existing = repo.get_order(order_id, lock=True)
             if idem is not None:
@@ -97,20 +99,29 @@ class OrderCommands(CommandRunner):
                 stored = self._stored(repo, idem, Order)
                 if stored is not None:
                     return stored
-                if not repo.idem_claim(idem.scope, idem.key, idem.op, idem.params_hash, now):
-                    return self._claimed_by_other(repo, idem, Order)
+            if existing is not None and order_due(existing, now):
+                # A lapsed offer is cancelled first (committed), then the re-offer refused.
+                existing = self._time_out_order(repo, existing, now)
+                try:
+                    ORDERS.next(existing.state, OrderAction.OFFER, order_roles(actor, existing))
+                except PaymentError as exc:
+                    return Refusal(exc)
+            if idem is not None and not repo.idem_claim(
+                    idem.scope, idem.key, idem.op, idem.params_hash, now):
+                return self._claimed_by_other(repo, idem, Order)
             order = self._offered(repo, actor, existing, now, order_id, conversation_id,
-                                  shop_id, buyer_id, terms)
+                                  shop_id, buyer_id, {**terms, "deadline_at": now + self.settings.offer_expiry_ms})
             if idem is not None:
                 repo.idem_complete(idem.scope, idem.key, order.model_dump_json())
             return order
 
-        return self.store.write(txn)
+        return finish(self.store.write(txn))
 
     @staticmethod
     def _offered(repo: Repo, actor: Actor, existing: Order | None, now: int, order_id: str,
                  conversation_id: str, shop_id: str, buyer_id: str, terms: dict[str, Any]) -> Order:
-        """The order after an offer: created, re-priced, or unchanged for the same terms."""
+        """The order after an offer: created, re-priced (with a fresh pay-by deadline), or
+        unchanged for the same terms."""
         if existing is None:
             order = Order(order_id=order_id, conversation_id=conversation_id,
                           shop_id=shop_id, buyer_id=buyer_id, state=OrderState.OFFERED,
@@ -123,7 +134,7 @@ class OrderCommands(CommandRunner):
             raise InvalidRequest("This order id belongs to another conversation.",
                                  field="order_id")
         check_same_currency(existing.currency, terms["currency"])
-        if all(getattr(existing, k) == v for k, v in terms.items()):
+        if all(getattr(existing, k) == v for k, v in terms.items() if k != "deadline_at"):
             return existing
         order = bump(existing, now, **terms)
         repo.update_order(order, existing.version)
@@ -133,7 +144,8 @@ class OrderCommands(CommandRunner):
     def cancel(self, actor: Actor, *, order_id: str, idem_key: str | None = None) -> Order:
         """Withdraw an offer that was not paid (buyer or the shop's agent)."""
         return self._order_command(actor, order_id, OrderAction.CANCEL, "cancelled",
-                                   lambda tx, order, state: bump(order, tx.now, state=state),
+                                   lambda tx, order, state: bump(order, tx.now, state=state,
+                                                                 deadline_at=None),
                                    idem_key, {})
 
     def pay(
@@ -161,7 +173,8 @@ class OrderCommands(CommandRunner):
             payer = available(user_owner(order.buyer_id), order.currency)
             self._spend(tx, move(TxKind.PAY, payer, escrow_hold(order.currency),
                                  order.amount, ("order", order.order_id)), payer)
-            return bump(order, tx.now, state=state, held=order.amount, paid_at=tx.now)
+            return bump(order, tx.now, state=state, held=order.amount, paid_at=tx.now,
+                        deadline_at=tx.now + self.settings.ship_period_ms)
 
         return self._order_command(actor, order_id, OrderAction.PAY, "paid", act, idem_key,
                                    {"expected_amount": expected_amount}, pin=pin,
@@ -176,7 +189,7 @@ class OrderCommands(CommandRunner):
 
         def act(tx: CommandTx, order: Order, state: OrderState) -> Order:
             return bump(order, tx.now, state=state, tracking_note=tracking_note or None,
-                         shipped_at=tx.now,
+                         shipped_at=tx.now, deadline_at=None,
                          auto_confirm_at=tx.now + self.settings.auto_confirm_period_ms)
 
         return self._order_command(actor, order_id, OrderAction.SHIP, "shipped", act,
@@ -208,7 +221,9 @@ class OrderCommands(CommandRunner):
         self, actor: Actor, *, order_id: str, amount: int, reason: str,
         idem_key: str | None = None,
     ) -> Order:
-        """Buyer asks for ``amount`` (at most what is held) back; pauses the countdown."""
+        """Buyer asks for ``amount`` (at most what is held) back; pauses the countdown and
+        gives the shop ``refund_answer_period_ms`` to answer. Past the ship-by deadline of
+        an unshipped order the refund is granted at once, without the shop."""
         check_amount(amount, field="refund amount")
         _text(reason, "reason", required=True)
 
@@ -217,11 +232,21 @@ class OrderCommands(CommandRunner):
                 raise InvalidAmount(
                     f"The refund can be at most {format_amount(order.held, order.currency)}.",
                     field="amount")
-            return bump(order, tx.now, state=state, refund_amount=amount,
-                         refund_reason=reason, **self._pause(order, tx.now))
+            late = (order.state is OrderState.HELD and order.deadline_at is not None
+                    and tx.now >= order.deadline_at)
+            requested = bump(order, tx.now, state=state, refund_amount=amount,
+                             refund_reason=reason, **self._pause(order, tx.now),
+                             deadline_at=tx.now + self.settings.refund_answer_period_ms)
+            if not late:
+                return requested
+            granted = ORDERS.next(state, OrderAction.AUTO_REFUND, {Role.SYSTEM})
+            return self._settle(tx, requested, granted, amount, TxKind.REFUND, "timer")
+
+        def event(order: Order) -> str:
+            return "refund_granted" if order.state is OrderState.REFUNDED else "refund_requested"
 
         return self._order_command(actor, order_id, OrderAction.REQUEST_REFUND,
-                                   "refund_requested", act, idem_key,
+                                   event, act, idem_key,
                                    {"amount": amount, "reason": reason})
 
     def answer_refund(
@@ -237,11 +262,11 @@ class OrderCommands(CommandRunner):
                     raise WrongState("There is no refund amount to accept.", state=state.value)
                 return self._settle(tx, order, state, order.refund_amount, TxKind.REFUND,
                                     "agent")
-            resumed: dict[str, Any] = {}
-            if order.paused_remaining_ms is not None:
-                resumed = {"paused_remaining_ms": None, "auto_confirm_at": tx.now + max(
-                    order.paused_remaining_ms, self.settings.resume_min_period_ms)}
-            return bump(order, tx.now, state=state, **resumed)
+            # The buyer may dispute for what was left of the countdown (at least
+            # resume_min_period_ms; an unshipped order had none), then it releases.
+            remaining = order.paused_remaining_ms or 0
+            return bump(order, tx.now, state=state, paused_remaining_ms=None, deadline_at=None,
+                        auto_confirm_at=tx.now + max(remaining, self.settings.resume_min_period_ms))
 
         action = OrderAction.ACCEPT_REFUND if accept else OrderAction.REFUSE_REFUND
         return self._order_command(actor, order_id, action,
@@ -256,7 +281,8 @@ class OrderCommands(CommandRunner):
 
         def act(tx: CommandTx, order: Order, state: OrderState) -> Order:
             return bump(order, tx.now, state=state, dispute_reason=reason,
-                         disputed_by=actor.role, **self._pause(order, tx.now))
+                         disputed_by=actor.role, **self._pause(order, tx.now),
+                         deadline_at=tx.now + self.settings.arbiter_period_ms)
 
         return self._order_command(actor, order_id, OrderAction.DISPUTE, "disputed", act,
                                    idem_key, {"reason": reason})

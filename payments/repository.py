@@ -105,6 +105,18 @@ class Repo:
         )
         return [r[0] for r in rows]
 
+    def due_deadlines(self, now: int, states: list[str], limit: int) -> list[str]:
+        """Orders in ``states`` whose ``deadline_at`` has passed (unpaid offers, unanswered
+        refund requests)."""
+        marks = ", ".join("?" for _ in states)
+        rows = self.sql.rows(
+            "SELECT order_id FROM orders WHERE deadline_at IS NOT NULL "
+            f"AND deadline_at <= ? AND state IN ({marks}) "
+            "ORDER BY deadline_at LIMIT ?",
+            (now, *states, limit),
+        )
+        return [r[0] for r in rows]
+
     def due_transfers(self, now: int, limit: int) -> list[str]:
         rows = self.sql.rows(
             "SELECT transfer_id FROM transfers WHERE state = 'PENDING' AND expires_at <= ? "

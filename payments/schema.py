@@ -70,6 +70,7 @@ CREATE TABLE IF NOT EXISTS orders (
     extended {int} NOT NULL,
     auto_confirm_at {int},
     paused_remaining_ms {int},
+    deadline_at {int},
     refund_amount {int},
     refund_reason TEXT,
     dispute_reason TEXT,
@@ -184,6 +185,7 @@ def statements(dialect: Dialect) -> list[str]:
 
 
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("orders", "deadline_at", "{int}"),
     ("transfers", "from_account", "TEXT"),
     ("transfers", "to_account", "TEXT"),
 )
@@ -203,12 +205,17 @@ BACKFILLS: tuple[str, ...] = (
 def upgrades(dialect: Dialect, has_column: Callable[[str, str], bool]) -> list[str]:
     """The statements that bring an existing ledger to this version (none on a fresh one)."""
     adds = []
-    for table, column, kind in ADDED_COLUMNS:
+    for table, column, template in ADDED_COLUMNS:
+        kind = template.format(int="BIGINT" if dialect == "postgresql" else "INTEGER")
         if dialect == "postgresql":
             adds.append(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
         elif not has_column(table, column):
             adds.append(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-    return [*adds, *BACKFILLS]
+    # The timer's index over the new column (CREATE TABLE IF NOT EXISTS adds no column to
+    # an old table, so it cannot be created with the tables).
+    index = ("CREATE INDEX IF NOT EXISTS orders_deadline ON orders (deadline_at) "
+             "WHERE deadline_at IS NOT NULL")
+    return [*adds, index, *BACKFILLS]
 
 
 def _split(script: str) -> list[str]:

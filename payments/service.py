@@ -24,7 +24,7 @@ from payments.errors import (
     InvalidRequest,
     NotFound,
 )
-from payments.escrow import TIMED_STATES
+from payments.escrow import DEADLINE_ACTIONS, TIMED_STATES
 from payments.events import record_event
 from payments.idempotency import IdempotencyKey
 from payments.ledger import (
@@ -220,17 +220,21 @@ class PaymentService(OrderCommands):
     # -- timers --------------------------------------------------------------------------
 
     def run_due(self, now: int | None = None, *, batch: int = 500) -> list[Change]:
-        """Apply every timeout due at ``now``: auto-confirm of orders, expiry of transfers.
+        """Apply every timeout due at ``now``: auto-confirm of orders, expiry of unpaid
+        offers, unanswered refund requests granted, expiry of transfers.
 
         Each timeout is a compare-and-set in its own transaction, together with its
         entries and event, so concurrent or repeated runs never apply one twice.
         """
         at = self.clock() if now is None else now
         timed = [s.value for s in TIMED_STATES]
+        waiting = [s.value for s in DEADLINE_ACTIONS]
         changes: list[Change] = []
         while True:
-            orders, transfers = self.store.read(lambda sql: (
-                Repo(sql).due_orders(at, timed, batch), Repo(sql).due_transfers(at, batch)))
+            released, lapsed, transfers = self.store.read(lambda sql: (
+                Repo(sql).due_orders(at, timed, batch), Repo(sql).due_deadlines(at, waiting, batch),
+                Repo(sql).due_transfers(at, batch)))
+            orders = released + lapsed
             for order_id in orders:
                 done = self.store.write(partial(self._time_out_order_id, order_id, at))
                 if done is not None:
@@ -239,7 +243,7 @@ class PaymentService(OrderCommands):
                 done = self.store.write(partial(self._time_out_transfer_id, transfer_id, at))
                 if done is not None:
                     changes.append(done)
-            if len(orders) < batch and len(transfers) < batch:
+            if max(len(released), len(lapsed), len(transfers)) < batch:
                 return changes
 
     # -- helpers -------------------------------------------------------------------------

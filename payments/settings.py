@@ -58,6 +58,15 @@ class PaymentSettings(BaseModel):
     #: When a paused timer resumes (refund refused), the buyer gets at least this long.
     resume_min_period_ms: Annotated[int, Field(ge=0, le=3650 * DAY, strict=True)] = DAY
     transfer_expiry_ms: Period = DAY
+    #: An offer not paid in this time is cancelled (Taobao closes unpaid orders after 72 h).
+    offer_expiry_ms: Period = 3 * DAY
+    #: After payment the shop ships within this; later, a buyer's refund request is
+    #: granted at once (Taobao's default delivery promise is 48 h).
+    ship_period_ms: Period = 2 * DAY
+    #: A refund request the shop does not answer in this time is granted.
+    refund_answer_period_ms: Period = 2 * DAY
+    #: The arbiter's promised decision time for a dispute, shown to both sides.
+    arbiter_period_ms: Period = 7 * DAY
     #: Platform fee on money released to a seller, in basis points (0 = no fee).
     fee_bps: Annotated[int, Field(ge=0, le=10_000, strict=True)] = 0
     pin_max_attempts: Annotated[int, Field(ge=1, le=100, strict=True)] = 5

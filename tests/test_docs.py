@@ -43,3 +43,44 @@ def test_readme_commands_exist_and_ci_runs_the_test_command() -> None:
         path = ROOT / command
         assert path.is_file() and path.stat().st_mode & 0o111
     assert "./scripts/test" in (ROOT / ".ci" / "run").read_text()
+
+
+def _tables_of(heading: str) -> list[list[list[str]]]:
+    """Every table under ``### heading`` (up to the next heading), rows without the header."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split(f"### {heading}", 1)[1].split("\n#", 1)[0]
+    tables: list[list[list[str]]] = []
+    current: list[str] = []
+    for line in [*section.splitlines(), ""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables.append([[c.strip() for c in row.strip("|").split("|")] for row in current[2:]])
+            current = []
+    return tables
+
+
+def test_readme_order_transitions_are_the_state_machine() -> None:
+    """The README's transition table is exactly ``payments.escrow.ORDERS``: every transition,
+    who may take it, where it leads, and nothing the code does not do."""
+    from payments.escrow import ORDERS
+
+    documented = {
+        (src.strip("`"), action.strip("`"), frozenset(r.strip() for r in by.split(",")), dst.strip("`"))
+        for src, action, by, dst, _ in _tables_of("An order's life")[0]
+    }
+    actual = {
+        (state.value, action.value, frozenset(r.value for r in rule.roles), rule.target.value)
+        for (state, action), rule in ORDERS.table.items()
+    }
+    assert documented == actual
+
+
+def test_readme_deadlines_are_the_code() -> None:
+    """Each waiting state's deadline field in the README is the one ``DEADLINES`` names, and
+    every state the machine can wait in has one."""
+    from payments.escrow import DEADLINES, ORDERS
+
+    documented = {state.strip("`"): field.strip("`") for state, field, _, _ in _tables_of("An order's life")[1]}
+    assert documented == {state.value: field for state, (field, _) in DEADLINES.items()}
+    assert {state.value for state, _ in ORDERS.table} == set(documented)

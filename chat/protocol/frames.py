@@ -260,9 +260,10 @@ class Ship(_Frame):
 
 
 class OrderAction(_Frame):
-    """Buyer: ``confirm`` receipt (releases the money) or ``extend`` the auto-confirm timer once."""
+    """Buyer: ``confirm`` receipt (releases the money) or ``extend`` the auto-confirm timer
+    once; buyer or agent: ``cancel`` an offer nobody paid."""
 
-    type: Literal["confirm", "extend"]
+    type: Literal["confirm", "extend", "cancel"]
     id: RequestId | None = None
     conv: Id
     order: Id

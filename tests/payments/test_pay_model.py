@@ -73,6 +73,8 @@ class MOrder:
     paused: int | None = None
     extended: bool = False
     refund_amount: int | None = None
+    deadline_at: int | None = None
+    terms: tuple[int, int] = (0, 0)
 
 
 @dataclass
@@ -115,17 +117,31 @@ class Model:
         self.move(escrow, (f"user:{o.buyer}", "available"), o.currency, buyer_part)
         self.move(escrow, (f"shop:{o.shop}", "available"), o.currency, seller - fee)
         self.move(escrow, ("platform", "fees"), o.currency, fee)
-        o.state, o.held, o.auto_confirm_at, o.paused = state, 0, None, None
+        o.state, o.held, o.auto_confirm_at, o.paused, o.deadline_at = state, 0, None, None, None
 
     def order_due(self, o: MOrder, now: int) -> bool:
-        return (o.state in ("SHIPPED", "REFUND_REFUSED") and o.auto_confirm_at is not None
-                and now >= o.auto_confirm_at)
+        if o.state in ("SHIPPED", "REFUND_REFUSED"):
+            return o.auto_confirm_at is not None and now >= o.auto_confirm_at
+        if o.state in ("OFFERED", "REFUND_REQUESTED"):
+            return o.deadline_at is not None and now >= o.deadline_at
+        return False
+
+    def apply_due(self, o: MOrder) -> None:
+        """The timer's effect: an unpaid offer lapses, an unanswered refund is granted,
+        otherwise the money is released."""
+        if o.state == "OFFERED":
+            o.state, o.deadline_at = "CANCELLED", None
+        elif o.state == "REFUND_REQUESTED":
+            assert o.refund_amount is not None
+            self.settle(o, o.refund_amount, "REFUNDED")
+        else:
+            self.settle(o, 0, "RELEASED")
 
     def time_out(self, now: int) -> set[tuple[str, str]]:
         done = set()
         for o in self.orders.values():
             if self.order_due(o, now):
-                self.settle(o, 0, "RELEASED")
+                self.apply_due(o)
                 done.add(("order", o.order_id))
         for t in self.transfers:
             if t.state == "PENDING" and now >= t.expires_at:
@@ -218,7 +234,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def touch(self, o: MOrder | None) -> None:
         """A command on a past-deadline order first applies the timeout, as the store does."""
         if o is not None and self.model.order_due(o, self.clock.now):
-            self.model.settle(o, 0, "RELEASED")
+            self.model.apply_due(o)
 
     @initialize(prices=st.lists(st.integers(1, 6000), min_size=SLOTS, max_size=SLOTS))
     def open_offers(self, prices: list[int]) -> None:
@@ -255,6 +271,7 @@ class LedgerMachine(RuleBasedStateMachine):
             order_id, o = self.order(slot)
         currency = CURRENCIES[(slot + (other_currency == 0)) % 2]
         shop, buyer = SHOPS[slot % 2], USERS[slot % 3]
+        self.touch(o)  # a lapsed offer is cancelled first, then the re-offer refused
         if o is None:
             code = None
         elif o.state != "OFFERED":
@@ -265,8 +282,10 @@ class LedgerMachine(RuleBasedStateMachine):
             self.agent(shop), order_id=order_id, conversation_id=f"c{slot}", shop_id=shop,
             buyer_id=buyer, listing_id="l", title="tea", unit_price=price, quantity=qty,
             currency=currency))
-        if code is None:
-            self.model.orders[order_id] = MOrder(order_id, shop, buyer, price * qty, currency)
+        if code is None and (o is None or o.terms != (price, qty)):  # same terms: no change
+            self.model.orders[order_id] = MOrder(order_id, shop, buyer, price * qty, currency,
+                                                 deadline_at=self.clock.now + 3 * DAY,
+                                                 terms=(price, qty))
 
     def order_step(self, slot: int, choice: int, n: int, flag: bool, outcome: str,
                    legal: int) -> None:
@@ -287,7 +306,7 @@ class LedgerMachine(RuleBasedStateMachine):
         elif action == "ship":
             if self.transition(order_id, o, {"HELD"}, lambda: svc.ship(agent, order_id=order_id)):
                 assert o is not None
-                o.state, o.auto_confirm_at = "SHIPPED", self.clock.now + 10 * DAY
+                o.state, o.auto_confirm_at, o.deadline_at = "SHIPPED", self.clock.now + 10 * DAY, None
         elif action == "extend":
             self.touch(o)
             can = {"SHIPPED"} if o is not None and not o.extended else set()
@@ -303,7 +322,7 @@ class LedgerMachine(RuleBasedStateMachine):
             if self.transition(order_id, o, {"OFFERED"}, lambda: svc.cancel(
                     buyer if flag else agent, order_id=order_id)):
                 assert o is not None
-                o.state = "CANCELLED"
+                o.state, o.deadline_at = "CANCELLED", None
         elif action == "request_refund":
             self.request_refund(order_id, o, n)
         elif action == "answer_refund":
@@ -314,16 +333,15 @@ class LedgerMachine(RuleBasedStateMachine):
                     assert o.refund_amount is not None
                     self.model.settle(o, o.refund_amount, "REFUNDED")
                 else:
-                    o.state = "REFUND_REFUSED"
-                    if o.paused is not None:
-                        o.auto_confirm_at, o.paused = self.clock.now + max(o.paused, DAY), None
+                    o.state, o.deadline_at = "REFUND_REFUSED", None
+                    o.auto_confirm_at, o.paused = self.clock.now + max(o.paused or 0, DAY), None
         elif action == "dispute":
             if self.transition(order_id, o, {"REFUND_REFUSED"}, lambda: svc.dispute(
                     buyer if flag else agent, order_id=order_id, reason="r")):
                 assert o is not None
                 if o.auto_confirm_at is not None:
                     o.paused, o.auto_confirm_at = o.auto_confirm_at - self.clock.now, None
-                o.state = "DISPUTED"
+                o.state, o.deadline_at = "DISPUTED", self.clock.now + 7 * DAY
         else:
             self.decide(order_id, o, outcome, n)
 
@@ -338,7 +356,7 @@ class LedgerMachine(RuleBasedStateMachine):
             code = 6041
         elif self.model.order_due(o, now):
             self.touch(o)
-            code = 6060
+            code = 6021 if o.state == "CANCELLED" else 6060
         else:
             code = self.model.spend_check(o.buyer, o.currency, o.amount, now)
         user = o.buyer if o else "u1"
@@ -348,7 +366,7 @@ class LedgerMachine(RuleBasedStateMachine):
             assert o is not None
             self.model.move((f"user:{o.buyer}", "available"), ("platform", "escrow_hold"),
                             o.currency, o.amount)
-            o.state, o.held = "HELD", o.amount
+            o.state, o.held, o.deadline_at = "HELD", o.amount, now + 2 * DAY
             self.model.spends.append((o.buyer, o.currency, now, o.amount))
             self.model.pins[o.buyer].failures = 0
 
@@ -371,9 +389,13 @@ class LedgerMachine(RuleBasedStateMachine):
             self.buyer(o.buyer if o else "u1"), order_id=order_id, amount=amount,
             reason="r"))
         if code is None and o is not None:
+            late = o.state == "HELD" and o.deadline_at is not None and self.clock.now >= o.deadline_at
             if o.auto_confirm_at is not None:
                 o.paused, o.auto_confirm_at = o.auto_confirm_at - self.clock.now, None
             o.state, o.refund_amount = "REFUND_REQUESTED", amount
+            o.deadline_at = self.clock.now + 2 * DAY
+            if late:  # not shipped in time: granted at once, without the shop
+                self.model.settle(o, amount, "REFUNDED")
 
     def decide(self, order_id: str, o: MOrder | None, outcome: str, part: int) -> None:
         self.touch(o)
@@ -520,8 +542,9 @@ class LedgerMachine(RuleBasedStateMachine):
         for order_id, mo in self.model.orders.items():
             so = self.service.get_order(order_id)
             assert (so.state.value, so.held, so.auto_confirm_at, so.paused_remaining_ms,
-                    so.extended, so.amount) == (mo.state, mo.held, mo.auto_confirm_at,
-                                                mo.paused, mo.extended, mo.amount), order_id
+                    so.extended, so.amount, so.deadline_at) == (
+                        mo.state, mo.held, mo.auto_confirm_at, mo.paused, mo.extended, mo.amount,
+                        mo.deadline_at), order_id
         for mt in self.model.transfers:
             assert self.service.get_transfer(mt.transfer_id).state.value == mt.state
         check_invariants(self.store)

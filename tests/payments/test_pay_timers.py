@@ -68,7 +68,8 @@ def test_refund_request_pauses_and_refusal_resumes(service: PaymentService, cloc
     clock.advance(7 * DAY)
     paused = service.request_refund(buyer(), order_id="o1", amount=100, reason="late")
     assert (paused.auto_confirm_at, paused.paused_remaining_ms) == (None, 3 * DAY)
-    clock.advance(30 * DAY)
+    assert paused.deadline_at == clock.now + 2 * DAY  # the shop's time to answer
+    clock.advance(2 * DAY - 1)
     assert service.run_due() == []
     resumed = service.answer_refund(agent(), order_id="o1", accept=False)
     assert resumed.auto_confirm_at == clock.now + 3 * DAY
@@ -156,3 +157,83 @@ def test_periods_are_configurable(store, clock) -> None:
                          currency="CNY", pin=PIN, idem_key="t")
     assert t.expires_at == clock.now + 60_000
     check_invariants(store)
+
+
+def test_an_unpaid_offer_lapses(service: PaymentService, clock) -> None:
+    """OFFERED waits offer_expiry_ms (3 days) for payment, then the timer cancels it; a
+    re-price restarts the wait; paying a lapsed offer is refused and moves nothing."""
+    funded_buyer(service)
+    offer(service, price=100)
+    clock.advance(2 * DAY)
+    offer(service, price=120)  # re-priced: a fresh 3 days
+    clock.advance(2 * DAY)
+    assert service.run_due() == []
+    clock.advance(DAY)
+    assert [(c.action, c.state) for c in service.run_due()] == [("expired", "CANCELLED")]
+    assert service.run_due() == []  # safe to run twice
+    with pytest.raises(WrongState):
+        service.pay(buyer(), order_id="o1", pin=PIN, idem_key="late-pay")
+    assert service.balance("user:bob", "CNY") == 10_000
+
+
+def test_a_lapsed_offer_is_cancelled_by_the_command_that_finds_it(service: PaymentService, clock) -> None:
+    """Before the timer runs, a pay or re-offer on a lapsed offer applies the expiry first."""
+    funded_buyer(service)
+    offer(service, price=100)
+    clock.advance(3 * DAY)
+    with pytest.raises(WrongState):
+        offer(service, price=90)
+    assert service.get_order("o1").state is OrderState.CANCELLED
+    assert service.run_due() == []
+
+
+def test_an_unanswered_refund_request_is_granted(service: PaymentService, clock) -> None:
+    """REFUND_REQUESTED waits refund_answer_period_ms (2 days) for the shop, then the timer
+    refunds the amount asked (a partial one sends the rest to the shop)."""
+    funded_buyer(service)
+    shipped(service)
+    asked = service.request_refund(buyer(), order_id="o1", amount=40, reason="damaged")
+    assert asked.deadline_at == clock.now + 2 * DAY
+    clock.advance(2 * DAY)
+    assert [(c.action, c.state) for c in service.run_due()] == [("refund_granted", "REFUNDED")]
+    assert service.balance("user:bob", "CNY") == 10_000 - 100 + 40
+    assert service.balance("shop:s1", "CNY") == 60
+    assert service.get_order("o1").settled_by == "timer"
+
+
+def test_not_shipped_in_time_a_refund_is_granted_at_once(service: PaymentService, clock) -> None:
+    """HELD gives the shop ship_period_ms (2 days); after it the buyer's refund request is
+    granted without the shop; before it, it waits for the shop as usual."""
+    funded_buyer(service)
+    offer(service, price=100)
+    held = service.pay(buyer(), order_id="o1", pin=PIN, idem_key="k")
+    assert held.deadline_at == clock.now + 2 * DAY
+    clock.advance(2 * DAY)
+    done = service.request_refund(buyer(), order_id="o1", amount=100, reason="never shipped")
+    assert done.state is OrderState.REFUNDED and done.settled_by == "timer"
+    assert service.balance("user:bob", "CNY") == 10_000
+    assert service.events_after(0)[-1].action == "refund_granted"
+
+
+def test_a_refused_refund_of_an_unshipped_order_still_ends(service: PaymentService, clock) -> None:
+    """A refusal always starts the dispute window (at least resume_min_period_ms), even with
+    no countdown paused: then the money is released, never left waiting."""
+    funded_buyer(service)
+    offer(service, price=100)
+    service.pay(buyer(), order_id="o1", pin=PIN, idem_key="k")
+    service.request_refund(buyer(), order_id="o1", amount=100, reason="r")
+    refused = service.answer_refund(agent(), order_id="o1", accept=False)
+    assert refused.auto_confirm_at == clock.now + DAY and refused.deadline_at is None
+    clock.advance(DAY)
+    assert [(c.action, c.state) for c in service.run_due()] == [("released", "RELEASED")]
+
+
+def test_a_dispute_shows_the_arbiters_deadline(service: PaymentService, clock) -> None:
+    funded_buyer(service)
+    shipped(service)
+    service.request_refund(buyer(), order_id="o1", amount=100, reason="r")
+    service.answer_refund(agent(), order_id="o1", accept=False)
+    disputed = service.dispute(buyer(), order_id="o1", reason="r")
+    assert disputed.deadline_at == clock.now + 7 * DAY
+    clock.advance(30 * DAY)
+    assert service.run_due() == []  # the money waits for the arbiter, not for a timer
