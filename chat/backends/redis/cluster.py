@@ -117,7 +117,10 @@ class RedisClusterBroker(BatchingPublisher):
     async def ping(self) -> bool:
         if any(link.conn is None and link.channels for link in self._links.values()):
             return False
-        return await self._map.ping(self.ping_timeout)
+        if await self._map.ping(self.ping_timeout):
+            return True
+        self._kick()  # a master may have failed over: move what it served
+        return False
 
     # Topology
 

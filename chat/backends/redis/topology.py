@@ -203,14 +203,21 @@ class ClusterMap:
         return results
 
     async def ping(self, seconds: float) -> bool:
-        """True if the map is known and every master answers within ``seconds``."""
+        """True if the map is known and every master answers within ``seconds``. A master that
+        does not answer makes the map be read again (it may have failed over) and every
+        master of the new map be asked."""
         try:
             async with asyncio.timeout(seconds):
-                if not self.ready:
-                    await self.refresh(self.version)
-                return all(await asyncio.gather(*(n.client.ping() for n in self.masters)))
+                for attempt in (1, 2):
+                    seen = self.version
+                    if attempt == 2 or not self.ready:
+                        await self.refresh(seen)
+                    answers = await asyncio.gather(*(n.client.ping() for n in self.masters), return_exceptions=True)
+                    if all(a is True for a in answers):
+                        return True
         except (RedisError, OSError, TimeoutError):
-            return False
+            pass
+        return False
 
     async def aclose(self) -> None:
         for node in self.masters:
