@@ -75,7 +75,11 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
 
   // --- events -----------------------------------------------------------------------------------
   const rerender = () => render();
-  for (const t of ["status", "conversation", "pending", "presence", "receipt", "typing"]) client.addEventListener(t, rerender);
+  for (const t of ["status", "conversation", "pending", "presence", "receipt", "typing", "tokenerror"]) client.addEventListener(t, rerender);
+  client.addEventListener("fatal", (ev) => {
+    state.fatal = ev.detail.code;
+    render();
+  });
   client.addEventListener("welcome", (ev) => {
     const me = ev.detail;
     whoEl.textContent = me.user;
@@ -305,7 +309,13 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
   }
 
   function render(opts = {}) {
-    statusEl.textContent = { online: "● connected", reconnecting: "Reconnecting…", connecting: "Connecting…", stopped: "Signed out" }[client.status] || "";
+    statusEl.textContent = {
+      online: "● connected",
+      reconnecting: client.problem === "token" ? "Reconnecting… (signing in failed, trying again)" : "Reconnecting…",
+      offline: "Waiting for network…",
+      connecting: "Connecting…",
+      stopped: state.fatal === 4001 ? "Sign-in refused: reload the page" : state.fatal ? "Stopped: reload the page" : "Signed out",
+    }[client.status] || "";
     statusEl.dataset.status = client.status;
     renderInbox();
     if (state.selected) renderChat(opts);

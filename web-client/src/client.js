@@ -4,12 +4,34 @@
 // Shared by the listing-page widget and the seller back office.
 import { encode, decode } from "@msgpack/msgpack";
 
-const REQUEST_TIMEOUT_MS = 15000;
-const PING_EVERY_MS = 25000;
-const BACKOFF_MIN_MS = 500;
-const BACKOFF_MAX_MS = 30000;
+// Timings (overridable per client with the `timing` option, e.g. in unit tests).
+export const TIMING = {
+  requestTimeoutMs: 15000, // a request unanswered this long means a lost connection
+  connectTimeoutMs: 10000, // handshake plus `auth`: a dead network may never finish either
+  tokenTimeoutMs: 15000, // getToken() that neither resolves nor rejects counts as failed
+  // Liveness: after pingIdleMs without any frame, send an application `ping`; if still nothing has
+  // arrived deadAfterMs later, the link is dead. Checked every tickMs: a visible tab notices a dead
+  // link within pingIdleMs + deadAfterMs + 2 × tickMs (8 s) even when no close event ever comes.
+  pingIdleMs: 3000,
+  pingIdleHiddenMs: 25000, // a hidden tab pings rarely and probes at once when shown again
+  deadAfterMs: 4000,
+  tickMs: 500,
+  backoffMinMs: 500,
+  backoffMaxMs: 30000,
+  offlineRetryMs: 30000, // while the browser says offline, try this rarely (the `online` event comes first)
+  queueBeatMs: 10000, // without Web Locks: a tab rewrites its unsent queue this often while it lives
+  queueStaleMs: 30000, // ... and a queue not rewritten this long belongs to a closed tab
+};
 // Standard close codes that invite a reconnect (docs/protocol.md, "Close codes"); 4500–4999 do too.
-const RETRY_CLOSES = new Set([1001, 1006, 1011, 1012, 1013]);
+// 1000, 1005 (no code) and 1015 (TLS) are added here: a hub or proxy restarting may close normally,
+// and a browser cannot tell a transient TLS failure from a broken network; both back off.
+const RETRY_CLOSES = new Set([1000, 1001, 1005, 1006, 1011, 1012, 1013, 1015]);
+// Close codes this client gives itself: 4900 our own reconnect, 4901 a dead link (no answer, the
+// browser offline, a connect that never finished). Both are in the "retry" range.
+const CLOSE_RECONNECT = 4900;
+const CLOSE_DEAD = 4901;
+// An `auth` refused with these errors is followed by this close (docs/protocol.md, "Authentication").
+const AUTH_ERROR_CLOSE = { 2002: 4001, 2003: 4002, 5002: 4502 };
 const WS_OPEN = 1; // WebSocket.OPEN, without needing a WebSocket global (node unit tests have none)
 
 export class ServerError extends Error {
@@ -45,12 +67,18 @@ export function randomId(prefix) {
 /**
  * What to do when the connection closed with `code` (docs/protocol.md, "Close codes"):
  * "retry" (reconnect with backoff, then resume), "renew" (fetch a fresh token, then reconnect)
- * or "stop" (4000–4499, 1009 and other codes the table does not invite back).
+ * or "stop" (4000–4499, 1009 and other codes the table does not invite back). The client retries
+ * a 4001 once with a freshly fetched token (see ChatClient._onClose) before it stops.
  */
 export function closeAction(code) {
   if (code === 4002) return "renew";
   if (RETRY_CLOSES.has(code) || (code >= 4500 && code <= 4999)) return "retry";
   return "stop";
+}
+
+/** Whether the browser says it has no network (navigator.onLine false); false where unknown. */
+export function browserOffline() {
+  return typeof navigator !== "undefined" && navigator.onLine === false;
 }
 
 /** One conversation as this client knows it: the server's view plus the messages it holds. */
@@ -92,51 +120,118 @@ export class Conversation {
 /**
  * A connection to the hub that survives network trouble.
  * Events (EventTarget): status, welcome, synced, conversation, message, receipt, typing,
- * presence, pending, fatal. `detail` carries the payload.
+ * presence, pending, tokenerror, fatal. `detail` carries the payload.
+ *
+ * Status: idle (no token) | connecting | online | reconnecting | offline (the browser has no
+ * network: waiting for it) | stopped (stop(), or a close that forbids reconnecting: see `fatal`).
  */
 export class ChatClient extends EventTarget {
-  constructor({ url, getToken, storageKey = "tradechat", storage = globalThis.localStorage }) {
+  constructor({ url, getToken, storageKey = "tradechat", storage = globalThis.localStorage,
+    locks = globalThis.navigator?.locks ?? null, timing = {} }) {
     super();
     this.url = url;
     this.getToken = getToken;
     this.storageKey = storageKey;
     this.storage = storage;
-    this.status = "idle"; // idle | connecting | online | reconnecting | stopped
+    this.timing = { ...TIMING, ...timing };
+    this.status = "idle"; // see the class comment
+    this.problem = null; // while not online: "token" (getToken failed) or "network"
     this.me = null; // the welcome frame
     this.clockSkew = 0; // server time minus local time, ms
     this.conversations = new Map();
     this.presence = new Map(); // entity -> {status, last_seen}
     this.inboxCursor = null;
-    this.pending = this._loadPending(); // [{conv, cmid, body, created, error}]
+    // Unsent messages [{conv, cmid, body, created, user, error}], kept per tab: see "the unsent queue".
+    this.tabId = randomId("tab");
+    this.pending = [];
+    this._locks = locks;
+    this._watching = new Set(); // other tabs whose lock we wait for (to take over their queue)
+    this._watchAbort = null;
+    this._releaseTab = null;
     this._ids = 1;
     this._waiting = new Map();
     this._ws = null;
+    this._connecting = false; // waiting for getToken()
     this._attempt = 0;
+    this._authRetried = false; // a 4001 was already retried with a fresh token
     this._timers = {};
+    this._lastRx = 0;
+    this._deadline = 0; // when set: the link is dead if no frame arrives before this time
+    this._syncing = 0; // sync requests in flight
     this._stopped = false;
     this._flushing = false;
     this.manualAway = false; // the back office's away switch: stay away even while the tab is visible
-    this.onVisibility = () => this.setPresence(this.manualAway || document.hidden ? "away" : "online");
+    this.onVisibility = () => {
+      this.setPresence(this.manualAway || document.hidden ? "away" : "online");
+      if (!document.hidden) this._probe(); // a laptop waking up: check the link at once
+    };
+    this._onOnline = () => {
+      if (this._stopped || this.status === "stopped") return;
+      this._attempt = 0;
+      if (this._ws) this._probe();
+      else if (!this._connecting) this._connect();
+    };
+    this._onOffline = () => {
+      if (this._stopped || this.status === "stopped") return;
+      if (this._ws) this._drop(this._ws, CLOSE_DEAD, "the browser is offline");
+      else if (!this._connecting) this._scheduleReconnect();
+      else this._setStatus("offline");
+    };
+    this._onStorage = (ev) => {
+      const prefix = this.storageKey + ":pending:";
+      if (!this.me || !ev.key || !ev.newValue || !ev.key.startsWith(prefix)) return;
+      if (ev.storageArea && ev.storageArea !== this.storage) return;
+      this._watch(ev.key.slice(prefix.length));
+    };
   }
 
   // --- lifecycle ------------------------------------------------------------------------
 
   start() {
     this._stopped = false;
-    this._connect();
+    this._holdTabLock();
     if (typeof document !== "undefined") document.addEventListener("visibilitychange", this.onVisibility);
+    if (typeof window !== "undefined" && window.addEventListener) {
+      window.addEventListener("online", this._onOnline);
+      window.addEventListener("offline", this._onOffline);
+      window.addEventListener("storage", this._onStorage);
+    }
+    if (!this._locks) this._timers.beat = setInterval(() => this._beat(), this.timing.queueBeatMs);
+    if (browserOffline()) this._scheduleReconnect();
+    else this._connect();
   }
 
   stop() {
     this._stopped = true;
     this._clearTimers();
-    if (this._ws) this._ws.close(1000, "bye");
+    clearInterval(this._timers.beat);
+    const ws = this._ws;
+    this._ws = null;
+    if (ws) {
+      detach(ws);
+      try {
+        ws.close(1000, "bye");
+      } catch {
+        /* already closed */
+      }
+    }
+    this._failWaiting();
+    if (typeof document !== "undefined") document.removeEventListener("visibilitychange", this.onVisibility);
+    if (typeof window !== "undefined" && window.removeEventListener) {
+      window.removeEventListener("online", this._onOnline);
+      window.removeEventListener("offline", this._onOffline);
+      window.removeEventListener("storage", this._onStorage);
+    }
+    this._watchAbort?.abort();
+    this._watchAbort = null;
+    this._watching.clear();
+    this._releaseTabLock(); // what this tab could not send is now free for another tab to take over
     this._setStatus("stopped");
   }
 
-  /** Drop the connection now and resume on a new one (used on token renewal and dead pings). */
+  /** Drop the connection now and resume on a new one (used on token renewal and dead links). */
   reconnect() {
-    if (this._ws) this._ws.close(4900, "reconnecting");
+    if (this._ws) this._drop(this._ws, CLOSE_RECONNECT, "reconnecting");
   }
 
   now() {
@@ -154,19 +249,27 @@ export class ChatClient extends EventTarget {
   }
 
   async _connect() {
-    this._clearTimers();
+    if (this._stopped || this._ws || this._connecting) return;
+    clearTimeout(this._timers.reconnect);
+    delete this._timers.reconnect;
     this._setStatus(this._attempt === 0 && !this.me ? "connecting" : "reconnecting");
+    this._connecting = true;
     let token;
     try {
-      token = await this.getToken();
+      token = await withTimeout(Promise.resolve().then(() => this.getToken()), this.timing.tokenTimeoutMs);
     } catch (err) {
+      this._connecting = false;
+      if (this._stopped) return;
+      // The token could not be had (the page's function rejected or hung): try again with backoff.
+      this.problem = "token";
       this._emit("tokenerror", err);
       this._scheduleReconnect();
       return;
     }
-    if (this._stopped) return;
+    this._connecting = false;
+    if (this._stopped || this._ws) return;
     if (!token) {
-      this._setStatus("idle");
+      this._setStatus("idle"); // signed out: nothing to connect with until the page identifies again
       return;
     }
     const ws = new WebSocket(this.url);
@@ -176,14 +279,22 @@ export class ChatClient extends EventTarget {
     ws.onmessage = (ev) => this._onFrame(ws, ev.data);
     ws.onclose = (ev) => this._onClose(ws, ev.code);
     ws.onerror = () => {};
+    // A handshake on a dead network may never finish, nor fail.
+    this._timers.connect = setTimeout(() => this._drop(ws, CLOSE_DEAD, "connect timed out"),
+      this.timing.connectTimeoutMs);
   }
 
   async _onOpen(ws, token) {
+    if (ws !== this._ws) return;
     try {
-      const welcome = await this.request({ type: "auth", token });
+      const welcome = await this.request({ type: "auth", token }, this.timing.connectTimeoutMs);
+      clearTimeout(this._timers.connect);
       this.me = welcome;
       this.clockSkew = welcome.server_time - Date.now();
       this._emit("welcome", welcome);
+      this._lastRx = Date.now();
+      this._deadline = 0;
+      this._timers.live = setInterval(() => this._checkLive(ws), this.timing.tickMs);
       const exp = tokenExpiry(token);
       if (exp) {
         // No in-band renewal: fetch a fresh token and reconnect shortly before this one expires.
@@ -192,12 +303,17 @@ export class ChatClient extends EventTarget {
       }
       await this._sync();
       this._attempt = 0;
+      this._authRetried = false;
+      this.problem = null;
       this._setStatus("online");
       if (this.manualAway || (typeof document !== "undefined" && document.hidden)) this.setPresence("away");
-      this._timers.ping = setInterval(() => this._ping(), PING_EVERY_MS);
+      this._adoptOrphans();
       this._flush();
     } catch (err) {
-      if (ws === this._ws && ws.readyState === WS_OPEN) ws.close(4900, "resume failed");
+      // An `auth` refused with 2002/2003/5002 is followed by close 4001/4002/4502: act on that
+      // code now rather than race the close frame; anything else resumes on a new connection.
+      const code = (err instanceof ServerError && AUTH_ERROR_CLOSE[err.code]) || CLOSE_RECONNECT;
+      this._drop(ws, code, "resume failed");
     }
   }
 
@@ -206,7 +322,15 @@ export class ChatClient extends EventTarget {
     for (const conv of this.conversations.values()) cursors[conv.id] = conv.cursor;
     const frame = { type: "sync", cursors };
     if (this.inboxCursor) frame.inbox = this.inboxCursor;
-    const synced = await this.request(frame, 60000);
+    // The hub answers in order, so a pong waits behind a long sync: liveness pauses while one runs
+    // and the sync's own timeout stands in for it.
+    this._syncing += 1;
+    let synced;
+    try {
+      synced = await this.request(frame, 30000);
+    } finally {
+      this._syncing -= 1;
+    }
     if (synced.full) {
       const ids = new Set(synced.conversations.map((v) => v.id));
       for (const id of [...this.conversations.keys()]) if (!ids.has(id)) this.conversations.delete(id);
@@ -233,57 +357,121 @@ export class ChatClient extends EventTarget {
     }, 150);
   }
 
-  async _ping() {
-    try {
-      await this.request({ type: "ping" }, 10000);
-    } catch {
-      this.reconnect();
+  /**
+   * The liveness check, every tickMs while authenticated: a silent link gets an application
+   * `ping`; a link still silent at the deadline is dropped as dead (its close event may come a
+   * minute later, or never).
+   */
+  _checkLive(ws) {
+    if (ws !== this._ws) return;
+    const now = Date.now();
+    if (this._syncing) {
+      this._deadline = 0;
+      this._lastRx = now;
+      return;
     }
+    if (this._deadline) {
+      if (now >= this._deadline) this._drop(ws, CLOSE_DEAD, "no answer from the hub");
+      return;
+    }
+    const hidden = typeof document !== "undefined" && document.hidden;
+    if (now - this._lastRx >= (hidden ? this.timing.pingIdleHiddenMs : this.timing.pingIdleMs)) this._ping(ws);
+  }
+
+  /** Ping now, and call the link dead if nothing at all arrives within deadAfterMs. */
+  _ping(ws) {
+    if (this._deadline) return;
+    this._deadline = Date.now() + this.timing.deadAfterMs;
+    try {
+      ws.send(encode({ type: "ping", id: this._ids++ })); // the pong is just another frame received
+    } catch {
+      this._drop(ws, CLOSE_DEAD, "send failed");
+    }
+  }
+
+  /** Check the link at once (the tab was shown again, the browser is back online). */
+  _probe() {
+    const ws = this._ws;
+    if (ws && ws.readyState === WS_OPEN && this.me && this._timers.live) this._ping(ws);
   }
 
   _onClose(ws, code) {
     if (ws !== this._ws) return;
     this._ws = null;
+    detach(ws);
     this._clearTimers();
+    this._failWaiting();
+    if (this._stopped) return;
+    let action = closeAction(code);
+    // An invalid token (4001) may be a stale one the page cached: fetch a fresh one once. Refused
+    // again, it is final until the page identifies anew.
+    if (code === 4001 && !this._authRetried) {
+      this._authRetried = true;
+      action = "renew";
+    }
+    if (action === "stop") {
+      this._setStatus("stopped");
+      this._emit("fatal", { code });
+      return;
+    }
+    this.problem = "network";
+    // Our own reconnect (4900) and a token renewal (4001 once, 4002: _connect asks getToken for a
+    // fresh token) go at once; a repeat of either backs off like any other retry.
+    this._scheduleReconnect(code === CLOSE_RECONNECT || action === "renew");
+  }
+
+  /** Treat `ws` as closed with `code` now, without waiting for a close event that may never come. */
+  _drop(ws, code, reason) {
+    if (!ws || ws !== this._ws) return;
+    this._onClose(ws, code);
+    try {
+      ws.close(CLOSE_RECONNECT, reason);
+    } catch {
+      /* already closing */
+    }
+  }
+
+  _failWaiting() {
     const err = new Disconnected();
     for (const { reject, timer } of this._waiting.values()) {
       clearTimeout(timer);
       reject(err);
     }
     this._waiting.clear();
-    if (this._stopped) return;
-    const action = closeAction(code);
-    if (action === "stop") {
-      this._setStatus("stopped");
-      this._emit("fatal", { code });
-      return;
-    }
-    // Our own reconnect (4900) and a token renewal (4002: _connect asks getToken for a fresh token)
-    // go at once; a repeat of either backs off like any other retry.
-    this._scheduleReconnect(code === 4900 || action === "renew");
   }
 
-  /** Reconnect after an exponential backoff with full jitter (at once if `soon` and the first attempt). */
+  /**
+   * Reconnect after an exponential backoff with full jitter (at once if `soon` and the first attempt).
+   * While the browser says it is offline, wait for its `online` event (or offlineRetryMs).
+   */
   _scheduleReconnect(soon = false) {
-    this._setStatus("reconnecting");
-    const cap = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this._attempt);
-    const delay = soon && this._attempt === 0 ? 0 : Math.random() * cap;
+    clearTimeout(this._timers.reconnect);
+    const offline = browserOffline();
+    this._setStatus(offline ? "offline" : "reconnecting");
+    const cap = Math.min(this.timing.backoffMaxMs, this.timing.backoffMinMs * 2 ** this._attempt);
+    let delay = soon && this._attempt === 0 ? 0 : Math.random() * cap;
+    if (offline) delay = Math.max(delay, this.timing.offlineRetryMs);
     this._attempt += 1;
-    this._timers.reconnect = setTimeout(() => this._connect(), delay);
+    this._timers.reconnect = setTimeout(() => {
+      delete this._timers.reconnect;
+      this._connect();
+    }, delay);
   }
 
   _clearTimers() {
     clearTimeout(this._timers.renew);
     clearTimeout(this._timers.reconnect);
-    clearInterval(this._timers.ping);
+    clearTimeout(this._timers.connect);
+    clearInterval(this._timers.live);
     clearTimeout(this._timers.resync);
-    this._timers = {};
+    this._timers = this._timers.beat ? { beat: this._timers.beat } : {};
+    this._deadline = 0;
   }
 
   // --- frames ---------------------------------------------------------------------------
 
   /** Send a request and wait for its reply; an `error` reply rejects with ServerError. */
-  request(frame, timeout = REQUEST_TIMEOUT_MS) {
+  request(frame, timeout = this.timing.requestTimeoutMs) {
     const ws = this._ws;
     if (!ws || ws.readyState !== WS_OPEN) return Promise.reject(new Disconnected());
     const id = this._ids++;
@@ -301,7 +489,10 @@ export class ChatClient extends EventTarget {
   }
 
   _onFrame(ws, data) {
-    if (ws !== this._ws || !(data instanceof ArrayBuffer)) return;
+    if (ws !== this._ws) return;
+    this._lastRx = Date.now(); // any frame proves the link alive
+    this._deadline = 0;
+    if (!(data instanceof ArrayBuffer)) return;
     let frame;
     try {
       frame = decode(new Uint8Array(data));
@@ -495,7 +686,7 @@ export class ChatClient extends EventTarget {
   /** Queue a message: it shows as pending at once and is sent (and resent) until acked. */
   send(convId, body, { cmid = randomId("w"), auto = false } = {}) {
     if (auto) body = { ...body, auto: true }; // the hub leaves auto-replies out of response figures
-    const item = { conv: convId, cmid, body, created: this.now(), error: null };
+    const item = { conv: convId, cmid, body, created: this.now(), user: this.me ? this.me.user : null, error: null };
     this.pending.push(item);
     this._savePending();
     this._emit("pending", item);
@@ -567,22 +758,163 @@ export class ChatClient extends EventTarget {
     }
   }
 
-  _loadPending() {
-    try {
-      return JSON.parse(this.storage.getItem(this.storageKey + ":pending") || "[]");
-    } catch {
-      return [];
+  // --- the unsent queue, one per tab ----------------------------------------------------
+  //
+  // Each tab (each page load, each ChatClient) keeps its unsent messages under its own key,
+  // `<storageKey>:pending:<tabId>`, and holds the Web Lock `<storageKey>:tab:<tabId>` while it
+  // lives, so tabs never overwrite each other's queue. A queue whose lock is free belongs to a
+  // tab that was closed, reloaded or stopped: a live tab of the same user takes it over while
+  // holding that lock, so exactly one tab does. Live tabs wait on the locks of the queues they see
+  // (found at every resume and through `storage` events), so a queue left by a reload or a closed
+  // tab is taken over at once. The taker writes its own queue before it deletes the orphan: a
+  // crash in between leaves a copy with the same cmid, which the hub stores once (never a loss).
+  // Without Web Locks, a tab rewrites its queue every queueBeatMs and a queue older than
+  // queueStaleMs is taken over. The queue of the previous version (`<storageKey>:pending`, shared
+  // by all tabs) is taken over the same way.
+
+  _queueKey(tab = this.tabId) {
+    return `${this.storageKey}:pending:${tab}`;
+  }
+
+  _lockName(tab) {
+    return `${this.storageKey}:tab:${tab}`;
+  }
+
+  _holdTabLock() {
+    if (!this._locks || this._releaseTab) return;
+    const held = new Promise((release) => {
+      this._releaseTab = release;
+    });
+    this._locks.request(this._lockName(this.tabId), () => held).catch(() => {});
+  }
+
+  _releaseTabLock() {
+    if (this._releaseTab) this._releaseTab();
+    this._releaseTab = null;
+  }
+
+  /** Look for queues left by other tabs (after every resume: we know who we are by then). */
+  _adoptOrphans() {
+    if (!this.me || this._stopped) return;
+    const prefix = this.storageKey + ":pending:";
+    for (const key of storageKeys(this.storage)) {
+      if (key === this.storageKey + ":pending") this._adoptLegacy(key);
+      else if (key.startsWith(prefix)) this._watch(key.slice(prefix.length));
     }
+  }
+
+  /** Take over tab `tab`'s queue once that tab is gone (at once if it already is). */
+  _watch(tab) {
+    if (tab === this.tabId || this._watching.has(tab) || this._stopped) return;
+    if (!this._locks) {
+      const queue = readQueue(this.storage, this._queueKey(tab));
+      if (queue && Date.now() - (queue.beat || 0) > this.timing.queueStaleMs) this._adopt(this._queueKey(tab));
+      return;
+    }
+    this._watching.add(tab);
+    if (!this._watchAbort) this._watchAbort = new AbortController();
+    this._locks.request(this._lockName(tab), { signal: this._watchAbort.signal }, () => {
+      this._watching.delete(tab);
+      if (!this._stopped) this._adopt(this._queueKey(tab));
+    }).catch(() => this._watching.delete(tab));
+  }
+
+  _adoptLegacy(key) {
+    if (!this._locks) {
+      this._adopt(key);
+      return;
+    }
+    this._locks.request(this.storageKey + ":legacy-pending", { ifAvailable: true }, (lock) => {
+      if (lock && !this._stopped) this._adopt(key);
+    }).catch(() => {});
+  }
+
+  /** Move the items of our user from the queue under `key` into ours (run holding its owner's lock). */
+  _adopt(key) {
+    const queue = readQueue(this.storage, key);
+    if (!queue || !this.me) return;
+    const mine = [];
+    const left = [];
+    for (const item of queue.items) {
+      if (!item || !item.conv || !item.cmid) continue;
+      (item.user && item.user !== this.me.user ? left : mine).push(item);
+    }
+    const known = new Set(this.pending.map((p) => p.cmid));
+    const fresh = mine.filter((item) => !known.has(item.cmid));
+    if (fresh.length) {
+      for (const item of fresh) this.pending.push({ ...item, user: this.me.user, error: null });
+      // In the order they were written (the flush sends the first unsent one first).
+      this.pending.sort((a, b) => (a.created || 0) - (b.created || 0));
+      this._savePending();
+    }
+    try {
+      if (left.length) this.storage.setItem(key, JSON.stringify({ beat: 0, items: left }));
+      else this.storage.removeItem(key);
+    } catch {
+      /* storage blocked: the copy left behind has the same cmids */
+    }
+    if (fresh.length) {
+      this._emit("pending", null);
+      this._flush();
+    }
+  }
+
+  /** Without Web Locks: show that this tab is alive by rewriting its queue, and look for orphans. */
+  _beat() {
+    if (this.pending.length) this._savePending();
+    this._adoptOrphans();
   }
 
   _savePending() {
     try {
-      const keep = this.pending.map(({ conv, cmid, body, created }) => ({ conv, cmid, body, created, error: null }));
-      this.storage.setItem(this.storageKey + ":pending", JSON.stringify(keep));
+      if (!this.pending.length) {
+        this.storage.removeItem(this._queueKey());
+        return;
+      }
+      const items = this.pending.map(({ conv, cmid, body, created, user }) => ({ conv, cmid, body, created, user }));
+      this.storage.setItem(this._queueKey(), JSON.stringify({ beat: Date.now(), items }));
     } catch {
       /* storage full or blocked: pending messages then live as long as the page */
     }
   }
+}
+
+/** A queue in storage: `{beat, items}`, or the previous version's bare array. */
+function readQueue(storage, key) {
+  try {
+    const raw = JSON.parse(storage.getItem(key) || "null");
+    if (Array.isArray(raw)) return { beat: 0, items: raw };
+    if (raw && Array.isArray(raw.items)) return raw;
+  } catch {
+    /* unreadable: treat as empty */
+  }
+  return null;
+}
+
+function storageKeys(storage) {
+  const keys = [];
+  try {
+    for (let i = 0; i < storage.length; i++) keys.push(storage.key(i));
+  } catch {
+    /* storage blocked */
+  }
+  return keys;
+}
+
+/** Forget a socket's handlers: a dropped socket's late events must not reach the client. */
+function detach(ws) {
+  ws.onopen = null;
+  ws.onmessage = null;
+  ws.onclose = null;
+  ws.onerror = null;
+}
+
+function withTimeout(promise, ms) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error("timed out")), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** Whether a message from the other side counts in the unread badge (protocol: read marks). */

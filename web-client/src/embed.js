@@ -93,8 +93,9 @@
         try { fn(m.count); } catch (e) { setTimeout(function () { throw e; }); }
       });
     } else if (m.event === "token") {
-      // The widget needs a (fresh) token: ask the page's provider.
-      Promise.resolve(tokenProvider ? tokenProvider() : null).then(function (token) {
+      // The widget needs a (fresh) token: ask the page's provider. A provider that rejects or
+      // throws is reported as failed (the widget retries with backoff), not as "signed out".
+      new Promise(function (resolve) { resolve(tokenProvider ? tokenProvider() : null); }).then(function (token) {
         post({ cmd: "token", rid: m.rid, token: token || null });
       }, function () {
         post({ cmd: "token", rid: m.rid, token: null, failed: true });

@@ -18,8 +18,23 @@ export function renderThread(list, conv, opts) {
   const { client } = opts;
   const me = client.me ? client.me.user : null;
   const now = client.now();
-  const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+  const pin = pinned(list);
+  if (pin.conv !== conv.id) {
+    pin.conv = conv.id;
+    pin.atBottom = true;
+    pin.lastSeq = 0;
+    pin.unseen = false;
+  }
   const fromBottom = list.scrollHeight - list.scrollTop;
+  // Whether the reader was at the bottom is remembered from their own scrolling, not measured now:
+  // a picture that loaded since the last render made the list taller without the reader moving.
+  const stick = opts.stick || pin.atBottom;
+  const newest = conv.maxSeq;
+  if (pin.lastSeq && newest > pin.lastSeq && !stick) {
+    const arrived = conv.sorted().filter((m) => m.seq > pin.lastSeq && m.sender !== me && m.kind !== "recall");
+    if (arrived.length) pin.unseen = true;
+  }
+  pin.lastSeq = newest;
   const items = [];
   if (conv.more && conv.messages.size && !conv.messages.has(1)) {
     items.push(h("div.older", { role: "status" }, opts.loadingOlder ? "Loading earlier messages…" : "Scroll up for earlier messages"));
@@ -42,9 +57,50 @@ export function renderThread(list, conv, opts) {
     items.push(renderMessage(msg, conv, { ...opts, me, now, readMark }));
   }
   for (const p of client.pendingFor(conv.id)) items.push(renderPending(p, opts));
+  if (stick) pin.unseen = false;
+  items.push(h("div.new-below-wrap", { hidden: !pin.unseen },
+    h("button.new-below", { type: "button", onclick: () => toBottom(list) }, "New messages ↓")));
   list.replaceChildren(...items);
-  if (opts.stick || nearBottom) list.scrollTop = list.scrollHeight;
+  if (stick) toBottom(list);
   else list.scrollTop = list.scrollHeight - fromBottom;
+}
+
+/**
+ * The list's pin state, set up once per list element: `atBottom` follows the reader's scrolling,
+ * and while it holds, anything that makes the list taller later (a picture loading, the panel
+ * resizing) keeps the newest message in sight.
+ */
+function pinned(list) {
+  if (list._pin) return list._pin;
+  const pin = { atBottom: true, conv: null, lastSeq: 0, unseen: false };
+  list._pin = pin;
+  list.addEventListener("scroll", () => {
+    pin.atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+    if (pin.atBottom && pin.unseen) {
+      pin.unseen = false;
+      const wrap = list.querySelector(".new-below-wrap");
+      if (wrap) wrap.hidden = true;
+    }
+  }, { passive: true });
+  // `load` does not bubble, but it can be caught on the way down.
+  list.addEventListener("load", () => {
+    if (pin.atBottom) list.scrollTop = list.scrollHeight;
+  }, true);
+  if (typeof ResizeObserver !== "undefined") {
+    new ResizeObserver(() => {
+      if (pin.atBottom) list.scrollTop = list.scrollHeight;
+    }).observe(list);
+  }
+  return pin;
+}
+
+function toBottom(list) {
+  list.scrollTop = list.scrollHeight;
+  const pin = pinned(list);
+  pin.atBottom = true;
+  pin.unseen = false;
+  const wrap = list.querySelector(".new-below-wrap");
+  if (wrap) wrap.hidden = true;
 }
 
 function renderMessage(msg, conv, opts) {

@@ -51,15 +51,34 @@ window.addEventListener("message", (ev) => {
   else if (m.cmd === "open") setOpen(true);
   else if (m.cmd === "close") setOpen(false);
   else if (m.cmd === "token" && tokenWaits.has(m.rid)) {
-    tokenWaits.get(m.rid)(m.token);
+    const { resolve, reject } = tokenWaits.get(m.rid);
     tokenWaits.delete(m.rid);
+    // The page's token function rejected: that is a failure to retry, not "signed out".
+    if (m.failed) reject(new Error("the page could not get a token"));
+    else resolve(m.token);
   }
 });
 
+const TOKEN_WAIT_MS = 15000;
+
+/** Ask the page's token function (through the embed script); rejects if it fails or never answers. */
 function askPageForToken() {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     const rid = ++tokenRid;
-    tokenWaits.set(rid, resolve);
+    const timer = setTimeout(() => {
+      tokenWaits.delete(rid);
+      reject(new Error("the page did not answer with a token"));
+    }, TOKEN_WAIT_MS);
+    tokenWaits.set(rid, {
+      resolve: (token) => {
+        clearTimeout(timer);
+        resolve(token);
+      },
+      reject: (err) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    });
     toPage({ event: "token", rid });
   });
 }
@@ -81,6 +100,7 @@ function identify({ token, provider }) {
   state.conv = null;
   state.token = token || null;
   state.provider = !!provider;
+  state.fatal = null;
   if (!state.token && !state.provider) {
     render();
     return;
@@ -88,19 +108,27 @@ function identify({ token, provider }) {
   const client = new ChatClient({ url: WS_URL, getToken, storageKey: "tradechat:widget" });
   state.client = client;
   const rerender = () => render();
-  for (const type of ["status", "conversation", "pending", "presence", "receipt", "typing", "message"]) {
+  for (const type of ["status", "conversation", "pending", "presence", "receipt", "typing", "message", "tokenerror"]) {
     client.addEventListener(type, rerender);
   }
   client.addEventListener("status", () => {
-    if (client.status !== "online") return;
+    if (client.status !== "online") {
+      // What the hub pushed about the shop is stale once cut off, and a resume that finds nothing
+      // new does not push it again: until it does (on `open`), the public status is polled.
+      client.presence.delete("s:" + SHOP);
+      return;
+    }
+    setTimeout(() => {
+      if (state.client === client && !livePresence()) pollPresence();
+    }, 1000);
     findConversation();
     if (state.open) ensureOpen();
   });
   client.addEventListener("message", (ev) => {
     if (state.open && state.conv && ev.detail.conv === state.conv && !document.hidden) client.markRead(state.conv.id);
   });
-  client.addEventListener("fatal", () => {
-    state.toast = "Your sign-in is no longer valid. Please reload the page.";
+  client.addEventListener("fatal", (ev) => {
+    state.fatal = ev.detail.code;
     render();
   });
   client.start();
@@ -146,12 +174,27 @@ function setOpen(open) {
   }
 }
 
-// --- shop presence before login ---------------------------------------------------------------
+// --- shop presence ------------------------------------------------------------------------------
+// The hub pushes the shop's presence only to a buyer who has a conversation with it (once it is
+// open). Until then, and while not signed in, the public endpoint is polled: every
+// PRESENCE_POLL_MS with jitter, only while the page is visible, and with If-None-Match so an
+// unchanged status costs a 304 where the hub sends an ETag.
+
+const PRESENCE_POLL_MS = 20000;
+let presenceEtag = null;
+let presenceTimer = null;
+
+function livePresence() {
+  const c = state.client;
+  return c && c.status === "online" ? c.presence.get("s:" + SHOP) || null : null;
+}
 
 async function pollPresence() {
   try {
-    const res = await fetch(`${HUB}/presence/shop/${encodeURIComponent(SHOP)}`, { cache: "no-store" });
+    const headers = presenceEtag ? { "If-None-Match": presenceEtag } : {};
+    const res = await fetch(`${HUB}/presence/shop/${encodeURIComponent(SHOP)}`, { cache: "no-store", headers });
     if (res.ok) {
+      presenceEtag = res.headers.get("ETag");
       state.publicPresence = await res.json();
       state.typical = state.publicPresence.typical_response_ms || null; // "usually replies in …"
     }
@@ -161,9 +204,20 @@ async function pollPresence() {
   render();
 }
 
+function schedulePresencePoll() {
+  clearTimeout(presenceTimer);
+  const delay = PRESENCE_POLL_MS * (0.8 + Math.random() * 0.4);
+  presenceTimer = setTimeout(async () => {
+    if (!document.hidden && !livePresence()) await pollPresence();
+    schedulePresencePoll();
+  }, delay);
+}
+
+/** The shop's status: live from the hub, else the public one; "unknown" while we are cut off. */
 function shopPresence() {
-  const live = state.client && state.client.presence.get("s:" + SHOP);
-  return live || state.publicPresence || { status: "offline", last_seen: null };
+  const c = state.client;
+  if (c && ["reconnecting", "offline", "stopped"].includes(c.status)) return { status: "unknown", last_seen: null };
+  return livePresence() || state.publicPresence || { status: "offline", last_seen: null };
 }
 
 // --- rendering --------------------------------------------------------------------------------
@@ -189,7 +243,8 @@ function render(opts = {}) {
 function renderLauncher(unread) {
   const p = shopPresence();
   const lit = p.status === "online";
-  const label = `Chat with ${SHOP_NAME}: ${p.status === "online" ? "online" : p.status === "away" ? "away" : "offline"}` +
+  const words = { online: "online", away: "away", unknown: "status unknown" }[p.status] || "offline";
+  const label = `Chat with ${SHOP_NAME}: ${words}` +
     (unread ? `, ${unread} unread` : "");
   let btn = app.querySelector(".launcher");
   if (!btn) {
@@ -225,6 +280,11 @@ function presenceLine() {
   const now = state.client ? state.client.now() : Date.now();
   if (p.status === "online") return "Online";
   if (p.status === "away") return "Away: replies may take a while";
+  if (p.status === "unknown") {
+    const c = state.client;
+    if (c && c.status === "offline") return "Status unknown while you are offline";
+    return c && c.status === "reconnecting" ? "Status unknown while reconnecting" : "Status unknown";
+  }
   return p.last_seen ? `Offline · last seen ${ago(p.last_seen, now)}` : "Offline: leave a message";
 }
 
@@ -240,12 +300,9 @@ function renderPanel(opts) {
   typical.hidden = !state.typical;
 
   const banner = panel.querySelector(".banner");
-  let bannerText = "";
-  if (!c) bannerText = "Sign in on this site to chat with the shop.";
-  else if (c.status === "reconnecting") bannerText = "Connection lost. Reconnecting… your messages are kept and will be sent.";
-  else if (c.status === "connecting") bannerText = "Connecting…";
-  banner.textContent = bannerText;
-  banner.hidden = !bannerText;
+  const bannerWords = bannerText(c);
+  banner.textContent = bannerWords;
+  banner.hidden = !bannerWords;
   banner.dataset.status = c ? c.status : "signed-out";
 
   const toast = panel.querySelector(".toast");
@@ -258,7 +315,8 @@ function renderPanel(opts) {
     renderThread(list, conv, {
       client: c, role: "buyer", counterpartSide: "shop", loadingOlder: state.loadingOlder, stick: opts.stick,
       delivered: (msg) => {
-        const sp = shopPresence();
+        // The last status we knew (while cut off the shop's status is unknown, not a reason to un-deliver).
+        const sp = c.presence.get("s:" + SHOP) || state.publicPresence || { status: "offline", last_seen: null };
         return sp.status !== "offline" || (sp.last_seen || 0) >= msg.ts;
       },
       canRecall: (msg) => ["text", "image", "product"].includes(msg.kind) && c.now() - msg.ts < c.me.recall_window_ms,
@@ -270,8 +328,30 @@ function renderPanel(opts) {
   const isTyping = conv && conv.typingUntil > Date.now();
   typing.textContent = isTyping ? `${SHOP_NAME} is typing…` : "";
   typing.classList.toggle("on", !!isTyping);
-  const canType = !!(c && conv);
+  const canType = !!(c && conv && c.status !== "stopped");
   for (const el of panel.querySelectorAll(".composer textarea, .composer button")) el.disabled = !canType;
+}
+
+function bannerText(c) {
+  if (!c) return "Sign in on this site to chat with the shop.";
+  const kept = "Your messages are kept and will be sent.";
+  switch (c.status) {
+    case "connecting":
+      return "Connecting…";
+    case "reconnecting":
+      return c.problem === "token"
+        ? `Reconnecting… signing in to the chat failed, trying again. ${kept}`
+        : `Connection lost. Reconnecting… ${kept}`;
+    case "offline":
+      return `Waiting for network… you are offline. ${kept}`;
+    case "stopped":
+      if (state.fatal === 4001) return "The chat could not sign you in: your sign-in was refused. Please reload the page or sign in again.";
+      return state.fatal ? "The chat stopped working on this page. Please reload the page." : "";
+    case "idle":
+      return state.toast ? "" : "You are signed out of the chat. Sign in on this site, then reload the page.";
+    default:
+      return "";
+  }
 }
 
 function buildPanel() {
@@ -498,13 +578,13 @@ setInterval(() => {
     if (typing && typing.classList.contains("on") && state.conv.typingUntil < Date.now()) render();
   }
 }, 1000);
-setInterval(() => {
-  if (!state.client || state.client.status !== "online") pollPresence();
-}, 30000);
 document.addEventListener("visibilitychange", () => {
-  if (!document.hidden && state.open && state.conv && state.client) state.client.markRead(state.conv.id);
+  if (document.hidden) return;
+  if (state.open && state.conv && state.client) state.client.markRead(state.conv.id);
+  if (!livePresence()) pollPresence(); // shown again: the status may be long out of date
 });
 pollPresence();
+schedulePresencePoll();
 render();
 toPage({ event: "ready" });
 // Standalone (not framed): open at once, e.g. when a phone app shows this page full screen.

@@ -1,5 +1,6 @@
 // Close codes (docs/protocol.md, "Close codes"): 4000–4499 stop (4002: fresh token, then reconnect);
-// 4500–4999 and 1001/1006/1011/1012/1013 reconnect with backoff, then resume.
+// 4500–4999 and 1000/1001/1005/1006/1011/1012/1013/1015 reconnect with backoff, then resume;
+// 4001 gets one more try with a freshly fetched token.
 import { test, mock } from "node:test";
 import assert from "node:assert/strict";
 import { ChatClient, closeAction } from "../src/client.js";
@@ -8,11 +9,11 @@ import { FakeHub, memoryStorage, stoppedAfterEach, until } from "./fake_hub.js";
 const clients = stoppedAfterEach();
 
 test("closeAction follows the close-code table", () => {
-  for (const code of [1001, 1006, 1011, 1012, 1013]) assert.equal(closeAction(code), "retry", `${code}`);
+  for (const code of [1000, 1001, 1005, 1006, 1011, 1012, 1013, 1015]) assert.equal(closeAction(code), "retry", `${code}`);
   for (const code of [4500, 4501, 4502, 4503, 4900, 4999]) assert.equal(closeAction(code), "retry", `${code}`);
   assert.equal(closeAction(4002), "renew");
   for (const code of [4000, 4001, 4003, 4004, 4008, 4100, 4499]) assert.equal(closeAction(code), "stop", `${code}`);
-  for (const code of [1000, 1009, 1002, 1008, 3000, 5000]) assert.equal(closeAction(code), "stop", `${code}`);
+  for (const code of [1009, 1002, 1008, 3000, 5000]) assert.equal(closeAction(code), "stop", `${code}`);
 });
 
 async function onlineClient(hub, getToken = async () => "t") {
@@ -30,7 +31,7 @@ function events(client, type) {
   return seen;
 }
 
-for (const code of [4502, 4501, 4500, 1001, 1006, 1011, 1012, 1013]) {
+for (const code of [4502, 4501, 4500, 1000, 1001, 1005, 1006, 1011, 1012, 1013, 1015]) {
   test(`close ${code}: reconnect with backoff and resume`, async () => {
     mock.method(Math, "random", () => 0);
     const hub = new FakeHub();
@@ -43,7 +44,7 @@ for (const code of [4502, 4501, 4500, 1001, 1006, 1011, 1012, 1013]) {
   });
 }
 
-for (const code of [4008, 4001, 4003, 4004, 4499, 1009]) {
+for (const code of [4008, 4003, 4004, 4499, 1009]) {
   test(`close ${code}: stop and report, no reconnect`, async () => {
     mock.method(Math, "random", () => 0);
     const hub = new FakeHub();

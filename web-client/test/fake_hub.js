@@ -122,10 +122,69 @@ export class FakeHub {
   }
 }
 
-/** A storage object with the localStorage methods the client uses. */
+/** A storage object with the localStorage methods the client uses (tabs of one browser share one). */
 export function memoryStorage() {
   const items = new Map();
-  return { getItem: (k) => items.get(k) ?? null, setItem: (k, v) => items.set(k, String(v)) };
+  return {
+    getItem: (k) => items.get(k) ?? null,
+    setItem: (k, v) => items.set(k, String(v)),
+    removeItem: (k) => items.delete(k),
+    key: (i) => [...items.keys()][i] ?? null,
+    get length() {
+      return items.size;
+    },
+    items,
+  };
+}
+
+/**
+ * The part of the Web Locks API (navigator.locks) the client uses: exclusive locks by name,
+ * `ifAvailable` (the callback gets null when the lock is held) and `signal` (abort a waiting request).
+ * Tabs of one browser share one.
+ */
+export class FakeLocks {
+  constructor() {
+    this.held = new Set();
+    this.queues = new Map(); // name -> [{grant, reject, signal}]
+  }
+
+  request(name, options, callback) {
+    if (typeof options === "function") {
+      callback = options;
+      options = {};
+    }
+    const run = async (lock) => {
+      try {
+        return await callback(lock);
+      } finally {
+        if (lock) this._release(name);
+      }
+    };
+    if (!this.held.has(name)) {
+      this.held.add(name);
+      return run({ name });
+    }
+    if (options.ifAvailable) return run(null);
+    return new Promise((resolve, reject) => {
+      const waiter = { grant: () => run({ name }).then(resolve, reject), reject };
+      if (!this.queues.has(name)) this.queues.set(name, []);
+      this.queues.get(name).push(waiter);
+      options.signal?.addEventListener("abort", () => {
+        const queue = this.queues.get(name) || [];
+        const i = queue.indexOf(waiter);
+        if (i >= 0) {
+          queue.splice(i, 1);
+          reject(new Error("AbortError"));
+        }
+      });
+    });
+  }
+
+  _release(name) {
+    const next = (this.queues.get(name) || []).shift();
+    if (next) setImmediate(next.grant);
+    else this.held.delete(name);
+  }
 }
 
 /** Wait until `check()` is true (polling; fails after `ms`). */
