@@ -22,8 +22,12 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command")
-    sub.add_parser("serve", help="run a hub node (the default command)", epilog=help_text(),
-                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    serve = sub.add_parser("serve", help="run a hub node (the default command)", epilog=help_text(),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    serve.add_argument("--workers", type=int, metavar="N",
+                       help="hub processes sharing PORT (SO_REUSEPORT); default: WORKERS")
+    # Set by the supervisor for its workers: bind with SO_REUSEPORT, stop when it is gone.
+    serve.add_argument("--supervisor", type=int, metavar="PID", help=argparse.SUPPRESS)
     sub.add_parser("worker", help="run due payment timeouts (auto-confirm, transfer expiry) forever")
     token = sub.add_parser("token", help="mint a user token for development (signed with TOKEN_SECRET)")
     token.add_argument("user", help="user id (the token's subject)")
@@ -70,14 +74,24 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("websockets").setLevel(logging.WARNING)
     if config.is_dev_secret:
         logging.getLogger("chat").warning("TOKEN_SECRET is the development default: set it in production")
+    workers = config.workers if getattr(args, "workers", None) is None else args.workers
+    if args.command in (None, "serve") and workers != 1:
+        from .workers import supervise
+
+        return supervise(config, workers)
     from .server import build
 
     async def run() -> None:
         if args.command == "worker":
             await run_worker(config)
             return
-        server = build(config)
+        supervisor: int | None = getattr(args, "supervisor", None)
+        server = build(config, reuse_port=supervisor is not None)
         await server.start()
+        if supervisor is not None:
+            from .workers import stop_with_supervisor
+
+            stop_with_supervisor(supervisor)
         await server.serve_until_signal()
 
     try:

@@ -117,16 +117,19 @@ def build_app(service: PaymentService, server_secret: str) -> web.Application:
 class ApiServer:
     """The server API's listener, started and stopped with the hub node."""
 
-    def __init__(self, service: PaymentService, server_secret: str, host: str, port: int) -> None:
+    def __init__(self, service: PaymentService, server_secret: str, host: str, port: int,
+                 *, reuse_port: bool = False) -> None:
         self.app = build_app(service, server_secret)
         self.host = host
         self.port = port
+        self.reuse_port = reuse_port
+        """Bind with SO_REUSEPORT: every worker of ``serve --workers`` answers on this port."""
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_port=self.reuse_port or None)
         await site.start()
         if self.port == 0:
             self.port = int(self._runner.addresses[0][1])

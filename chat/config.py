@@ -25,6 +25,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("HOST", "127.0.0.1", "address to bind; 0.0.0.0 to accept remote clients"),
     Setting("PORT", "8765", "port for websockets and HTTP (healthz, readyz, metrics, presence)"),
     Setting("NODE_ID", "", "name of this hub node in metrics and logs (default: host:pid)"),
+    Setting("WORKERS", "1", "hub processes sharing PORT on this machine (SO_REUSEPORT), to use every core; "
+            "more than 1 needs REDIS_URL and a postgresql:// DATABASE_URL"),
     Setting("DATABASE_URL", "sqlite:///data/chat.db", "durable store: sqlite:///path (a file, WAL)"),
     Setting("SQLITE_SYNCHRONOUS", "FULL", "FULL survives power loss; NORMAL survives process crashes only"),
     Setting("REDIS_URL", "", "redis://host:port/db to share presence and routing between nodes, or "
@@ -76,6 +78,7 @@ class Config:
     host: str
     port: int
     node_id: str
+    workers: int
     database_url: str
     sqlite_synchronous: str
     redis_url: str

@@ -159,6 +159,8 @@ class ChatServer:
     api: ApiServer | None = None
     money: MoneyDesk | None = None
     """Money commands, payment cards and timers, when payments are enabled."""
+    reuse_port: bool = False
+    """Bind with SO_REUSEPORT, beside the other workers of ``serve --workers``."""
     _typical_cache: TypicalResponseCache = field(default_factory=TypicalResponseCache)
 
     @property
@@ -187,6 +189,7 @@ class ChatServer:
             ping_interval=20,
             ping_timeout=20,
             close_timeout=5,
+            reuse_port=self.reuse_port,
         )
         log.info("hub node %s listening on %s:%d", self.hub.node, cfg.host, self.port)
         if self.api is not None:
@@ -299,8 +302,11 @@ class ChatServer:
                 return
 
 
-def build(config: Config, *, clock: Clock | None = None, store: Store | None = None) -> ChatServer:
-    """Wire a hub node from its configuration (the embedded default needs nothing else)."""
+def build(
+    config: Config, *, clock: Clock | None = None, store: Store | None = None, reuse_port: bool = False
+) -> ChatServer:
+    """Wire a hub node from its configuration (the embedded default needs nothing else);
+    ``reuse_port``: one of several workers on the same ports (:mod:`chat.workers`)."""
     clock = clock or SystemClock()
     broker, presence = open_backends(config)
     hub = Hub(config, store or open_store(config), broker, presence, clock)
@@ -308,7 +314,7 @@ def build(config: Config, *, clock: Clock | None = None, store: Store | None = N
         from .backends.redis import UNREACHABLE
 
         hub.unreachable = (*hub.unreachable, *UNREACHABLE)
-    server = ChatServer(config, hub)
+    server = ChatServer(config, hub, reuse_port=reuse_port)
     if config.payments_enabled:
         from . import money
 
@@ -316,7 +322,8 @@ def build(config: Config, *, clock: Clock | None = None, store: Store | None = N
         timers = config.timer_interval if config.timers_in_hub.lower() in ("on", "1", "true", "yes") else None
         server.money = money.MoneyDesk(hub, service, timer_interval=timers)
         hub.disputed = server.money.disputed
-        server.api = ApiServer(service, config.server_secret, config.api_host, config.api_port)
+        server.api = ApiServer(service, config.server_secret, config.api_host, config.api_port,
+                               reuse_port=reuse_port)
     # The browser side (widget, back office) and, with DEMO on, the demo: plain GETs on this port.
     server.extra_routes = {**(server.extra_routes or {}), **web_routes(config, hub, server.money)}
     return server
