@@ -129,9 +129,17 @@ async def sync(c: Connection, frame: f.Sync, rid: int | None) -> None:
         {"type": "synced", "re": rid, "conversations": await views(c, listed), "full": full, "inbox": token,
          "more": len(records) > len(listed), "total_unread": await _total_unread(c, records) if full else None}
     )
-    for r in listed:  # presence of the counterparts the user is likely to look at
-        if ident.role == "buyer" or r.agent in (ident.user, None):
-            await c.follow(r.buyer, r.shop)
+    watched = list(listed)
+    if not full:
+        # Nothing moved in the conversations the client already knows, but this is a new
+        # connection: it must still learn and follow their counterparts' presence.
+        listed_ids = {r.id for r in listed}
+        known = [cid for cid in frame.cursors if cid not in listed_ids][: max(0, SYNC_CONVERSATIONS - len(listed))]
+        watched += [r for r in await store.conversations(known) if r.buyer == buyer or r.shop == shop]
+    # Presence of the counterparts the user is likely to look at: for an agent, every
+    # listed buyer of the shop (the back office shows colleagues' chats too).
+    for r in watched:
+        await c.follow(r.buyer, r.shop)
 
 
 async def _total_unread(c: Connection, records: list[ConversationRecord]) -> int:

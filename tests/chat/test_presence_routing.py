@@ -259,3 +259,23 @@ async def test_auto_reply_answers_for_an_away_or_offline_agent_once(server_facto
     await other.send_text(conv2, "still nobody?", "q2")
     back = await other.next("msg", conv=conv2, kind="text")  # offline counts as away
     assert back["body"] == {"text": text, "auto": True}
+
+
+async def test_a_resume_with_nothing_new_still_follows_the_counterparts(url: str) -> None:
+    """A fast-path sync that lists no conversation (nothing moved) must still send the
+    counterparts' presence and follow its changes, for every conversation the client
+    names in its cursors, and only for those that are its own."""
+    buyer, agent, conv = await open_pair(url)
+    first = await buyer.request({"type": "sync", "cursors": {conv: 1}})
+    await buyer.close()
+    back = await Client.connect(url, token("b1"))
+    synced = await back.request({"type": "sync", "cursors": {conv: 1}, "inbox": first["inbox"]})
+    assert synced["full"] is False and synced["conversations"] == []
+    assert (await back.next("presence", entity="s:shop1"))["status"] == "online"
+    await agent.request({"type": "presence", "status": "away"})
+    assert (await back.next("presence", entity="s:shop1"))["status"] == "away"
+    # Naming someone else's conversation follows nothing.
+    stranger = await Client.connect(url, token("b9"))
+    mine = await stranger.request({"type": "sync", "cursors": {conv: 1}, "inbox": first["inbox"]})
+    assert mine["conversations"] == []
+    await stranger.no_frame("presence", wait=0.3)
