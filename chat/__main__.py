@@ -121,19 +121,30 @@ def write_schema(check: str | None) -> int:
 
 
 async def run_worker(config: Config) -> None:
-    """The Procfile's ``worker``: timeouts only; hub nodes post the resulting cards."""
+    """The Procfile's ``worker``: timeouts and webhooks; hub nodes post the resulting cards."""
     import signal
 
+    from payments.webhooks import WebhookOutbox
+
+    from .config import webhook_settings
     from .money import open_service, run_timers
+    from .webhooks import WebhookSender
 
     service = open_service(config.payments_database_url, config.payment_settings())
+    hooks = webhook_settings(config)
+    sender = None if hooks is None else WebhookSender(WebhookOutbox(service.store, service.clock), hooks)
+    if sender is not None:
+        await sender.start()
     task = asyncio.create_task(run_timers(service, config.timer_interval))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, task.cancel)
-    logging.getLogger("chat").info("payment timer worker running every %.1f s", config.timer_interval)
+    logging.getLogger("chat").info("payment timer worker running every %.1f s%s", config.timer_interval,
+                                   ", sending webhooks" if sender is not None else "")
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    if sender is not None:
+        await sender.stop()
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from payments import PaymentError, PaymentService
+from payments.webhooks import WebhookOutbox
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -100,6 +101,28 @@ def build_app(service: PaymentService, server_secret: str) -> web.Application:
         found = await asyncio.to_thread(service.get_transfer, request.match_info["id"])
         return web.json_response(found.model_dump(mode="json"))
 
+    webhooks = WebhookOutbox(service.store, service.clock)
+
+    async def failed_webhooks(request: web.Request) -> web.Response:
+        try:
+            limit = int(request.query.get("limit", "100"))
+        except ValueError:
+            return _error(400, 1004, "limit must be an integer")
+        found = await asyncio.to_thread(webhooks.failed, limit, request.query.get("after", ""))
+        return web.json_response({"webhooks": [d.view() for d in found],
+                                  "next_after": found[-1].id if len(found) == limit else None})
+
+    async def replay_webhook(request: web.Request) -> web.Response:
+        delivery_id = request.match_info["id"]
+        count = await asyncio.to_thread(webhooks.replay, None if delivery_id == "failed" else delivery_id)
+        if delivery_id != "failed" and count == 0:
+            found = await asyncio.to_thread(webhooks.get, delivery_id)
+            if found is None:
+                return _error(404, 6020, "no such webhook", id=delivery_id)
+            return _error(409, 6021, f"only a failed webhook can be replayed; this one is {found.state}",
+                          state=found.state)
+        return web.json_response({"replayed": count})
+
     app = web.Application(middlewares=[guard], client_max_size=64 * 1024)
     app.add_routes(
         [
@@ -109,6 +132,8 @@ def build_app(service: PaymentService, server_secret: str) -> web.Application:
             web.get("/api/v1/statements/{owner}", statement),
             web.get("/api/v1/orders/{id}", order),
             web.get("/api/v1/transfers/{id}", transfer),
+            web.get("/api/v1/webhooks/failed", failed_webhooks),
+            web.post("/api/v1/webhooks/{id}/replay", replay_webhook),
         ]
     )
     return app

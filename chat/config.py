@@ -67,6 +67,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TIMER_INTERVAL", "1", "seconds between runs of due timeouts (auto-confirm, transfer expiry)"),
     Setting("TIMERS_IN_HUB", "on", "on: every hub node also runs due timeouts (safe in parallel); "
             "off: only `python -m chat worker` does"),
+    Setting("WEBHOOK_URL", "", "where the marketplace receives signed event webhooks (empty: no webhooks)"),
+    Setting("WEBHOOK_SECRET", "", "HMAC-SHA256 key that signs webhooks (required with WEBHOOK_URL)"),
+    Setting("WEBHOOK_SECRET_PREVIOUS", "", "the old key during a rotation: webhooks are signed with both"),
+    Setting("WEBHOOK_TIMEOUT", "10", "seconds the receiver has to answer 2xx before the attempt counts as failed"),
+    Setting("WEBHOOK_RETRY_HOURS", "72", "hours a webhook is retried (backoff) before it is kept as failed"),
     Setting("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
     Setting("DEMO", "on", "on: a demo shop, funded demo buyers and demo pages under /demo/ (demo tokens for demo "
             "users only); off: no demo data, only the web client under /web/"),
@@ -116,6 +121,11 @@ class Config:
     pin_hash_memory_kib: int
     timer_interval: float
     timers_in_hub: str
+    webhook_url: str
+    webhook_secret: str
+    webhook_secret_previous: str
+    webhook_timeout: float
+    webhook_retry_hours: float
     log_level: str
     demo: str
 
@@ -186,6 +196,22 @@ class Config:
                 time_cost=self.pin_hash_time_cost, memory_cost_kib=self.pin_hash_memory_kib, parallelism=1
             ),
         )
+
+
+def webhook_settings(config: Config) -> Any:
+    """The webhook sender's settings, or None when no ``WEBHOOK_URL`` is set."""
+    if not config.webhook_url:
+        return None
+    if not config.webhook_secret:
+        raise SystemExit("WEBHOOK_URL is set but WEBHOOK_SECRET is empty: webhooks must be signed")
+    from .webhooks import WebhookSettings
+
+    return WebhookSettings(
+        url=config.webhook_url,
+        secrets=tuple(s for s in (config.webhook_secret, config.webhook_secret_previous) if s),
+        timeout=config.webhook_timeout,
+        retry_for_ms=int(config.webhook_retry_hours * 3_600_000),
+    )
 
 
 def help_text() -> str:

@@ -28,6 +28,7 @@ from typing import Any
 from payments import Actor, PaymentError, PaymentEvent, PaymentService, shop_owner, user_owner
 from payments.errors import WrongState
 from payments.store import open_store as open_payments_store
+from payments.webhooks import WebhookOutbox
 
 from .clock import epoch_seconds
 from .handlers.context import Connection, Handler
@@ -35,6 +36,7 @@ from .hub import Hub
 from .protocol import frames as f
 from .protocol.errors import ErrorCode, ProtocolError
 from .store.base import ConversationRecord
+from .webhooks import WebhookSender, WebhookSettings
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +98,16 @@ _ORDER_COMMANDS: dict[str, tuple[str, Callable[[Any], dict[str, Any]]]] = {
 class MoneyDesk:
     """Runs the money commands of one hub node."""
 
-    def __init__(self, hub: Hub, service: PaymentService, *, timer_interval: float | None = None) -> None:
+    def __init__(self, hub: Hub, service: PaymentService, *, timer_interval: float | None = None,
+                 webhooks: WebhookSettings | None = None) -> None:
         self.hub = hub
         self.service = service
         self.relay = CardRelay(hub, service)
         self.timer_interval = timer_interval
         self._timers: asyncio.Task[None] | None = None
+        self.webhooks = (
+            None if webhooks is None else WebhookSender(WebhookOutbox(service.store, service.clock), webhooks)
+        )
         self._commands: dict[type, Callable[[Connection, Any, ConversationRecord], Awaitable[dict[str, Any]]]] = {
             f.Offer: self._offer,
             f.Pay: self._pay,
@@ -117,6 +123,8 @@ class MoneyDesk:
 
     async def start(self) -> None:
         await self.relay.start()
+        if self.webhooks is not None:
+            await self.webhooks.start()
         if self.timer_interval:
             self._timers = asyncio.create_task(run_timers(self.service, self.timer_interval, self.relay.catch_up))
 
@@ -126,6 +134,8 @@ class MoneyDesk:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._timers
         await self.relay.stop()
+        if self.webhooks is not None:
+            await self.webhooks.stop()
 
     async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
@@ -152,6 +162,8 @@ class MoneyDesk:
         record = await self._conversation(conn, frame.conv)
         result = await self._commands[type(frame)](conn, frame, record)
         await self.relay.catch_up()
+        if self.webhooks is not None:
+            self.webhooks.poke()
         conn.reply({"type": "payment", "re": rid, **result})
 
     async def _conversation(self, conn: Connection, conv_id: str) -> ConversationRecord:

@@ -28,7 +28,7 @@ from .api import ApiServer
 from .backends.base import Broker, Presence
 from .backends.memory import MemoryBroker, MemoryPresence
 from .clock import Clock, SystemClock
-from .config import Config
+from .config import Config, webhook_settings
 from .handlers import dispatch_table
 from .hub import Hub
 from .outbox import Transport
@@ -320,7 +320,9 @@ def build(
 
         service = money.open_service(config.payments_database_url, config.payment_settings(), clock.now_ms)
         timers = config.timer_interval if config.timers_in_hub.lower() in ("on", "1", "true", "yes") else None
-        server.money = money.MoneyDesk(hub, service, timer_interval=timers)
+        # Webhooks go out from every process that runs the timers (safe in parallel).
+        hooks = webhook_settings(config) if timers else None
+        server.money = money.MoneyDesk(hub, service, timer_interval=timers, webhooks=hooks)
         hub.disputed = server.money.disputed
         server.api = ApiServer(service, config.server_secret, config.api_host, config.api_port,
                                reuse_port=reuse_port)

@@ -136,6 +136,31 @@ CREATE TABLE IF NOT EXISTS event_seq (
 ){strict};
 INSERT INTO event_seq (singleton, last_id) VALUES (1, 0) ON CONFLICT DO NOTHING;
 
+-- Webhook deliveries of the events above (payments.webhooks): the cursor moves in the
+-- transaction that queues the deliveries, so each event is queued exactly once.
+CREATE TABLE IF NOT EXISTS webhook_cursor (
+    singleton {int} PRIMARY KEY CHECK (singleton = 1),
+    last_event {int} NOT NULL
+){strict};
+-- Starts at the events already there: a ledger that gains webhooks does not resend its past.
+INSERT INTO webhook_cursor (singleton, last_event)
+    SELECT 1, COALESCE(MAX(id), 0) FROM events WHERE true ON CONFLICT DO NOTHING;
+
+CREATE TABLE IF NOT EXISTS webhooks (
+    id TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    body TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+    attempts {int} NOT NULL,
+    next_at {int} NOT NULL,
+    created_at {int} NOT NULL,
+    delivered_at {int},
+    last_error TEXT,
+    retry_from {int} NOT NULL
+){strict};
+CREATE INDEX IF NOT EXISTS webhooks_due ON webhooks (next_at) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS webhooks_failed ON webhooks (id) WHERE state = 'failed';
+
 CREATE TABLE IF NOT EXISTS pins (
     user_id TEXT PRIMARY KEY,
     hash TEXT NOT NULL,

@@ -159,6 +159,28 @@ class RedisCluster:
                 return port
         raise LookupError(f"no master serves slot {slot}")
 
+    def replica_of(self, master: int) -> int:
+        """The port of a live replica of the master at ``master``."""
+        with self.client(master) as c:
+            raw = c.execute_command("CLUSTER", "NODES")
+        text = raw.decode() if isinstance(raw, bytes) else str(raw)
+        ids = {f.split()[0]: int(f.split()[1].split(":")[1].split("@")[0]) for f in text.splitlines() if f.strip()}
+        for line in text.splitlines():
+            fields = line.split()
+            if len(fields) > 3 and "slave" in fields[2] and "fail" not in fields[2] and ids.get(fields[3]) == master:
+                return int(fields[1].split(":")[1].split("@")[0])
+        raise LookupError(f"no live replica of {master}")
+
+    def manual_failover(self, master: int) -> int:
+        """``CLUSTER FAILOVER`` on a replica of ``master``: the two swap roles, nothing is lost.
+        Returns the port of the new master once the cluster agrees."""
+        replica = self.replica_of(master)
+        with self.client(replica) as c:
+            c.execute_command("CLUSTER", "FAILOVER")
+        self._wait(lambda: master not in self.masters() and replica in self.masters() and self._ok_everywhere(),
+                   f"{replica} did not take over from {master}")
+        return replica
+
     def kill(self, port: int) -> None:
         """SIGKILL: no shutdown, as a crashed machine."""
         proc = self.procs[port]

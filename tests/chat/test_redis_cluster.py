@@ -89,7 +89,7 @@ async def test_backends_survive_master_failover(
     there, and one heartbeat later presence is right."""
     caplog.set_level(logging.INFO, logger="chat.backends.redis")
     cluster, prefix = redis_cluster, cluster_prefix
-    victim = cluster.master_of_slot(key_slot(f"{prefix}c".encode()))
+    victim = cluster.master_of_slot(key_slot(b"{c}"))  # the slot of every channel tagged {c}
     entity = entity_on(cluster, prefix, victim)
     got = Received()
     listener = RedisClusterBroker(cluster.url, prefix)
@@ -99,9 +99,9 @@ async def test_backends_survive_master_failover(
     try:
         await listener.start(got)
         await talker.start(Received())
-        await listener.subscribe("c")
-        talker.publish("c", b"before")
-        await got.until(lambda: got.by_channel.get("c") == [b"before"])
+        await listener.subscribe("{c}")
+        talker.publish("{c}", b"before")
+        await got.until(lambda: got.by_channel.get("{c}") == [b"before"])
         assert await p1.set(entity, "1", "conn-1", "online", T0) == PresenceState(entity, "online", T0)
 
         took = await fail_over(cluster, victim)
@@ -113,17 +113,17 @@ async def test_backends_survive_master_failover(
 
         # Delivery resumes on its own (at most once: probes sent meanwhile may be lost).
         async with asyncio.timeout(10):
-            while b"probe" not in got.by_channel["c"]:
-                talker.publish("c", b"probe")
+            while b"probe" not in got.by_channel["{c}"]:
+                talker.publish("{c}", b"probe")
                 await asyncio.sleep(0.05)
         await got.until(lambda: not talker.buffered)
         got.by_channel.clear()
         sent = [f"after {i}".encode() for i in range(200)]
         for payload in sent:
-            talker.publish("c", payload)
-        await got.until(lambda: len(got.by_channel.get("c", [])) >= len(sent))
-        assert got.by_channel["c"] == sent
-        # A new subscription on the promoted master (same slot as "c": tag {c}) works at once.
+            talker.publish("{c}", payload)
+        await got.until(lambda: len(got.by_channel.get("{c}", [])) >= len(sent))
+        assert got.by_channel["{c}"] == sent
+        # A new subscription in the same slot, on the promoted master, works at once.
         await listener.subscribe("{c}:new")
         talker.publish("{c}:new", b"x")
         await got.until(lambda: got.by_channel.get("{c}:new") == [b"x"])
@@ -143,6 +143,45 @@ async def test_backends_survive_master_failover(
         for closer in (listener.close, talker.close, p1.close, p2.close):
             await closer()
         await asyncio.to_thread(cluster.restart, victim)
+
+
+async def test_broker_follows_manual_failover(redis_cluster: RedisCluster, cluster_prefix: str) -> None:
+    """CLUSTER FAILOVER (a planned switch: the master becomes a replica, its connections stay
+    open): delivery on the channel goes on, in order, and new subscriptions go to the new master."""
+    cluster, prefix = redis_cluster, cluster_prefix
+    old = cluster.master_of_slot(key_slot(b"{m}"))  # the slot of every channel tagged {m}
+    got = Received()
+    listener = RedisClusterBroker(cluster.url, prefix)
+    talker = RedisClusterBroker(cluster.url, prefix)
+    try:
+        await listener.start(got)
+        await talker.start(Received())
+        await listener.subscribe("{m}")
+        talker.publish("{m}", b"before")
+        await got.until(lambda: got.by_channel.get("{m}") == [b"before"])
+        new = await asyncio.to_thread(cluster.manual_failover, old)
+        for _ in range(200):  # at most once: probes may be lost while the roles swap
+            talker.publish("{m}", b"probe")
+            await asyncio.sleep(0.05)
+            if b"probe" in got.by_channel["{m}"]:
+                break
+        else:
+            pytest.fail("no delivery after the manual failover")
+        await got.until(lambda: not talker.buffered)
+        got.by_channel.clear()
+        sent = [f"after {i}".encode() for i in range(100)]
+        for payload in sent:
+            talker.publish("{m}", payload)
+        await got.until(lambda: len(got.by_channel.get("{m}", [])) >= len(sent))
+        assert got.by_channel["{m}"] == sent
+        await listener.subscribe("{m}:new")
+        talker.publish("{m}:new", b"x")
+        await got.until(lambda: got.by_channel.get("{m}:new") == [b"x"])
+        # One subscriber connection, to the new master (the old one's was closed).
+        assert list(listener._links) == [f"127.0.0.1:{new}"] and await listener.ping()
+    finally:
+        await listener.close()
+        await talker.close()
 
 
 async def test_two_hub_processes_on_the_cluster(

@@ -77,6 +77,7 @@ class RedisClusterBroker(BatchingPublisher):
         self._lock = asyncio.Lock()  # guards the assignments and writes to subscriber connections
         self._pub: dict[str, AbstractConnection] = {}  # publisher connection per node name
         self._kicked = asyncio.Event()
+        self._retired: set[asyncio.Task[None]] = set()  # subscriber tasks of former masters, ending
         self._topology: asyncio.Task[None] | None = None
 
     # Lifecycle
@@ -96,7 +97,8 @@ class RedisClusterBroker(BatchingPublisher):
             return
         self._closing = True
         await self._stop_flusher()
-        tasks = [t for t in (self._flusher, self._topology, *(k.task for k in self._links.values())) if t]
+        links = [k.task for k in self._links.values()]
+        tasks = [t for t in (self._flusher, self._topology, *links, *self._retired) if t]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -179,6 +181,13 @@ class RedisClusterBroker(BatchingPublisher):
                 await self._assign(channel, node, waiters)
             elif link.conn is not None and channel not in link.active and not link.confirming.get(channel):
                 await self._ssubscribe(link, channel, link.pending.pop(channel, []))
+        masters = {node.name for node in self._map.masters}
+        for name, link in list(self._links.items()):
+            if name not in masters and not link.channels and not link.pending and link.task is not None:
+                del self._links[name]  # no longer a master (failed over): close its connection
+                link.task.cancel()
+                self._retired.add(link.task)
+                link.task.add_done_callback(self._retired.discard)
 
     async def _assign(self, channel: str, node: Node, waiters: list[asyncio.Future[None]]) -> None:
         link = self._links.get(node.name)

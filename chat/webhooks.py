@@ -1,0 +1,167 @@
+"""Webhooks to the marketplace: signed HTTP POSTs of the ledger's events, at least once.
+
+The state lives in the ledger's database (:mod:`payments.webhooks`); this module only
+sends. Each attempt is a POST of the stored JSON body with:
+
+* ``Tradechat-Event-Id``: the delivery id; the same on every attempt, so the receiver
+  deduplicates on it (delivery is at least once).
+* ``Tradechat-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>]``: HMAC-SHA256 with each
+  active secret over ``"<t>.<body>"``. During a rotation both the new
+  (``WEBHOOK_SECRET``) and the old (``WEBHOOK_SECRET_PREVIOUS``) secret sign, so a
+  receiver that knows either accepts it; it should also refuse a ``t`` too far from now.
+
+A 2xx answer within ``timeout`` is a delivery; anything else (an error status, a refused
+connection, a timeout) is retried with exponential backoff and full jitter, up to
+``retry_for_ms`` from the first attempt; then the delivery is kept as failed until it is
+replayed through the server API. Any number of senders may run (hub nodes, workers): the
+outbox hands each attempt to one of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import aiohttp
+
+from payments.webhooks import Delivery, WebhookOutbox
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "Tradechat-Signature"
+EVENT_ID_HEADER = "Tradechat-Event-Id"
+
+
+def sign(body: bytes, secrets: Sequence[str], timestamp: int) -> str:
+    """The signature header's value for ``body`` at ``timestamp`` (unix seconds)."""
+    signed = str(timestamp).encode() + b"." + body
+    parts = [f"t={timestamp}"]
+    parts += [f"v1={hmac.new(s.encode(), signed, hashlib.sha256).hexdigest()}" for s in secrets if s]
+    return ",".join(parts)
+
+
+def verify(body: bytes, header: str, secret: str, *, now: float | None = None, tolerance: int = 300) -> bool:
+    """What a receiver does: some ``v1`` matches ``secret`` and ``t`` is recent. Kept here
+    as the reference (the tests and the README use it)."""
+    fields = [p.split("=", 1) for p in header.split(",") if "=" in p]
+    stamps = [v for k, v in fields if k == "t"]
+    if len(stamps) != 1 or not stamps[0].isdigit():
+        return False
+    if abs((time.time() if now is None else now) - int(stamps[0])) > tolerance:
+        return False
+    expected = sign(body, [secret], int(stamps[0])).split(",", 1)[1].removeprefix("v1=")
+    return any(k == "v1" and hmac.compare_digest(v, expected) for k, v in fields)
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    url: str
+    secrets: tuple[str, ...]
+    """Current secret first, then the previous one during a rotation."""
+    timeout: float = 10.0
+    retry_for_ms: int = 72 * 3_600_000
+    base_delay_ms: int = 5_000
+    max_delay_ms: int = 3_600_000
+    concurrency: int = 16
+    interval: float = 0.5
+
+
+def backoff_ms(attempts: int, base_ms: int, cap_ms: int, rng: random.Random | None = None) -> int:
+    """Exponential backoff with "full jitter" (uniform up to the exponential step), so a
+    receiver that comes back is not hit by every sender's retries in the same second."""
+    step = min(cap_ms, base_ms * 2 ** max(0, attempts - 1))
+    return max(1, int((rng or random).uniform(step / 2, step)))
+
+
+class WebhookSender:
+    """Ingests ledger events into the outbox and sends due deliveries, forever."""
+
+    def __init__(self, outbox: WebhookOutbox, settings: WebhookSettings) -> None:
+        self.outbox = outbox
+        self.settings = settings
+        self._task: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._wake = asyncio.Event()
+
+    async def start(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=self.settings.timeout)
+        self._session = aiohttp.ClientSession(timeout=timeout)
+        self._task = asyncio.create_task(self._loop(), name="webhook-sender")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def poke(self) -> None:
+        """Something new may be due (a command committed): look now, not at the next tick."""
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Exception:
+                log.warning("webhook delivery pass failed; retrying", exc_info=True)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.interval)
+
+    async def run_once(self) -> int:
+        """One pass: queue new events, then send everything due; returns attempts made."""
+        while await asyncio.to_thread(self.outbox.ingest) >= 500:
+            pass
+        # A lease longer than one attempt can take, so a live sender's attempt is never
+        # handed to another one; a dead sender's comes back when it ends.
+        lease_ms = int(self.settings.timeout * 1000) * 2 + 5_000
+        made = 0
+        while True:
+            due = await asyncio.to_thread(self.outbox.claim, lease_ms, self.settings.concurrency)
+            if not due:
+                return made
+            await asyncio.gather(*(self._attempt(d) for d in due))
+            made += len(due)
+
+    async def _attempt(self, delivery: Delivery) -> None:
+        if self._session is None:
+            raise RuntimeError("the webhook sender is not started")
+        body = delivery.body.encode()
+        headers = {
+            "Content-Type": "application/json",
+            EVENT_ID_HEADER: delivery.id,
+            SIGNATURE_HEADER: sign(body, self.settings.secrets, int(time.time())),
+            "User-Agent": "tradechat-webhooks/1",
+        }
+        error: str | None = None
+        try:
+            async with self._session.post(self.settings.url, data=body, headers=headers) as resp:
+                await resp.read()
+                if not 200 <= resp.status < 300:
+                    error = f"HTTP {resp.status}"
+        except TimeoutError:
+            error = f"no answer within {self.settings.timeout:g} s"
+        except aiohttp.ClientError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        if error is None:
+            await asyncio.to_thread(self.outbox.delivered, delivery.id)
+            return
+        delay = backoff_ms(delivery.attempts, self.settings.base_delay_ms, self.settings.max_delay_ms)
+        state = await asyncio.to_thread(
+            self.outbox.attempt_failed, delivery, error, delay, self.settings.retry_for_ms)
+        if state == "failed":
+            log.warning("webhook %s failed for good after %d attempts: %s", delivery.id, delivery.attempts, error)
+        else:
+            log.info("webhook %s attempt %d failed (%s); next in %.1f s",
+                     delivery.id, delivery.attempts, error, delay / 1000)
