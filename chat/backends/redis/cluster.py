@@ -17,9 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from redis.asyncio.connection import AbstractConnection, Connection
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import MovedError, RedisError, ResponseError
 
 from .broker import BatchingPublisher
@@ -45,6 +43,9 @@ class RedisClusterBroker(BatchingPublisher):
       and move each channel to the master that now serves it, subscribing it there; until the
       replica of a dead master is promoted the channels of that master are retried every
       ``reconnect_max`` seconds. Payloads published meanwhile may be lost (at most once).
+      The map is also read every ``map_interval`` seconds: a planned failover may leave a
+      subscription on the former master, now a replica, which still delivers (replicas
+      deliver sharded messages too) until the next read moves it.
     * ``subscribe`` gives up after ``subscribe_timeout`` seconds; ``ping`` is False while a
       master with subscribed channels has no subscriber connection or a master does not answer.
     """
@@ -61,10 +62,12 @@ class RedisClusterBroker(BatchingPublisher):
         ping_timeout: float = 1.0,
         subscribe_timeout: float = 2.0,
         reconnect_max: float = 0.5,
+        map_interval: float = 10.0,
     ) -> None:
         super().__init__(prefix, flush_timeout, max_buffer, max_batch)
         self._map = ClusterMap(redis) if isinstance(redis, str) else redis
         self._owned = isinstance(redis, str)
+        self.map_interval = map_interval
         self.health_interval = health_interval
         self.subscribe_timeout = subscribe_timeout
         self.reconnect_max = reconnect_max
@@ -126,16 +129,6 @@ class RedisClusterBroker(BatchingPublisher):
 
     # Topology
 
-    def _owner(self, key: str) -> Node:
-        """The master serving the slot of a prefixed channel, per the map; raises ClusterUnavailable."""
-        return self._map.master_of(key)
-
-    def _connection(self, node: Node) -> AbstractConnection:
-        """A connection of our own: RESP2, never retrying, no socket timeout (as
-        :func:`.client.own_connection`; the broker bounds each wait itself)."""
-        return Connection(host=node.host, port=node.port, protocol=2, retry=Retry(NoBackoff(), 0),
-                          health_check_interval=0, socket_timeout=None, **self._map.connection_kwargs())
-
     def _kick(self) -> None:
         if not self._closing:
             self._kicked.set()
@@ -154,7 +147,9 @@ class RedisClusterBroker(BatchingPublisher):
 
     async def _topology_forever(self) -> None:
         while True:
-            await self._kicked.wait()
+            with contextlib.suppress(TimeoutError):  # else re-read every map_interval seconds
+                async with asyncio.timeout(self.map_interval):
+                    await self._kicked.wait()
             self._kicked.clear()
             try:
                 ok = await self._refresh()
@@ -172,7 +167,7 @@ class RedisClusterBroker(BatchingPublisher):
         that lost their subscription on a link that is up. Called with ``_lock`` held."""
         for channel in sorted(self._wanted):
             try:
-                node = self._owner(self.prefix + channel)
+                node = self._map.master_of(self.prefix + channel)
             except ClusterUnavailable:
                 continue
             link = self._links.get(self._where.get(channel, ""))
@@ -229,7 +224,7 @@ class RedisClusterBroker(BatchingPublisher):
                         self._wanted.add(channel)
                         added = True
                         try:
-                            await self._assign(channel, self._owner(self.prefix + channel), [waiter])
+                            await self._assign(channel, self._map.master_of(self.prefix + channel), [waiter])
                         except ClusterUnavailable:  # no slot map yet: placed once it is read
                             self._unplaced.setdefault(channel, []).append(waiter)
                             self._kick()
@@ -313,7 +308,7 @@ class RedisClusterBroker(BatchingPublisher):
         all parts are done) the error of a part that failed: that part is dropped."""
         parts: dict[str, tuple[Node, list[tuple[str, bytes]]]] = {}
         for item in batch:
-            node = self._owner(item[0])
+            node = self._map.master_of(item[0])
             parts.setdefault(node.name, (node, []))[1].append(item)
         sends = (self._send_part(node, items) for node, items in parts.values())
         results = await asyncio.gather(*sends, return_exceptions=True)
@@ -336,7 +331,7 @@ class RedisClusterBroker(BatchingPublisher):
             conn = None
         try:
             if conn is None:
-                conn = self._connection(node)
+                conn = self._map.own_connection(node)
                 await connect(conn)
                 self._pub[node.name] = conn
             await conn.send_packed_command(
@@ -369,7 +364,7 @@ class RedisClusterBroker(BatchingPublisher):
                     if self._links.get(link.node.name) is link:
                         del self._links[link.node.name]
                     return
-            conn = self._connection(link.node)
+            conn = self._map.own_connection(link.node)
             try:
                 await connect(conn)
                 async with self._lock:

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
-from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.connection import AbstractConnection, Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
@@ -77,12 +77,14 @@ class ClusterMap:
     def masters(self) -> list[Node]:
         return list(self._nodes.values())
 
-    def connection_kwargs(self) -> dict[str, Any]:
-        """What a connection of one's own to a node needs besides host and port."""
-        return {
-            "username": self.username, "password": self.password, "client_name": self.client_name,
-            "socket_connect_timeout": CONNECT_TIMEOUT,
-        }
+    def own_connection(self, node: Node) -> AbstractConnection:
+        """A connection of one's own to a master, outside its pool: RESP2, never retrying, no
+        socket timeout (as :func:`.client.own_connection`; the broker bounds each wait)."""
+        return Connection(
+            host=node.host, port=node.port, username=self.username, password=self.password,
+            client_name=self.client_name, socket_connect_timeout=CONNECT_TIMEOUT, protocol=2,
+            retry=Retry(NoBackoff(), 0), health_check_interval=0, socket_timeout=None,
+        )
 
     def slot(self, key: str) -> int:
         slot = self._slot_of.get(key)
