@@ -24,6 +24,7 @@ from redis.crc import key_slot
 
 from chat.backends.base import PresenceState
 from chat.backends.redis import UNREACHABLE, RedisClusterBroker, RedisPresence
+from chat.backends.redis.client import cluster_startup_nodes
 from chat.backends.redis.presence import shard_of
 from chat.server import ChatServer
 
@@ -79,6 +80,26 @@ class Received:
                 return
             await asyncio.sleep(0.01)
         pytest.fail(f"not there within {seconds} s")
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis+cluster://10.0.0.1:7000", ([("10.0.0.1", 7000)], None, None)),
+        ("redis+cluster://a:7000,b:7001/0", ([("a", 7000), ("b", 7001)], None, None)),
+        ("redis+cluster://:s%40cret@a", ([("a", 6379)], None, "s@cret")),
+        ("redis+cluster://chat:pw@[::1]:7000,a:7001", ([("::1", 7000), ("a", 7001)], "chat", "pw")),
+    ],
+)
+def test_cluster_url(url: str, expected: tuple[Any, ...]) -> None:
+    """REDIS_URL=redis+cluster://[user:password@]host:port[,host:port...] (database 0 only)."""
+    assert cluster_startup_nodes(url) == expected
+
+
+@pytest.mark.parametrize("url", ["redis://a:7000", "redis+cluster://a:7000/1", "redis+cluster://a:7000,"])
+def test_cluster_url_refused(url: str) -> None:
+    with pytest.raises(ValueError):
+        cluster_startup_nodes(url)
 
 
 async def test_backends_survive_master_failover(
