@@ -291,6 +291,8 @@ class RedisClusterBroker(BatchingPublisher):
     # Publishing
 
     async def _publisher_failed(self) -> None:
+        for name in list(self._pub):  # a batch cut short may have left replies unread
+            await self._drop_publisher(name)
         self._kick()
 
     def _subscriber_up(self) -> bool:
@@ -304,54 +306,55 @@ class RedisClusterBroker(BatchingPublisher):
                 logger.debug("payloads redirected twice; dropped")
 
     async def _send_parts(self, batch: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
-        """Sends each master its part at once; returns what was answered MOVED. Raises (after
-        all parts are done) the error of a part that failed: that part is dropped."""
+        """Writes each master its part, then reads the replies; returns what was answered MOVED.
+        Raises (once every part is done) the error of a part that failed: that part is dropped."""
         parts: dict[str, tuple[Node, list[tuple[str, bytes]]]] = {}
         for item in batch:
             node = self._map.master_of(item[0])
             parts.setdefault(node.name, (node, []))[1].append(item)
-        sends = (self._send_part(node, items) for node, items in parts.values())
-        results = await asyncio.gather(*sends, return_exceptions=True)
+        failed: Exception | None = None
+        written: list[tuple[str, AbstractConnection, list[tuple[str, bytes]]]] = []
+        for name, (node, items) in parts.items():
+            try:
+                conn = await self._publisher(node)
+                commands = [("SPUBLISH", channel, payload) for channel, payload in items]
+                await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+                written.append((name, conn, items))
+            except Exception as e:
+                failed = e
+                await self._drop_publisher(name)
         moved: list[tuple[str, bytes]] = []
-        failed: BaseException | None = None
-        for result in results:
-            if isinstance(result, BaseException):
-                failed = result
-            else:
-                moved.extend(result)
+        for name, conn, items in written:
+            try:
+                for item in items:
+                    try:
+                        await conn.read_response(disable_decoding=True, disconnect_on_error=False)
+                    except MovedError:
+                        moved.append(item)
+            except Exception as e:
+                failed = e
+                await self._drop_publisher(name)
         if failed is not None:
             raise failed
         return moved
 
-    async def _send_part(self, node: Node, items: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    async def _publisher(self, node: Node) -> AbstractConnection:
+        """The publisher connection to a master; one the server closed is replaced first."""
         conn = self._pub.get(node.name)
         if conn is not None and await is_stale(conn):
-            del self._pub[node.name]
-            await conn.disconnect(nowait=True)
+            await self._drop_publisher(node.name)
             conn = None
-        try:
-            if conn is None:
-                conn = self._map.own_connection(node)
-                await connect(conn)
-                self._pub[node.name] = conn
-            await conn.send_packed_command(
-                conn.pack_commands([("SPUBLISH", channel, payload) for channel, payload in items]),
-                check_health=False,
-            )
-            moved = []
-            for item in items:
-                try:
-                    await conn.read_response(disable_decoding=True, disconnect_on_error=False)
-                except MovedError:
-                    moved.append(item)
-            return moved
-        except BaseException:
-            if self._pub.get(node.name) is conn:
-                del self._pub[node.name]
-            if conn is not None:
-                await conn.disconnect(nowait=True)
-            self._kick()
-            raise
+        if conn is None:
+            conn = self._map.own_connection(node)
+            await connect(conn)
+            self._pub[node.name] = conn
+        return conn
+
+    async def _drop_publisher(self, name: str) -> None:
+        conn = self._pub.pop(name, None)
+        if conn is not None:
+            await conn.disconnect(nowait=True)
+        self._kick()
 
     # Reading
 
