@@ -131,10 +131,14 @@ class WebhookSender:
             due = await asyncio.to_thread(self.outbox.claim, lease_ms, self.settings.concurrency)
             if not due:
                 return made
-            await asyncio.gather(*(self._attempt(d) for d in due))
+            errors = await asyncio.gather(*(self._attempt(d) for d in due))
+            done = [d.id for d, error in zip(due, errors, strict=True) if error is None]
+            if done:
+                await asyncio.to_thread(self.outbox.delivered, *done)
             made += len(due)
 
-    async def _attempt(self, delivery: Delivery) -> None:
+    async def _attempt(self, delivery: Delivery) -> str | None:
+        """Send once; None when the receiver took it, else the error (already scheduled)."""
         if self._session is None:
             raise RuntimeError("the webhook sender is not started")
         body = delivery.body.encode()
@@ -155,8 +159,7 @@ class WebhookSender:
         except aiohttp.ClientError as exc:
             error = f"{type(exc).__name__}: {exc}"
         if error is None:
-            await asyncio.to_thread(self.outbox.delivered, delivery.id)
-            return
+            return None
         delay = backoff_ms(delivery.attempts, self.settings.base_delay_ms, self.settings.max_delay_ms)
         state = await asyncio.to_thread(
             self.outbox.attempt_failed, delivery, error, delay, self.settings.retry_for_ms)
@@ -165,3 +168,4 @@ class WebhookSender:
         else:
             log.info("webhook %s attempt %d failed (%s); next in %.1f s",
                      delivery.id, delivery.attempts, error, delay / 1000)
+        return error

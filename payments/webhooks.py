@@ -127,11 +127,16 @@ class WebhookOutbox:
 
         return self.store.write(txn)
 
-    def delivered(self, delivery_id: str) -> None:
+    def delivered(self, *delivery_ids: str) -> None:
+        """Mark deliveries done, all in one transaction (one commit per batch of attempts)."""
         now = self.clock()
-        self.store.write(lambda sql: sql.run(
-            "UPDATE webhooks SET state = 'delivered', delivered_at = ?, last_error = NULL "
-            "WHERE id = ? AND state = 'pending'", (now, delivery_id)))
+
+        def txn(sql: Sql) -> None:
+            for delivery_id in delivery_ids:
+                sql.run("UPDATE webhooks SET state = 'delivered', delivered_at = ?, last_error = NULL "
+                        "WHERE id = ? AND state = 'pending'", (now, delivery_id))
+
+        self.store.write(txn)
 
     def attempt_failed(self, delivery: Delivery, error: str, retry_in_ms: int, give_up_after_ms: int) -> State:
         """Schedule the next attempt, or mark the delivery failed once the next attempt would
