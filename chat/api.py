@@ -101,6 +101,15 @@ def build_app(service: PaymentService, server_secret: str) -> web.Application:
         found = await asyncio.to_thread(service.get_transfer, request.match_info["id"])
         return web.json_response(found.model_dump(mode="json"))
 
+    async def reconciliation(request: web.Request) -> web.Response:
+        q = request.query
+        try:
+            since, until = int(q["from"]), int(q["to"])
+        except (KeyError, ValueError):
+            return _error(400, 1004, "from and to (epoch ms) are required integers")
+        report = await asyncio.to_thread(service.reconciliation, q.get("currency", ""), since, until)
+        return web.json_response(report.model_dump(mode="json"))
+
     webhooks = WebhookOutbox(service.store, service.clock)
 
     async def failed_webhooks(request: web.Request) -> web.Response:
@@ -132,6 +141,7 @@ def build_app(service: PaymentService, server_secret: str) -> web.Application:
             web.get("/api/v1/statements/{owner}", statement),
             web.get("/api/v1/orders/{id}", order),
             web.get("/api/v1/transfers/{id}", transfer),
+            web.get("/api/v1/reconciliation", reconciliation),
             web.get("/api/v1/webhooks/failed", failed_webhooks),
             web.post("/api/v1/webhooks/{id}/replay", replay_webhook),
         ]

@@ -50,6 +50,7 @@ from payments.models import (
 from payments.money import check_amount, check_currency
 from payments.orders import OrderCommands
 from payments.pin import check_pin_format
+from payments.reports import Reconciliation, reconciliation
 from payments.repository import Repo
 from payments.settings import PaymentSettings
 from payments.store import Sql, Store
@@ -201,6 +202,11 @@ class PaymentService(OrderCommands):
                              next_before=lines[-1].entry_id if len(lines) == limit else None)
 
         return self.store.read(txn)
+
+    def reconciliation(self, currency: str, since: int, until: int) -> Reconciliation:
+        """Every account's movements in ``[since, until)`` and whether they add up
+        (:mod:`payments.reports`)."""
+        return reconciliation(self.store, currency, since, until)
 
     def events_after(self, cursor: int = 0, limit: int = 100) -> list[PaymentEvent]:
         """Outbox events with ``id > cursor`` in commit order (ids have no gaps)."""

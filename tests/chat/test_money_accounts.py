@@ -9,13 +9,14 @@ account and the role, or an agent token with ``sub=u77`` spends buyer u77's mone
 from __future__ import annotations
 
 import asyncio
+import time
 
 from chat.server import ChatServer
 from payments import check_invariants
 
 from .client import LISTING, Client
 from .conftest import token
-from .test_money import PIN, fund
+from .test_money import PIN, api, fund
 
 OTHER_PIN = "135790"
 
@@ -105,3 +106,20 @@ async def test_idempotency_keys_belong_to_the_role_not_the_bare_id(money: tuple[
     assert mine["view"]["transfer_id"] != theirs["view"]["transfer_id"]
     assert theirs["view"]["from_account"] == "shop:shop1"
     await asyncio.to_thread(check_invariants, server.money.service.store)  # type: ignore[union-attr]
+
+
+async def test_the_server_api_reconciles_a_period(money: tuple[ChatServer, str]) -> None:
+    server, _ = money
+    before = int(time.time() * 1000) - 1
+    await fund(server, "user:b7", 5_000, "fund-b7")
+    await fund(server, "shop:shop1", 700, "fund-shop1")
+    status, report = await asyncio.to_thread(
+        api, server, "GET", f"/api/v1/reconciliation?currency=CNY&from={before}&to={before + 3_600_000}")
+    assert status == 200 and report["balanced"] is True
+    lines = {(a["owner"], a["kind"]): a for a in report["accounts"]}
+    assert lines[("user:b7", "available")]["closing"] == 5_000
+    world = lines[("world", "world")]  # the demo's top-ups came before the period
+    assert world["debits"] == 5_700 and world["closing"] == world["opening"] - 5_700
+    assert {k["kind"]: k["amount"] for k in report["by_kind"]} == {"deposit": 5_700}
+    bad = await asyncio.to_thread(api, server, "GET", "/api/v1/reconciliation?currency=CNY&from=x&to=1")
+    assert bad[0] == 400 and bad[1]["code"] == 1004

@@ -26,7 +26,7 @@ def test_service_methods() -> None:
         "offer", "cancel", "pay", "ship", "extend", "confirm", "request_refund",
         "answer_refund", "dispute", "decide", "get_order", "transfer", "accept_transfer",
         "decline_transfer", "get_transfer", "deposit", "withdraw", "balance", "balances", "statement", "has_pin", "orders_in_conversation",
-        "events_after", "set_pin", "run_due", "paid_with"}
+        "events_after", "set_pin", "run_due", "paid_with", "reconciliation"}
 
 
 def test_error_codes_are_stable_and_unique() -> None:
