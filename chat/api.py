@@ -101,6 +101,21 @@ def build_app(service: PaymentService, server_secret: str) -> web.Application:
         found = await asyncio.to_thread(service.get_transfer, request.match_info["id"])
         return web.json_response(found.model_dump(mode="json"))
 
+    def settle_withdrawal(outcome: str) -> Handler:
+        async def handle(request: web.Request) -> web.Response:
+            data = await body(request)
+            desk = service.withdrawals
+            command = desk.complete if outcome == "complete" else desk.fail
+            note = data.get("reference" if outcome == "complete" else "reason")
+            done = await asyncio.to_thread(command, request.match_info["id"], note)  # type: ignore[arg-type]
+            return web.json_response(done.model_dump(mode="json"))
+
+        return handle
+
+    async def withdrawal(request: web.Request) -> web.Response:
+        found = await asyncio.to_thread(service.withdrawals.get, request.match_info["id"])
+        return web.json_response(found.model_dump(mode="json"))
+
     async def reconciliation(request: web.Request) -> web.Response:
         q = request.query
         try:
@@ -137,6 +152,9 @@ def build_app(service: PaymentService, server_secret: str) -> web.Application:
         [
             web.post("/api/v1/deposits", funding("deposit")),
             web.post("/api/v1/withdrawals", funding("withdraw")),
+            web.get("/api/v1/withdrawals/{id}", withdrawal),
+            web.post("/api/v1/withdrawals/{id}/complete", settle_withdrawal("complete")),
+            web.post("/api/v1/withdrawals/{id}/fail", settle_withdrawal("fail")),
             web.get("/api/v1/balances/{owner}", balance),
             web.get("/api/v1/statements/{owner}", statement),
             web.get("/api/v1/orders/{id}", order),

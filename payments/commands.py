@@ -10,6 +10,7 @@ public signatures on top.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -51,6 +52,7 @@ from payments.transfers import (
     transfer_due,
     transfer_roles,
 )
+from payments.withdrawals import Withdrawal, WithdrawalState, insert_withdrawal, payouts
 
 V = TypeVar("V", bound=BaseModel)
 E = TypeVar("E", Order, Transfer)
@@ -233,13 +235,22 @@ class CommandRunner:
             if not tx.repo.idem_claim(idem.scope, idem.key, idem.op, idem.params_hash, tx.now):
                 return self._claimed_by_other(tx.repo, idem, FundingReceipt)
             account = available(owner, currency)
-            posting = (move(TxKind.DEPOSIT, world(currency), account, amount)
-                       if kind == "deposit" else
-                       move(TxKind.WITHDRAW, account, world(currency), amount))
+            withdrawal_id = None
+            if kind == "deposit":
+                posting = move(TxKind.DEPOSIT, world(currency), account, amount)
+            else:
+                # Out to the payout clearing account; the world only once the payout is confirmed.
+                withdrawal_id = f"w_{idem.params_hash[:8]}{uuid.uuid4().hex[:12]}"
+                posting = move(TxKind.WITHDRAW, account, payouts(currency), amount,
+                               ("withdrawal", withdrawal_id))
             tx_id, after = tx.post(posting)
             receipt = FundingReceipt(tx_id=tx_id, owner=owner, kind=kind, amount=amount,
                                      currency=currency, balance_after=after[account],
-                                     created_at=tx.now)
+                                     created_at=tx.now, withdrawal_id=withdrawal_id)
+            if withdrawal_id is not None:
+                insert_withdrawal(sql, Withdrawal(
+                    withdrawal_id=withdrawal_id, owner=owner, amount=amount, currency=currency,
+                    state=WithdrawalState.PENDING, created_at=tx.now))
             tx.repo.idem_complete(idem.scope, idem.key, receipt.model_dump_json())
             return receipt
 

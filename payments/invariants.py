@@ -65,16 +65,29 @@ CHECKS: Final[list[tuple[str, str]]] = [
     ("5 pending-transfer balance equals the sum of pending transfers",
      "SELECT a.currency, a.balance, COALESCE(SUM(t.amount), 0) FROM accounts a "
      "LEFT JOIN transfers t ON t.currency = a.currency AND t.state = 'PENDING' "
-     "WHERE a.kind = 'pending_transfer' GROUP BY a.currency, a.balance "
+     "WHERE a.kind = 'pending_transfer' AND a.owner = 'platform' GROUP BY a.currency, a.balance "
      "HAVING a.balance <> COALESCE(SUM(t.amount), 0) "
      "UNION ALL SELECT t.currency, 0, SUM(t.amount) FROM transfers t "
      "WHERE t.state = 'PENDING' AND NOT EXISTS (SELECT 1 FROM accounts a "
-     "WHERE a.kind = 'pending_transfer' AND a.currency = t.currency) GROUP BY t.currency"),
+     "WHERE a.kind = 'pending_transfer' AND a.owner = 'platform' AND a.currency = t.currency) GROUP BY t.currency"),
+    ("5 payout clearing balance equals the sum of pending withdrawals",
+     "SELECT a.currency, a.balance, COALESCE(SUM(w.amount), 0) FROM accounts a "
+     "LEFT JOIN withdrawals w ON w.currency = a.currency AND w.state = 'PENDING' "
+     "WHERE a.owner = 'payouts' GROUP BY a.currency, a.balance "
+     "HAVING a.balance <> COALESCE(SUM(w.amount), 0) "
+     "UNION ALL SELECT w.currency, 0, SUM(w.amount) FROM withdrawals w "
+     "WHERE w.state = 'PENDING' AND NOT EXISTS (SELECT 1 FROM accounts a "
+     "WHERE a.owner = 'payouts' AND a.currency = w.currency) GROUP BY w.currency"),
+    ("5 each withdrawal moved its amount out once and, settled, once more",
+     "SELECT w.withdrawal_id, w.state, COUNT(j.id) FROM withdrawals w "
+     "LEFT JOIN journal j ON j.ref_kind = 'withdrawal' AND j.ref_id = w.withdrawal_id "
+     "GROUP BY w.withdrawal_id, w.state "
+     "HAVING COUNT(j.id) <> CASE WHEN w.state = 'PENDING' THEN 1 ELSE 2 END"),
     ("5 each transfer's net pending entries equal its amount while pending",
      f"SELECT t.transfer_id, t.state, COALESCE(SUM({_SIGNED}), 0) FROM transfers t "
      "LEFT JOIN journal j ON j.ref_kind = 'transfer' AND j.ref_id = t.transfer_id "
      "LEFT JOIN entries e ON e.tx_id = j.id AND e.account_id IN "
-     "(SELECT id FROM accounts WHERE kind = 'pending_transfer') "
+     "(SELECT id FROM accounts WHERE kind = 'pending_transfer' AND owner = 'platform') "
      "GROUP BY t.transfer_id, t.state, t.amount "
      "HAVING COALESCE(SUM({_SIGNED}), 0) <> "
      "CASE WHEN t.state = 'PENDING' THEN t.amount ELSE 0 END".replace("{_SIGNED}", _SIGNED)),
@@ -104,7 +117,7 @@ CHECKS: Final[list[tuple[str, str]]] = [
      "AND v.entity_id = j.ref_id AND v.action IN ('paid', 'released', 'refund_accepted', "
      "'refund_granted', "
      "'resolved', 'pending', 'accepted', 'declined', 'expired')) AS evs "
-     "FROM journal j WHERE j.ref_kind IS NOT NULL GROUP BY j.ref_kind, j.ref_id) c "
+     "FROM journal j WHERE j.ref_kind IN ('order', 'transfer') GROUP BY j.ref_kind, j.ref_id) c "
      "WHERE txs <> evs"),
     ("12 each entity's latest event shows its current state",
      "SELECT v.entity_id, v.state, o.state FROM events v JOIN orders o "

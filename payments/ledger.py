@@ -38,6 +38,10 @@ class TxKind(StrEnum):
 
     DEPOSIT = "deposit"
     WITHDRAW = "withdraw"
+    PAYOUT = "payout"
+    """A withdrawal's money leaves the payout clearing account for the world."""
+    PAYOUT_REVERSAL = "payout_reversal"
+    """A failed withdrawal's money goes back to its owner."""
     PAY = "pay"
     RELEASE = "release"
     REFUND = "refund"

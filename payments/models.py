@@ -140,6 +140,8 @@ class FundingReceipt(View):
     currency: str
     balance_after: int
     created_at: int
+    withdrawal_id: str | None = None
+    """A withdrawal's id: it is ``PENDING`` until the payout is confirmed or fails."""
 
 
 class StatementLine(View):

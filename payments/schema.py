@@ -136,6 +136,20 @@ CREATE TABLE IF NOT EXISTS event_seq (
 ){strict};
 INSERT INTO event_seq (singleton, last_id) VALUES (1, 0) ON CONFLICT DO NOTHING;
 
+-- Withdrawals wait in the payout clearing account until the payout is confirmed.
+CREATE TABLE IF NOT EXISTS withdrawals (
+    withdrawal_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    amount {int} NOT NULL CHECK (amount > 0),
+    currency TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('PENDING', 'COMPLETED', 'FAILED')),
+    reference TEXT,
+    reason TEXT,
+    created_at {int} NOT NULL,
+    settled_at {int}
+){strict};
+CREATE INDEX IF NOT EXISTS withdrawals_pending ON withdrawals (created_at) WHERE state = 'PENDING';
+
 -- Webhook deliveries of the events above (payments.webhooks): the cursor moves in the
 -- transaction that queues the deliveries, so each event is queued exactly once.
 CREATE TABLE IF NOT EXISTS webhook_cursor (

@@ -55,6 +55,7 @@ from payments.repository import Repo
 from payments.settings import PaymentSettings
 from payments.store import Sql, Store
 from payments.transfers import TransferAction, TransferState
+from payments.withdrawals import WithdrawalDesk
 
 
 class PaymentService(OrderCommands):
@@ -68,6 +69,8 @@ class PaymentService(OrderCommands):
         settings: PaymentSettings | None = None,
     ) -> None:
         super().__init__(store, clock, settings or PaymentSettings())
+        self.withdrawals = WithdrawalDesk(store, clock)
+        """Completes, fails and reads withdrawals (:mod:`payments.withdrawals`)."""
 
     # -- transfers -----------------------------------------------------------------------
 
@@ -158,7 +161,9 @@ class PaymentService(OrderCommands):
         return self._fund("deposit", owner, amount, currency, idem_key)
 
     def withdraw(self, owner: str, amount: int, currency: str, idem_key: str) -> FundingReceipt:
-        """Money leaves to the outside world; never below zero."""
+        """Ask for a payout: the money leaves ``owner``'s available balance (never below
+        zero) for the payout clearing account, as a ``PENDING`` withdrawal (the receipt's
+        ``withdrawal_id``) until the payout is confirmed or fails."""
         return self._fund("withdraw", owner, amount, currency, idem_key)
 
     def balance(

@@ -123,3 +123,29 @@ async def test_the_server_api_reconciles_a_period(money: tuple[ChatServer, str])
     assert {k["kind"]: k["amount"] for k in report["by_kind"]} == {"deposit": 5_700}
     bad = await asyncio.to_thread(api, server, "GET", "/api/v1/reconciliation?currency=CNY&from=x&to=1")
     assert bad[0] == 400 and bad[1]["code"] == 1004
+
+
+async def test_the_server_api_drives_a_withdrawal_to_its_end(money: tuple[ChatServer, str]) -> None:
+    server, _ = money
+    await fund(server, "shop:shop1", 2_000, "fund-shop1")
+    status, receipt = await asyncio.to_thread(
+        api, server, "POST", "/api/v1/withdrawals", {"owner": "shop:shop1", "amount": 1_500, "currency": "CNY",
+                                                    "key": "payout-1"})
+    assert status == 201 and receipt["balance_after"] == 500
+    wid = receipt["withdrawal_id"]
+    status, pending = await asyncio.to_thread(api, server, "GET", f"/api/v1/withdrawals/{wid}")
+    assert status == 200 and pending["state"] == "PENDING"
+    status, failed = await asyncio.to_thread(
+        api, server, "POST", f"/api/v1/withdrawals/{wid}/fail", {"reason": "account name mismatch"})
+    assert status == 200 and failed["state"] == "FAILED"
+    status, late = await asyncio.to_thread(
+        api, server, "POST", f"/api/v1/withdrawals/{wid}/complete", {"reference": "late-ref"})
+    assert status == 409 and late["code"] == 6021
+    status, body = await asyncio.to_thread(api, server, "GET", "/api/v1/balances/shop:shop1")
+    assert body["balances"] == {"CNY": 2_000}
+    missing = await asyncio.to_thread(api, server, "POST", "/api/v1/withdrawals/w_none/complete",
+                                      {"reference": "r"})
+    assert missing[0] == 404 and missing[1]["code"] == 6020
+    status, bad = await asyncio.to_thread(api, server, "POST", f"/api/v1/withdrawals/{wid}/complete", {})
+    assert status == 400 and bad["code"] == 6000
+    await asyncio.to_thread(check_invariants, server.money.service.store)  # type: ignore[union-attr]

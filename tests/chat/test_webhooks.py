@@ -115,7 +115,7 @@ async def test_failures_timeouts_and_slow_answers_are_retried_until_delivered(
 ) -> None:
     server = await server_factory()
     url = f"ws://127.0.0.1:{server.port}/"
-    buyer, agent, conv = await ready_pair(server, url)
+    _buyer, agent, conv = await ready_pair(server, url)
     receiver.script = ["fail", "hang", "fail", "slow"]
     sender = sender_for(server, receiver.url)
     await sender.start()

@@ -9,12 +9,14 @@ from payments.errors import InsufficientBalance, InvalidRequest
 
 
 def test_deposit_and_withdraw(service: PaymentService) -> None:
-    """Deposits credit the owner from the world; withdrawals go back out."""
+    """Deposits credit the owner from the world; withdrawals go back out once paid out."""
     r = service.deposit("user:bob", 500, "CNY", "d1")
     assert (r.kind, r.balance_after) == ("deposit", 500)
     r = service.withdraw("user:bob", 200, "CNY", "w1")
-    assert (r.kind, r.balance_after) == ("withdraw", 300)
+    assert (r.kind, r.balance_after) == ("withdraw", 300) and r.withdrawal_id is not None
     assert service.balance("user:bob", "CNY") == 300
+    assert service.balance("world", "CNY", "world") == -500  # not out until the payout is confirmed
+    service.withdrawals.complete(r.withdrawal_id, "bank-ref-1")
     assert service.balance("world", "CNY", "world") == -300
 
 

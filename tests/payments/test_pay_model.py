@@ -191,6 +191,7 @@ class LedgerMachine(RuleBasedStateMachine):
                                 15_000)
         self.generation = [0] * SLOTS
         self.keys: list[tuple[str, Any, Any]] = []  # (key, call with that key, response)
+        self.withdrawals: list[tuple[str, str, int, str]] = []  # pending: (id, owner, amount, currency)
         self.counter = 0
 
     def teardown(self) -> None:
@@ -254,10 +255,25 @@ class LedgerMachine(RuleBasedStateMachine):
           amount=st.integers(1, 20_000), currency=st.sampled_from(CURRENCIES))
     def withdraw(self, owner: str, amount: int, currency: str) -> None:
         ok = self.model.available(owner, currency) >= amount
-        self.keyed(None if ok else 6010,
-                   lambda k: self.service.withdraw(owner, amount, currency, k))
+        receipt = self.keyed(None if ok else 6010,
+                             lambda k: self.service.withdraw(owner, amount, currency, k))
         if ok:
-            self.model.move((owner, "available"), ("world", "world"), currency, amount)
+            self.model.move((owner, "available"), ("payouts", "pending_transfer"), currency, amount)
+            self.withdrawals.append((receipt.withdrawal_id, owner, amount, currency))
+
+    @precondition(lambda self: self.withdrawals)
+    @rule(index=st.integers(0, 1000), paid=st.booleans(), again=st.booleans())
+    def payout_confirmed(self, index: int, paid: bool, again: bool) -> None:
+        """The payout system says a pending withdrawal was paid out or failed (sometimes twice,
+        sometimes contradicting itself: the first word wins)."""
+        wid, owner, amount, currency = self.withdrawals.pop(index % len(self.withdrawals))
+        desk = self.service.withdrawals
+        (desk.complete(wid, "ref") if paid else desk.fail(wid, "bounced"))
+        dst = ("world", "world") if paid else (owner, "available")
+        self.model.move(("payouts", "pending_transfer"), dst, currency, amount)
+        if again:
+            (desk.complete(wid, "ref") if paid else desk.fail(wid, "bounced"))
+            self.expect(6021, lambda: desk.fail(wid, "x") if paid else desk.complete(wid, "x"))
 
     # -- orders ----------------------------------------------------------------------------------
 
