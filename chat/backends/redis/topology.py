@@ -123,7 +123,7 @@ class ClusterMap:
         for host, port in candidates:
             probe = Redis(host=host, port=port, username=self.username, password=self.password,
                           socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=SOCKET_TIMEOUT,
-                          retry=Retry(NoBackoff(), 0))
+                          retry=Retry(NoBackoff(), 0), protocol=2)
             try:
                 reply = await probe.execute_command("CLUSTER", "SLOTS")  # type: ignore[no-untyped-call]
             except (RedisError, OSError) as e:
@@ -144,26 +144,29 @@ class ClusterMap:
 
     def _apply(self, reply: list[Any], asked: str) -> list[Node] | None:
         """Takes the map if it covers every slot; returns the masters no longer serving any."""
-        slots: list[Node | None] = [None] * REDIS_CLUSTER_HASH_SLOTS
-        nodes: dict[str, Node] = {}
+        ranges: list[tuple[int, int, str, int]] = []
         known: list[tuple[str, int]] = []
+        covered = 0
         for first, last, master, *replicas in reply:
             for entry in (master, *replicas):
-                host = as_text(entry[0]) or asked
-                if host != "?" and (host, int(entry[1])) not in known:
-                    known.append((host, int(entry[1])))
-            host, port = as_text(master[0]) or asked, int(master[1])
+                address = (as_text(entry[0]) or asked, int(entry[1]))
+                if address[0] != "?" and address not in known:
+                    known.append(address)
+            ranges.append((int(first), int(last), as_text(master[0]) or asked, int(master[1])))
+            covered += int(last) - int(first) + 1
+        if covered != REDIS_CLUSTER_HASH_SLOTS:
+            return None
+        slots: list[Node | None] = [None] * REDIS_CLUSTER_HASH_SLOTS
+        nodes: dict[str, Node] = {}
+        for first, last, host, port in ranges:
             name = f"{host}:{port}"
             node = nodes.get(name) or self._nodes.get(name)
             if node is None:
-                url = f"redis://{host}:{port}/0"
-                client, _ = make_client(url, username=self.username, password=self.password,
-                                        client_name=self.client_name)
+                client, _ = make_client(f"redis://{host}:{port}/0", username=self.username,
+                                        password=self.password, client_name=self.client_name)
                 node = Node(host, port, client)
             nodes[name] = node
-            slots[int(first) : int(last) + 1] = [node] * (int(last) - int(first) + 1)
-        if any(s is None for s in slots):
-            return None
+            slots[first : last + 1] = [node] * (last - first + 1)
         gone = [n for name, n in self._nodes.items() if name not in nodes]
         self._slots, self._nodes, self._known, self.ready = slots, nodes, known, True
         return gone
