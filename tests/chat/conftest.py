@@ -1,13 +1,15 @@
 """Fixtures: real hub nodes on port 0, on the embedded default or on real Redis.
 
-The ``url`` fixture is parametrized over three deployments, so every end-to-end
+The ``url`` fixture is parametrized over four deployments, so every end-to-end
 test that uses it runs against each:
 
 * ``memory``: one node, in-memory backends (the embedded default);
 * ``redis``: one node on Redis;
 * ``two-nodes``: two nodes sharing Redis and the SQLite file; buyers connect to
   the first, agents (and anyone connecting with ``node=1``) to the second, so every
-  exchange crosses nodes.
+  exchange crosses nodes;
+* ``two-nodes-cluster``: the same on a Redis Cluster (3 masters, 3 replicas, started
+  once per session by ``redis_cluster.py``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from chat.config import Config
 from chat.server import ChatServer, build
 
 from .client import Client
-from .redis_cluster import redis_cluster  # noqa: F401  (session fixture: one Redis Cluster for every module)
+from .redis_cluster import cluster_prefix, redis_cluster  # noqa: F401  (one Redis Cluster for every module)
 
 SECRET = "test-secret-0123456789-abcdefghijklmnop"
 SERVER_SECRET = "server-secret-for-tests-0123456789"
@@ -84,15 +86,18 @@ async def money(server_factory: Callable[..., Any]) -> tuple[ChatServer, str]:
     return server, f"ws://127.0.0.1:{server.port}/"
 
 
-@pytest.fixture(params=["memory", "redis", "two-nodes"])
+@pytest.fixture(params=["memory", "redis", "two-nodes", "two-nodes-cluster"])
 async def nodes(request: pytest.FixtureRequest, server_factory: Callable[..., Any]) -> list[ChatServer]:
     if request.param == "memory":
         return [await server_factory()]
-    prefix = request.getfixturevalue("redis_prefix")
-    first = await server_factory(redis_url=REDIS_URL, redis_prefix=prefix, node_id="node-a")
+    if request.param == "two-nodes-cluster":
+        url, prefix = request.getfixturevalue("redis_cluster").url, request.getfixturevalue("cluster_prefix")
+    else:
+        url, prefix = REDIS_URL, request.getfixturevalue("redis_prefix")
+    first = await server_factory(redis_url=url, redis_prefix=prefix, node_id="node-a")
     if request.param == "redis":
         return [first]
-    second = await server_factory(redis_url=REDIS_URL, redis_prefix=prefix, node_id="node-b")
+    second = await server_factory(redis_url=url, redis_prefix=prefix, node_id="node-b")
     Client.node_for_agents = f"ws://127.0.0.1:{second.port}/ws"
     return [first, second]
 

@@ -6,7 +6,8 @@ replica is promoted within a few seconds, and is stopped at the end of the sessi
 Tests isolate themselves by key prefix, like the single-Redis tests. A test that kills a
 master restarts it afterwards (it rejoins as a replica), so the cluster stays 3 + 3.
 
-``conftest.py`` imports the fixture, so every test module shares the one cluster.
+``conftest.py`` imports the fixtures (``redis_cluster``, and ``cluster_prefix`` for a key
+prefix cleaned up afterwards), so every test module shares the one cluster.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -205,6 +207,17 @@ class RedisCluster:
                 proc.kill()
         for proc in self.procs.values():
             proc.wait()
+
+
+@pytest.fixture
+def cluster_prefix(redis_cluster: RedisCluster) -> Iterator[str]:
+    """A fresh key prefix on the cluster, its keys deleted from every master afterwards."""
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    for port in redis_cluster.masters():
+        with redis.Redis(host="127.0.0.1", port=port) as admin:
+            for key in list(admin.scan_iter(match=f"{prefix}*", count=1000)):
+                admin.delete(key)
 
 
 @pytest.fixture(scope="session")

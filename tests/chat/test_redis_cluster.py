@@ -13,13 +13,11 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis as redis_sync
 from redis.crc import key_slot
 
 from chat.backends.base import PresenceState
@@ -37,17 +35,6 @@ pytestmark = pytest.mark.slow
 
 T0 = 1_700_000_000_000
 HEARTBEAT = 1.0  # PRESENCE_TTL / 3 for the hub nodes here
-
-
-@pytest.fixture
-def cluster_prefix(redis_cluster: RedisCluster) -> Iterator[str]:
-    """A fresh key prefix, its keys deleted from every master afterwards."""
-    prefix = f"test:{uuid.uuid4().hex[:12]}:"
-    yield prefix
-    for port in redis_cluster.masters():
-        with redis_sync.Redis(host="127.0.0.1", port=port) as admin:
-            for key in list(admin.scan_iter(match=f"{prefix}*", count=1000)):
-                admin.delete(key)
 
 
 def entity_on(cluster: RedisCluster, prefix: str, port: int) -> str:
