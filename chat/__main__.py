@@ -1,4 +1,5 @@
-"""Command line: ``python -m chat [serve]``, ``python -m chat token ...``, ``python -m chat schema``."""
+"""Command line: ``python -m chat [serve]``, ``python -m chat token ...``, ``python -m chat schema``,
+``python -m chat migrate``."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     # Set by the supervisor for its workers: bind with SO_REUSEPORT, stop when it is gone.
     serve.add_argument("--supervisor", type=int, metavar="PID", help=argparse.SUPPRESS)
     sub.add_parser("worker", help="run due payment timeouts (auto-confirm, transfer expiry) forever")
+    sub.add_parser("migrate", help="bring the chat store's schema (DATABASE_URL) up to date; print its version")
     token = sub.add_parser("token", help="mint a user token for development (signed with TOKEN_SECRET)")
     token.add_argument("user", help="user id (the token's subject)")
     token.add_argument("--role", choices=ROLES, default="buyer")
@@ -53,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "schema":  # the models alone decide it, whatever the settings
         return write_schema(args.check)
     config = Config.from_env()
+    if args.command == "migrate":
+        return asyncio.run(migrate(config))
     if args.command == "listing-token":
         card = {"id": args.id, "title": args.title, "price": args.price, "currency": args.currency}
         if args.image:
@@ -117,6 +121,24 @@ def write_schema(check: str | None) -> int:
     if current != text:
         print(f"{check} is out of date: run python -m chat schema > {check}", file=sys.stderr)
         return 1
+    return 0
+
+
+async def migrate(config: Config) -> int:
+    """``migrate``: what a node does on start, alone (safe while nodes run or start)."""
+    from .server import open_store
+
+    store = open_store(config)
+    run = getattr(store, "migrate", None)
+    if run is None:
+        print("this store has no schema to migrate", file=sys.stderr)
+        return 1
+    try:
+        version = await run()
+    except (ConnectionError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"chat store schema version {version}")
     return 0
 
 

@@ -27,7 +27,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NODE_ID", "", "name of this hub node in metrics and logs (default: host:pid)"),
     Setting("WORKERS", "1", "hub processes sharing PORT on this machine (SO_REUSEPORT), to use every core; "
             "more than 1 needs REDIS_URL and a postgresql:// DATABASE_URL"),
-    Setting("DATABASE_URL", "sqlite:///data/chat.db", "durable store: sqlite:///path (a file, WAL)"),
+    Setting("DATABASE_URL", "sqlite:///data/chat.db", "durable store: sqlite:///path (a file, WAL) or "
+            "postgresql://user@host/db[?schema=chat] (every node on one database)"),
     Setting("SQLITE_SYNCHRONOUS", "FULL", "FULL survives power loss; NORMAL survives process crashes only"),
     Setting("REDIS_URL", "", "redis://host:port/db to share presence and routing between nodes, or "
             "redis+cluster://host:port[,host:port...] for a Redis Cluster (7.0+); empty: in-memory (one node)"),

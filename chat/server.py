@@ -126,7 +126,11 @@ def open_store(config: Config) -> Store:
         if path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         return SQLiteStore(path, synchronous=config.sqlite_synchronous)
-    raise SystemExit(f"DATABASE_URL {url!r}: only sqlite:///path is supported by this version")
+    if url.startswith(("postgresql://", "postgres://")):
+        from .store.postgres import PostgresStore
+
+        return PostgresStore(url)  # tables in schema "chat", or the URL's ?schema=
+    raise SystemExit("DATABASE_URL: expected sqlite:///path or postgresql://user@host/db")
 
 
 def open_backends(config: Config) -> tuple[Broker, Presence]:

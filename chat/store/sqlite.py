@@ -6,6 +6,10 @@ every write queued since its last commit, runs each inside its own SAVEPOINT
 (one bad request cannot spoil the batch) and commits them together, then
 resolves their futures in one hop back to the event loop. Reads use a second
 connection on another thread; WAL lets them run beside the writer.
+
+The file's schema is versioned: ``start`` (and ``python -m chat migrate``) takes the
+steps of :data:`MIGRATIONS` that the file has not taken yet, recorded in its
+``schema_version`` table.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import hashlib
 import queue
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -271,6 +276,8 @@ class SQLiteStore:
         self._writer = self._worker("store-writer", batch=True)
         self._reader = self._worker("store-reader", batch=False)
         self._started = False
+        self.version = 0
+        """The schema version found or reached by the last ``start``/``migrate``."""
 
     def _worker(self, name: str, *, batch: bool) -> _Worker:
         return _Worker(name, lambda: _connect(self.path, self.synchronous), batch=batch)
@@ -278,20 +285,25 @@ class SQLiteStore:
     async def start(self) -> None:
         if self._started:
             return
-        conn = _connect(self.path, "FULL")
-        try:
-            _migrate(conn)
-            conn.executescript(SCHEMA)
-            conn.execute(
-                "INSERT OR IGNORE INTO change_clock (id, epoch, value) VALUES (1, ?, 0)", (uuid.uuid4().hex[:12],)
-            )
-        finally:
-            conn.close()
+        await self.migrate()
         self._writer = self._worker("store-writer", batch=True)
         self._reader = self._worker("store-reader", batch=False)
         await asyncio.to_thread(self._writer.start)
         await asyncio.to_thread(self._reader.start)
         self._started = True
+
+    async def migrate(self) -> int:
+        """Take the migrations this file lacks (see :data:`MIGRATIONS`); returns its version."""
+
+        def run() -> int:
+            conn = _connect(self.path, "FULL")
+            try:
+                return migrate(conn)
+            finally:
+                conn.close()
+
+        self.version = await asyncio.to_thread(run)
+        return self.version
 
     async def close(self) -> None:
         if self._started:
@@ -630,15 +642,69 @@ _ADDED_COLUMNS = (
     ("agents", "auto_reply", "TEXT"),
     ("agents", "auto_on", "INTEGER NOT NULL DEFAULT 0"),
 )
+"""Columns that files from before versioned migrations may lack."""
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
-    """Bring a file made by an earlier version up to this schema before the schema's
-    indexes refer to new columns (columns are only ever added)."""
+def _statements(script: str) -> list[str]:
+    """A script's statements, one by one (``executescript`` would commit first)."""
+    out: list[str] = []
+    pending = ""
+    for line in script.splitlines():
+        if line.lstrip().startswith("--"):
+            continue
+        pending += line + "\n"
+        if sqlite3.complete_statement(pending):
+            out.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"incomplete statement: {pending!r}")
+    return out
+
+
+def _version_1(conn: sqlite3.Connection) -> None:
+    """The schema as it was when migrations got versions (:data:`SCHEMA`). A file made
+    before then, with or without some of its columns, is brought to it: columns are added
+    before the schema's indexes refer to them, and every statement is ``IF NOT EXISTS``."""
     for table, column, spec in _ADDED_COLUMNS:
         columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         if columns and column not in columns:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {spec}")
+    for statement in _statements(SCHEMA):
+        conn.execute(statement)
+    conn.execute("INSERT OR IGNORE INTO change_clock (id, epoch, value) VALUES (1, ?, 0)", (uuid.uuid4().hex[:12],))
+
+
+MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], None]], ...] = ((1, _version_1),)
+"""Each step's number and what it does, in order; a file records the steps it took in
+``schema_version``. Steps only add, so a node of the previous release can still open the
+file. Append new steps here, never change one that has shipped."""
+
+LATEST = MIGRATIONS[-1][0]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Take the steps ``conn``'s file lacks, all in one write transaction (``BEGIN
+    IMMEDIATE``: two processes starting at once take turns, the second finds the work
+    done); returns the file's version."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)"
+            " STRICT"
+        )
+        current = int(conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0])
+        for version, step in MIGRATIONS:
+            if version > current:
+                step(conn)
+                conn.execute(
+                    "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (version, int(time.time() * 1000))
+                )
+                current = version
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return current
 
 
 def _append(

@@ -1,33 +1,49 @@
 """The guarantees of ``chat.store.base.Store``, as one suite every store must pass.
 
-Each test runs on every store in ``STORES``: ``memory`` (the reference implementation)
-and ``sqlite``; a PostgreSQL store joins the list and must pass the same tests.
+Each test runs on every store in ``STORES``: ``memory`` (the reference implementation),
+``sqlite`` and ``postgres`` (a fresh PostgreSQL schema per test on ``CHAT_TEST_PG``,
+dropped afterwards). Calling ``open_store`` again opens a second instance on the same
+database: a store reopened, or another node.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+import random
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from chat.protocol.views import msg_frame
 from chat.store.base import ClientIdReused, NotFound, RecallRefused, Store
 from chat.store.memory import MemoryStore
+from chat.store.postgres import PostgresStore
 from chat.store.sqlite import SQLiteStore
 
 LISTING = {"id": "l1", "title": "Tea", "price": 100, "currency": "CNY"}
-STORES = ["memory", "sqlite"]
+STORES = ["memory", "sqlite", "postgres"]
+PG_URL = os.environ.get("CHAT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-def make_store(kind: str, path: Path) -> Store:
-    """A new, empty store of ``kind`` (``path``: its database file, if it has one)."""
+def make_store(kind: str, place: str) -> Store:
+    """A store of ``kind`` on ``place`` (a file for SQLite, a schema for PostgreSQL)."""
     if kind == "memory":
         return MemoryStore()
     if kind == "sqlite":
-        return SQLiteStore(str(path), synchronous="NORMAL")
+        return SQLiteStore(place, synchronous="NORMAL")
+    if kind == "postgres":
+        return PostgresStore(PG_URL, schema=place, pool_size=4)
     raise ValueError(kind)
+
+
+def drop_schemas(schemas: list[str]) -> None:
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        for schema in schemas:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.fixture(params=STORES)
@@ -37,14 +53,34 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def open_store(store_kind: str, tmp_path: Path) -> AsyncIterator[Callable[[], Awaitable[Store]]]:
-    """Opens the test's store; calling it again "reopens" it and sees the same data (SQLite
-    opens the same file again; the memory store, having nothing else, is started again)."""
+def new_place(store_kind: str, tmp_path: Path) -> Iterator[Callable[[], str]]:
+    """Makes names of new, empty databases: files in ``tmp_path``, or PostgreSQL schemas
+    that are dropped after the test."""
+    made: list[str] = []
+
+    def place() -> str:
+        if store_kind == "postgres":
+            made.append(f"chat_test_{uuid.uuid4().hex[:12]}")
+        else:
+            made.append(str(tmp_path / f"chat{len(made)}.db"))
+        return made[-1]
+
+    yield place
+    if store_kind == "postgres" and made:
+        drop_schemas(made)
+
+
+@pytest.fixture
+async def open_store(store_kind: str, new_place: Callable[[], str]) -> AsyncIterator[Callable[[], Awaitable[Store]]]:
+    """Opens the test's store; calling it again opens another instance on the same database
+    (SQLite: the same file; PostgreSQL: the same schema; the memory store, having nothing
+    else, is the same instance started again)."""
     opened: list[Store] = []
     memory = MemoryStore()
+    place = new_place()
 
     async def factory() -> Store:
-        store = memory if store_kind == "memory" else make_store(store_kind, tmp_path / "chat.db")
+        store = memory if store_kind == "memory" else make_store(store_kind, place)
         await store.start()
         opened.append(store)
         return store
@@ -254,13 +290,13 @@ async def test_change_token_lists_every_conversation_written_after_it(
 
 
 async def test_change_token_of_another_store_is_refused(
-    open_store: Callable[[], Awaitable[Store]], store_kind: str, tmp_path: Path
+    open_store: Callable[[], Awaitable[Store]], store_kind: str, new_place: Callable[[], str]
 ) -> None:
     """A token from another store (a wiped database), from the future or garbage reads as unusable."""
     store = await open_store()
     await store.open_conversation("c1", "b1", "s", LISTING, "a", 1)
     token = await store.change_token()
-    other = make_store(store_kind, tmp_path / "other.db")
+    other = make_store(store_kind, new_place())
     await other.start()
     try:
         assert await other.changed_since(token, buyer="b1") is None
@@ -533,3 +569,123 @@ async def test_sqlite_file_from_an_earlier_version_is_migrated(tmp_path: Path) -
         assert [c.id for c in await store.changed_since("nope.0", shop="s") or []] == []
     finally:
         await store.close()
+
+
+async def test_two_nodes_appending_to_one_conversation_get_gapless_unique_seqs(
+    open_store: Callable[[], Awaitable[Store]],
+) -> None:
+    """Two store instances on one database (two nodes), appending to one conversation at once,
+    get seqs 2..N+1 each once, and both read the same history."""
+    first, second = await open_store(), await open_store()
+    await first.open_conversation("c1", "b", "s", LISTING, "a", 1)
+    await second.open_conversation("c2", "b", "s", {**LISTING, "id": "l2"}, "a", 1)
+    results = await asyncio.gather(*(
+        (first if i % 2 else second).append(conv, "b", "buyer", "text", {"text": str(i)}, f"m{i}", 2)
+        for i in range(400) for conv in ("c1", "c2")
+    ))
+    for conv in ("c1", "c2"):
+        assert sorted(r.message.seq for r in results if r.message.conv == conv) == list(range(2, 402))
+        seen = [[m.seq for m in await node.messages(conv, limit=500)] for node in (first, second)]
+        assert seen[0] == seen[1] == list(range(1, 402))
+        assert (await second.get_conversation(conv)).last_seq == 401  # type: ignore[union-attr]
+
+
+async def test_the_same_cmid_from_two_nodes_at_once_is_stored_once(
+    open_store: Callable[[], Awaitable[Store]],
+) -> None:
+    """A client resending through another node while the first is still storing: one message,
+    the other append answers it as a duplicate; another body under the cmid is refused."""
+    first, second = await open_store(), await open_store()
+    await first.open_conversation("c1", "b", "s", LISTING, "a", 1)
+    for i in range(20):
+        results = await asyncio.gather(*(
+            node.append("c1", "b", "buyer", "text", {"text": str(i)}, f"m{i}", 2)
+            for node in (first, second, first, second)
+        ))
+        assert sum(not r.duplicate for r in results) == 1
+        assert all(r.message == results[0].message for r in results)
+    assert (await first.get_conversation("c1")).last_seq == 21  # type: ignore[union-attr]
+    with pytest.raises(ClientIdReused):
+        await second.append("c1", "b", "buyer", "text", {"text": "other"}, "m0", 3)
+
+
+async def test_change_token_sees_writes_of_another_node(open_store: Callable[[], Awaitable[Store]]) -> None:
+    """A token taken on one node lists what another node wrote after it, and the other way round."""
+    first, second = await open_store(), await open_store()
+    await first.open_conversation("c1", "b1", "s", LISTING, "a", 1)
+    await first.open_conversation("c2", "b2", "s", LISTING, "a", 1)
+    token = await first.change_token()
+    assert await second.changed_since(token, shop="s") == []
+    await second.append("c1", "b1", "buyer", "text", {"text": "hi"}, "m1", 2)
+    for node in (first, second):
+        assert [c.id for c in await node.changed_since(token, shop="s") or []] == ["c1"]
+    token = await second.change_token()
+    await first.append("c2", "b2", "buyer", "text", {"text": "hi"}, "m1", 3)
+    for node in (first, second):
+        assert [c.id for c in await node.changed_since(token, shop="s") or []] == ["c2"]
+
+
+async def test_change_token_under_concurrent_writes_from_two_nodes(
+    open_store: Callable[[], Awaitable[Store]],
+) -> None:
+    """While both nodes append to many conversations, every conversation written by an append
+    that started after a token was taken (on either node) is listed by that token."""
+    nodes = [await open_store(), await open_store()]
+    convs = [f"c{i}" for i in range(12)]
+    for i, conv in enumerate(convs):
+        await nodes[i % 2].open_conversation(conv, "b", "s", {**LISTING, "id": conv}, "a", 1)
+    rng = random.Random(9)
+    stop = asyncio.Event()
+
+    async def writer(node: Store, name: str) -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            await node.append(rng.choice(convs), "b", "buyer", "text", {"text": "x"}, f"{name}-{n}", 2)
+            await asyncio.sleep(0)  # the memory store never suspends: let the others run
+
+    writers = [asyncio.create_task(writer(nodes[i % 2], f"w{i}")) for i in range(16)]
+    try:
+        for round_ in range(30):
+            token = await nodes[round_ % 2].change_token()
+            conv = rng.choice(convs)
+            await nodes[(round_ + 1) % 2].append(conv, "b", "buyer", "text", {"text": "after"}, f"probe-{round_}", 3)
+            await asyncio.sleep(rng.uniform(0, 0.01))
+            for node in nodes:
+                listed = await node.changed_since(token, buyer="b")
+                assert listed is not None and conv in {c.id for c in listed}, (round_, conv)
+    finally:
+        stop.set()
+        await asyncio.gather(*writers)
+
+
+async def test_migrations_are_idempotent_and_two_nodes_may_start_at_once(
+    store_kind: str, new_place: Callable[[], str]
+) -> None:
+    """Two nodes starting together on an empty database both come up on one schema; starting
+    (or migrating) again changes nothing and keeps the data."""
+    place = new_place()
+    first = make_store(store_kind, place)
+    second = first if store_kind == "memory" else make_store(store_kind, place)  # memory: one instance
+    await asyncio.gather(first.start(), second.start())
+    try:
+        await first.open_conversation("c1", "b", "s", LISTING, "a", 1)
+        done = await second.append("c1", "b", "buyer", "text", {"text": "hi"}, "m", 2)
+        assert done.message.seq == 2
+        versions = [getattr(node, "version", None) for node in (first, second)]
+        assert versions[0] == versions[1]
+        migrate = getattr(first, "migrate", None)
+        if migrate is not None:  # the memory store has no schema
+            assert versions[0] is not None and versions[0] >= 1
+            assert await migrate() == versions[0] == await migrate()
+    finally:
+        await first.close()
+        await second.close()
+    again = make_store(store_kind, place)
+    await again.start()
+    try:
+        assert getattr(again, "version", None) == versions[0]
+        if store_kind != "memory":
+            assert [m.seq for m in await again.messages("c1")] == [1, 2]
+    finally:
+        await again.close()

@@ -24,6 +24,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from chat.config import Config
@@ -69,13 +70,15 @@ class Workers:
     """The supervisor as a real process; ``nodes`` maps each worker's node id to its pid."""
 
     def __init__(self, tmp_path: Path, redis_prefix: str, env: dict[str, str] | None = None) -> None:
+        self.schema = f"test_workers_{uuid.uuid4().hex[:10]}"
+        """The chat tables' own PostgreSQL schema, dropped by :meth:`stop`."""
         self.port = free_port()
         self.api_port = free_port()
         self.log = tmp_path / "workers.log"
         self.env = {
             **os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), "API_PORT": str(self.api_port),
             "REDIS_URL": REDIS_URL, "REDIS_PREFIX": redis_prefix, "PRESENCE_TTL": "1",
-            "DATABASE_URL": POSTGRES_URL if ON_POSTGRES else f"sqlite:///{tmp_path / 'chat.db'}",
+            "DATABASE_URL": f"{POSTGRES_URL}?schema={self.schema}" if ON_POSTGRES else f"sqlite:///{tmp_path / 'chat.db'}",
             "PAYMENTS_DATABASE_URL": f"sqlite:///{tmp_path / 'payments.db'}", "SERVER_SECRET": SERVER_SECRET,
             "TOKEN_SECRET": SECRET, "RATE_PER_SECOND": "10000", "RATE_BURST": "10000", "LOG_LEVEL": "INFO",
             **(env or {}),
@@ -146,6 +149,9 @@ class Workers:
             if not gone(pid):
                 os.kill(pid, signal.SIGKILL)
 
+        if ON_POSTGRES:
+            with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
 
 @pytest.fixture
 async def workers(tmp_path: Path, redis_prefix: str) -> AsyncIterator[Workers]:

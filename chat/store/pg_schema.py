@@ -1,0 +1,164 @@
+"""The PostgreSQL chat store's schema: versioned migrations, run on start.
+
+Each migration is a step number and its statements; a database records the steps it
+has taken in ``schema_version`` and takes the missing ones, in order, in one
+transaction. Two nodes starting at once are serialized by a transaction-scoped
+advisory lock named after the schema, so exactly one of them migrates and the other
+finds the work done. Migrations only add (tables, columns, indexes): a node of the
+previous release keeps working against a schema one step ahead of it.
+
+The tables live in their own PostgreSQL schema (``chat`` unless ``?schema=`` says
+otherwise), so the chat can share one database with the ledger (whose tables live in
+``payments``) without any name meeting another.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+"""What ``?schema=`` may name: it is spliced into SQL, so nothing that needs quoting."""
+
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (1, (
+        """CREATE TABLE conversations (
+            id text PRIMARY KEY,
+            buyer text NOT NULL,
+            shop text NOT NULL,
+            listing_id text NOT NULL,
+            listing bytea NOT NULL,
+            agent text,
+            last_seq bigint NOT NULL DEFAULT 0,
+            created_at bigint NOT NULL,
+            updated_at bigint NOT NULL DEFAULT 0,
+            status text NOT NULL DEFAULT 'open',
+            buyer_read bigint NOT NULL DEFAULT 0,
+            shop_read bigint NOT NULL DEFAULT 0,
+            change bigint NOT NULL DEFAULT 0,
+            UNIQUE (buyer, shop, listing_id)
+        )""",
+        # The inbox pages by (updated_at, id) in code point order (COLLATE "C").
+        'CREATE INDEX conversations_buyer_recent ON conversations (buyer, updated_at, id COLLATE "C")',
+        'CREATE INDEX conversations_shop_recent ON conversations (shop, updated_at, id COLLATE "C")',
+        "CREATE INDEX conversations_buyer_change ON conversations (buyer, change)",
+        "CREATE INDEX conversations_shop_change ON conversations (shop, change)",
+        """CREATE TABLE messages (
+            conv text NOT NULL REFERENCES conversations (id),
+            seq bigint NOT NULL,
+            sender text NOT NULL,
+            role text NOT NULL,
+            kind text NOT NULL,
+            body bytea NOT NULL,
+            ts bigint NOT NULL,
+            cmid text,
+            digest bytea NOT NULL,
+            recalled boolean NOT NULL DEFAULT false,
+            auto boolean NOT NULL DEFAULT false,
+            PRIMARY KEY (conv, seq)
+        )""",
+        "CREATE UNIQUE INDEX messages_cmid ON messages (conv, sender, cmid) WHERE cmid IS NOT NULL",
+        "CREATE TABLE cursors (name text PRIMARY KEY, value bigint NOT NULL)",
+        """CREATE TABLE agents (
+            shop text NOT NULL,
+            agent text NOT NULL,
+            last_seen bigint NOT NULL,
+            auto_reply text,
+            auto_on boolean NOT NULL DEFAULT false,
+            PRIMARY KEY (shop, agent)
+        )""",
+        # The change clock's frame: ``epoch`` names this database (tokens of another are
+        # refused), ``base`` is the transaction id tokens count from, ``cluster`` the
+        # PostgreSQL system identifier the ids belong to (see ``postgres.PostgresStore``).
+        """CREATE TABLE change_clock (
+            id integer PRIMARY KEY CHECK (id = 1),
+            epoch text NOT NULL,
+            base bigint NOT NULL,
+            cluster text NOT NULL
+        )""",
+    )),
+)
+
+LATEST = MIGRATIONS[-1][0]
+
+
+def split_schema(url: str, default: str = "chat") -> tuple[str, str]:
+    """Take ``schema=`` out of a PostgreSQL URL (libpq would refuse it); ``(url, schema)``."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query)
+    schema = next((v for k, v in query if k == "schema"), default)
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schema
+
+_LOCK = "SELECT pg_advisory_xact_lock(hashtext('tradechat.chat.migrate'), hashtext(%s))"
+_XMIN = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+
+
+async def _cluster_id(conn: psycopg.AsyncConnection[Any]) -> str:
+    """The PostgreSQL cluster's system identifier (new with every ``initdb``, so a dump
+    restored elsewhere is told apart), or '' where the role may not read it."""
+    try:
+        async with conn.transaction():  # a savepoint: a refusal does not end the migration
+            cur = await conn.execute("SELECT system_identifier::text FROM pg_control_system()")
+            row = await cur.fetchone()
+    except psycopg.errors.InsufficientPrivilege:
+        return ""
+    return "" if row is None else str(row[0])
+
+
+async def migrate(conn: psycopg.AsyncConnection[Any], schema: str) -> int:
+    """Bring ``schema`` up to :data:`LATEST` (creating it if need be) and set up the
+    change clock; returns the version the database is at. ``conn`` must be idle."""
+    if not SCHEMA_NAME.match(schema):
+        raise ValueError(f"bad schema name {schema!r}")
+    async with conn.transaction():
+        await conn.execute(_LOCK, (schema,))
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        await conn.execute(f'SET LOCAL search_path TO "{schema}"')
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version"
+            " (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        cur = await conn.execute("SELECT coalesce(max(version), 0) FROM schema_version")
+        row = await cur.fetchone()
+        current = 0 if row is None else int(row[0])
+        for version, statements in MIGRATIONS:
+            if version <= current:
+                continue
+            for statement in statements:
+                await conn.execute(statement)
+            await conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+            log.info("chat store %s: migrated to schema version %d", schema, version)
+            current = version
+        if current > LATEST:
+            log.warning("chat store %s is at schema version %d, newer than this release (%d)",
+                        schema, current, LATEST)
+        await _set_clock(conn)
+    return current
+
+
+async def _set_clock(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Create the change clock, or start a new epoch when the database now lives in another
+    cluster (restored from a dump): its transaction ids are not comparable with the old
+    ones, so every token handed out before must be refused and old stamps forgotten."""
+    cluster = await _cluster_id(conn)
+    cur = await conn.execute("SELECT cluster FROM change_clock WHERE id = 1")
+    row = await cur.fetchone()
+    if row is not None and row[0] == cluster:
+        return
+    epoch = uuid.uuid4().hex[:12]
+    if row is None:
+        await conn.execute(
+            f"INSERT INTO change_clock (id, epoch, base, cluster) VALUES (1, %s, {_XMIN}, %s)", (epoch, cluster)
+        )
+        return
+    log.warning("chat store moved to another PostgreSQL cluster: new change epoch %s", epoch)
+    await conn.execute(f"UPDATE change_clock SET epoch = %s, base = {_XMIN}, cluster = %s", (epoch, cluster))
+    await conn.execute("UPDATE conversations SET change = 0 WHERE change <> 0")
