@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 _DEV_SECRET = "dev-secret-change-me-please-0123456789"
+_DEV_PEPPER = "dev-pin-pepper-change-me-0123456789"
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FEE_BPS", "0", "platform fee on released escrow, in basis points"),
     Setting("PIN_MAX_ATTEMPTS", "5", "wrong payment PINs before payments are locked"),
     Setting("PIN_LOCK_MINUTES", "180", "minutes payments stay locked after too many wrong PINs"),
-    Setting("PIN_HASH_TIME_COST", "2", "argon2id passes per PIN hash (with 19 MiB: the OWASP minimum)"),
-    Setting("PIN_HASH_MEMORY_KIB", "19456", "argon2id memory per PIN hash, KiB; cost is paid on every payment"),
+    Setting("PIN_PEPPER", _DEV_PEPPER, "secret key of payment PIN hashes (HMAC-SHA256), 16+ characters, never "
+            "stored with them; the hub refuses the development default with a production TOKEN_SECRET"),
+    Setting("PIN_PEPPER_PREVIOUS", "", "the pepper before a rotation: still accepted, its hashes re-keyed on use"),
+    Setting("QUICK_PAY_MAX", "1000", "most a buyer may pay without PIN per payment (opt-in), in major units "
+            "(0: no payments without PIN)"),
+    Setting("QUICK_PAY_DAILY_MAX", "2000", "most a buyer may pay without PIN per DAILY_WINDOW_HOURS, in major units"),
     Setting("TIMER_INTERVAL", "1", "seconds between runs of due timeouts (auto-confirm, transfer expiry)"),
     Setting("TIMERS_IN_HUB", "on", "on: every hub node also runs due timeouts (safe in parallel); "
             "off: only `python -m chat worker` does"),
@@ -118,8 +123,10 @@ class Config:
     fee_bps: int
     pin_max_attempts: int
     pin_lock_minutes: float
-    pin_hash_time_cost: int
-    pin_hash_memory_kib: int
+    pin_pepper: str
+    pin_pepper_previous: str
+    quick_pay_max: int
+    quick_pay_daily_max: int
     timer_interval: float
     timers_in_hub: str
     webhook_url: str
@@ -159,6 +166,10 @@ class Config:
         return self.token_secret == _DEV_SECRET
 
     @property
+    def is_dev_pepper(self) -> bool:
+        return self.pin_pepper == _DEV_PEPPER
+
+    @property
     def payments_enabled(self) -> bool:
         return self.payments.lower() in ("on", "1", "true", "yes")
 
@@ -168,7 +179,7 @@ class Config:
 
     def payment_settings(self) -> Any:
         """The ledger's settings from ours (periods converted to milliseconds)."""
-        from payments import PaymentSettings, PinHashing, SpendLimits
+        from payments import PaymentSettings, SpendLimits
         from payments.money import CURRENCIES
 
         day, hour, minute = 86_400_000, 3_600_000, 60_000
@@ -179,6 +190,15 @@ class Config:
                       for code, exp in CURRENCIES.items()}
         elif self.pay_limit > 0 or self.daily_limit > 0:
             raise SystemExit("PAY_LIMIT and DAILY_LIMIT are both set or both 0 (no limits)")
+        quick = {}
+        if self.quick_pay_max > 0:
+            if self.quick_pay_daily_max < self.quick_pay_max:
+                raise SystemExit("QUICK_PAY_DAILY_MAX must be at least QUICK_PAY_MAX")
+            quick = {code: SpendLimits(per_transaction=self.quick_pay_max * 10**exp,
+                                       daily=self.quick_pay_daily_max * 10**exp)
+                     for code, exp in CURRENCIES.items()}
+        if len(self.pin_pepper) < 16 or 0 < len(self.pin_pepper_previous) < 16:
+            raise SystemExit("PIN_PEPPER (and PIN_PEPPER_PREVIOUS, if set) must be at least 16 characters")
         return PaymentSettings(
             auto_confirm_period_ms=int(self.auto_confirm_days * day),
             extension_period_ms=int(self.extension_days * day),
@@ -193,9 +213,9 @@ class Config:
             fee_bps=self.fee_bps,
             pin_max_attempts=self.pin_max_attempts,
             pin_lock_ms=int(self.pin_lock_minutes * minute),
-            pin_hashing=PinHashing(
-                time_cost=self.pin_hash_time_cost, memory_cost_kib=self.pin_hash_memory_kib, parallelism=1
-            ),
+            pin_pepper=self.pin_pepper,
+            pin_pepper_previous=self.pin_pepper_previous or None,
+            quick_pay_caps=quick,
         )
 
 

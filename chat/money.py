@@ -75,6 +75,7 @@ ROLES: dict[str, frozenset[str]] = {
     "transfer": frozenset({"buyer", "agent"}),
     "transfer_answer": frozenset({"buyer", "agent"}),
     "set_pin": frozenset({"buyer", "agent", "arbiter"}),
+    "set_quick_pay": frozenset({"buyer"}),
     "wallet": frozenset({"buyer", "agent", "arbiter"}),
 }
 """Who may send each money command. The one rule: a role not listed gets ``3003`` before
@@ -156,6 +157,12 @@ class MoneyDesk:
             await self._call(self.service.set_pin, actor_of(conn), frame.pin, frame.current)
             conn.reply({"type": "ok", "re": rid})
             return
+        if isinstance(frame, f.SetQuickPay):
+            await self._call(self.service.quick_pay.configure, actor_of(conn), enabled=frame.enabled,
+                             currency=frame.currency, per_payment=frame.per_payment, daily=frame.daily,
+                             pin=frame.pin)
+            conn.reply({"type": "ok", "re": rid})
+            return
         if isinstance(frame, f.Wallet):
             conn.reply({"type": "wallet", "re": rid, **await self.wallet(conn)})
             return
@@ -183,12 +190,15 @@ class MoneyDesk:
 
     async def wallet(self, conn: Connection) -> dict[str, Any]:
         """The balances of the account the connection acts for (a buyer's own, an agent's
-        shop's; an arbiter has none) and whether *this* principal has a PIN."""
+        shop's; an arbiter has none), whether *this* principal has a PIN and, for a buyer,
+        the quick pay switched on."""
         actor = actor_of(conn)
         owners = [] if actor.role == "arbiter" else [actor.account]
         balances = await self._call(self._balances, owners)
         pin_set = await self._call(self.service.has_pin, actor)
-        return {"balances": balances, "pin_set": pin_set}
+        quick = await self._call(self.service.quick_pay.state, actor) if actor.role == "buyer" else {}
+        return {"balances": balances, "pin_set": pin_set,
+                "quick_pay": {currency: vars(caps) for currency, caps in quick.items()}}
 
     def _balances(self, owners: list[str]) -> dict[str, dict[str, int]]:
         return {owner: self.service.balances(owner) for owner in owners}
@@ -301,6 +311,9 @@ class CardRelay:
         self.cursor = 0
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._arrived = 0
+        """Callers of :meth:`catch_up` so far; a pass covers those who came before it started."""
+        self._covered = 0
 
     async def start(self) -> None:
         self.cursor = await self.hub.store.get_cursor("payment-events")
@@ -323,7 +336,16 @@ class CardRelay:
             await asyncio.sleep(self.interval)
 
     async def catch_up(self) -> None:
+        """Post every event committed before the call. Concurrent callers share passes: a
+        pass that started after a caller arrived has read its events, so a caller that gets
+        the lock after such a pass finished returns at once. Under load that is one read
+        per burst of commands, not one serialised read per command before its reply."""
+        self._arrived += 1
+        ticket = self._arrived
         async with self._lock:
+            if self._covered >= ticket:
+                return
+            covers = self._arrived
             while True:
                 events: list[PaymentEvent] = await asyncio.to_thread(self.service.events_after, self.cursor, 200)
                 for event in events:
@@ -332,7 +354,8 @@ class CardRelay:
                 if events:
                     await self.hub.store.set_cursor("payment-events", self.cursor)
                 if len(events) < 200:
-                    return
+                    break
+            self._covered = covers
 
     async def post(self, event: PaymentEvent) -> None:
         hub = self.hub

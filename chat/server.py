@@ -322,6 +322,12 @@ def build(
     if config.payments_enabled:
         from . import money
 
+        if config.is_dev_pepper and not config.is_dev_secret:
+            # A production token secret says this is production: PINs need a real pepper.
+            raise SystemExit("PIN_PEPPER is the development default: set it (a long random secret, kept out of "
+                             "the ledger's database) or turn PAYMENTS off")
+        if config.is_dev_pepper:
+            log.warning("PIN_PEPPER is the development default: set it in production")
         service = money.open_service(config.payments_database_url, config.payment_settings(), clock.now_ms)
         timers = config.timer_interval if config.timers_in_hub.lower() in ("on", "1", "true", "yes") else None
         # Webhooks go out from every process that runs the timers (safe in parallel).

@@ -41,6 +41,7 @@ from payments.ledger import (
 from payments.models import Actor, Change, FundingReceipt, Order, Transfer
 from payments.money import check_amount, check_currency, format_amount
 from payments.pin import PinGuard
+from payments.quickpay import QuickPay
 from payments.repository import Repo
 from payments.settings import PaymentSettings
 from payments.statemachine import Role
@@ -97,6 +98,8 @@ class CommandRunner:
         self.clock = clock
         self.settings = settings
         self.pins = PinGuard(store, clock, settings)
+        #: Small payments without PIN (:mod:`payments.quickpay`).
+        self.quick_pay = QuickPay(store, clock, settings, self.pins)
 
     def _order_command(
         self,
@@ -244,13 +247,13 @@ class CommandRunner:
                 posting = move(TxKind.WITHDRAW, account, payouts(currency), amount,
                                ("withdrawal", withdrawal_id))
             tx_id, after = tx.post(posting)
-            receipt = FundingReceipt(tx_id=tx_id, owner=owner, kind=kind, amount=amount,
-                                     currency=currency, balance_after=after[account],
-                                     created_at=tx.now, withdrawal_id=withdrawal_id)
             if withdrawal_id is not None:
                 insert_withdrawal(sql, Withdrawal(
                     withdrawal_id=withdrawal_id, owner=owner, amount=amount, currency=currency,
                     state=WithdrawalState.PENDING, created_at=tx.now))
+            receipt = FundingReceipt(tx_id=tx_id, owner=owner, kind=kind, amount=amount,
+                                     currency=currency, balance_after=after[account],
+                                     created_at=tx.now, withdrawal_id=withdrawal_id)
             tx.repo.idem_complete(idem.scope, idem.key, receipt.model_dump_json())
             return receipt
 

@@ -21,7 +21,9 @@ of an order for the loser of a race::
     │   ├── PinWrong            6040
     │   ├── PinLocked           6041
     │   ├── PinNotSet           6042
-    │   └── PinFormat           6043
+    │   ├── PinFormat           6043
+    │   ├── PinRequired         6044  no PIN sent and quick pay does not cover the payment
+    │   └── PinUnavailable      6045  the PIN's key is not configured (not counted as wrong)
     ├── LimitExceeded           6050  per-transaction or daily limit
     └── StoreUnavailable        6090  the store could not commit; safe to retry the same key
 
@@ -132,6 +134,19 @@ class PinNotSet(PinError):
 class PinFormat(PinError):
     code = 6043
     default_message = "The payment PIN must be 6 digits."
+
+
+class PinRequired(PinError):
+    """``pay`` without PIN that small-amount quick pay does not cover; ``details["reason"]``
+    is ``off``, ``per_payment`` or ``daily`` (then ``remaining``). Ask for the PIN."""
+
+    code = 6044
+    default_message = "Please enter your payment PIN for this payment."
+
+
+class PinUnavailable(PinError):
+    code = 6045
+    default_message = "Payment PINs cannot be checked right now; please try again later."
 
 
 class LimitExceeded(PaymentError):

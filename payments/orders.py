@@ -153,23 +153,27 @@ class OrderCommands(CommandRunner):
         actor: Actor,
         *,
         order_id: str,
-        pin: str,
+        pin: str | None,
         idem_key: str,
         expected_amount: int | None = None,
     ) -> Order:
         """OFFERED -> HELD: move the total from the buyer's wallet into escrow.
 
         ``expected_amount`` (the total the buyer saw) guards against a re-price racing
-        the payment: if it differs, nothing is paid (``OfferChanged``).
+        the payment: if it differs, nothing is paid (``OfferChanged``). Without ``pin``
+        the buyer's quick pay must cover the total (:mod:`payments.quickpay`).
         """
         if expected_amount is not None:
             check_amount(expected_amount, field="expected amount")
-        check_pin_format(pin)
+        if pin is not None:
+            check_pin_format(pin)
 
         def act(tx: CommandTx, order: Order, state: OrderState) -> Order:
             if expected_amount is not None and expected_amount != order.amount:
                 raise OfferChanged(amount=order.amount, currency=order.currency,
                                    state=order.state.value)
+            if pin is None:
+                self.quick_pay.authorize(tx.repo, actor, order, tx.now)
             payer = available(user_owner(order.buyer_id), order.currency)
             self._spend(tx, move(TxKind.PAY, payer, escrow_hold(order.currency),
                                  order.amount, ("order", order.order_id)), payer)

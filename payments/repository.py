@@ -39,6 +39,10 @@ class PinRecord:
     failures: int
     locked_until: int | None
     version: int
+    scheme: str = "argon2id"
+    """How ``hash`` was made (:mod:`payments.pin`): ``argon2id`` or ``hmac-sha256``."""
+    key_id: str | None = None
+    """Which pepper keyed an ``hmac-sha256`` hash (its fingerprint, never the pepper)."""
 
 
 def _column_value(value: Any) -> Any:
@@ -330,19 +334,34 @@ class Repo:
 
     def get_pin(self, user_id: str, *, lock: bool = False) -> PinRecord | None:
         rows = self.sql.rows(
-            "SELECT hash, failures, locked_until, version FROM pins WHERE user_id = ?"
+            "SELECT hash, failures, locked_until, version, COALESCE(scheme, 'argon2id'), key_id "
+            "FROM pins WHERE user_id = ?"
             + (self._lock if lock else ""),
             (user_id,),
         )
         return PinRecord(*rows[0]) if rows else None
 
-    def put_pin(self, user_id: str, pin_hash: str, now: int) -> None:
+    def put_pin(
+        self, user_id: str, pin_hash: str, now: int, scheme: str = "argon2id",
+        key_id: str | None = None,
+    ) -> None:
         self.sql.run(
-            "INSERT INTO pins (user_id, hash, failures, locked_until, version, updated_at) "
-            "VALUES (?, ?, 0, NULL, 1, ?) ON CONFLICT (user_id) DO UPDATE SET "
-            "hash = excluded.hash, failures = 0, locked_until = NULL, "
-            "version = pins.version + 1, updated_at = excluded.updated_at",
-            (user_id, pin_hash, now),
+            "INSERT INTO pins (user_id, hash, failures, locked_until, version, updated_at, "
+            "scheme, key_id) VALUES (?, ?, 0, NULL, 1, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE "
+            "SET hash = excluded.hash, failures = 0, locked_until = NULL, "
+            "version = pins.version + 1, updated_at = excluded.updated_at, "
+            "scheme = excluded.scheme, key_id = excluded.key_id",
+            (user_id, pin_hash, now, scheme, key_id),
+        )
+
+    def rekey_pin(
+        self, user_id: str, version: int, pin_hash: str, scheme: str, key_id: str
+    ) -> None:
+        """Store the same PIN under another hash (scheme or pepper); not a PIN change, so
+        ``version`` stays and payments verified against it meanwhile still commit."""
+        self.sql.run(
+            "UPDATE pins SET hash = ?, scheme = ?, key_id = ? WHERE user_id = ? AND version = ?",
+            (pin_hash, scheme, key_id, user_id, version),
         )
 
     def pin_failed(self, user_id: str, now: int, max_attempts: int, lock_ms: int) -> PinRecord:

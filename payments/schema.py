@@ -183,6 +183,24 @@ CREATE TABLE IF NOT EXISTS pins (
     version {int} NOT NULL,
     updated_at {int} NOT NULL
 ){strict};
+
+CREATE TABLE IF NOT EXISTS quick_pay (
+    principal TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    per_payment {int} NOT NULL CHECK (per_payment > 0),
+    daily {int} NOT NULL CHECK (daily >= per_payment),
+    updated_at {int} NOT NULL,
+    PRIMARY KEY (principal, currency)
+){strict};
+
+CREATE TABLE IF NOT EXISTS quick_payments (
+    order_id TEXT PRIMARY KEY,
+    principal TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    amount {int} NOT NULL CHECK (amount > 0),
+    created_at {int} NOT NULL
+){strict};
+CREATE INDEX IF NOT EXISTS quick_payments_window ON quick_payments (principal, currency, created_at);
 """
 
 APPEND_ONLY = ("journal", "entries", "events")
@@ -227,6 +245,8 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("orders", "deadline_at", "{int}"),
     ("transfers", "from_account", "TEXT"),
     ("transfers", "to_account", "TEXT"),
+    ("pins", "scheme", "TEXT"),
+    ("pins", "key_id", "TEXT"),
 )
 """Columns added after the first release, so older files and databases gain them on open."""
 
@@ -237,6 +257,8 @@ BACKFILLS: tuple[str, ...] = (
     # PINs were keyed by the bare user id, whatever the role; they become the buyer's
     # (agents set their own). A principal always holds a "/", which no id can.
     "UPDATE pins SET user_id = 'buyer/' || user_id WHERE user_id NOT LIKE '%/%'",
+    # PINs hashed before keyed hashing are argon2id; they are re-keyed on next use.
+    "UPDATE pins SET scheme = 'argon2id' WHERE scheme IS NULL",
 )
 """Idempotent data upgrades, run after the columns exist."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from payments.money import CURRENCIES, MAX_AMOUNT
 
@@ -31,13 +31,31 @@ class SpendLimits(BaseModel):
 
 
 class PinHashing(BaseModel):
-    """argon2id cost; the defaults are argon2-cffi's (RFC 9106 low-memory profile)."""
+    """argon2id cost of the PIN hashes stored before keyed hashing (:mod:`payments.pin`).
+
+    No new hash uses it: an old hash carries its own parameters and is re-keyed on its
+    next successful use. Kept so existing configurations still load."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     time_cost: Annotated[int, Field(ge=1)] = 3
     memory_cost_kib: Annotated[int, Field(ge=8)] = 65536
     parallelism: Annotated[int, Field(ge=1)] = 4
+
+
+DEV_PIN_PEPPER = "dev-pin-pepper-change-me-0123456789"
+"""The development pepper: fine for tests and a laptop, refused by the hub in production."""
+
+Pepper = Annotated[SecretStr, Field(min_length=16)]
+
+
+def default_quick_pay_caps() -> dict[str, SpendLimits]:
+    """Platform maximums of PIN-less payments: 1,000 per payment and 2,000 per day in major
+    units (Alipay lets buyers choose from 200 to 2,000 yuan per payment)."""
+    return {
+        code: SpendLimits(per_transaction=1_000 * 10**exp, daily=2_000 * 10**exp)
+        for code, exp in CURRENCIES.items()
+    }
 
 
 def default_limits() -> dict[str, SpendLimits]:
@@ -72,12 +90,19 @@ class PaymentSettings(BaseModel):
     pin_max_attempts: Annotated[int, Field(ge=1, le=100, strict=True)] = 5
     pin_lock_ms: Period = 3 * HOUR
     pin_hashing: PinHashing = PinHashing()
+    #: Server-side secret that keys PIN hashes (:mod:`payments.pin`); never stored in the
+    #: ledger. The previous one is still accepted, and its hashes are re-keyed on use.
+    pin_pepper: Pepper = SecretStr(DEV_PIN_PEPPER)
+    pin_pepper_previous: Pepper | None = None
+    #: Platform maximums of small payments without PIN per currency (a buyer opts in with
+    #: lower or equal caps); a currency without an entry offers no PIN-less payments.
+    quick_pay_caps: dict[str, SpendLimits] = Field(default_factory=default_quick_pay_caps)
     #: Spending limits per currency; a currency without an entry has no limit.
     limits: dict[str, SpendLimits] = Field(default_factory=default_limits)
     #: Length of the rolling window of the daily limit.
     daily_window_ms: Period = DAY
 
-    @field_validator("limits")
+    @field_validator("limits", "quick_pay_caps")
     @classmethod
     def _known_currencies(cls, value: dict[str, SpendLimits]) -> dict[str, SpendLimits]:
         unknown = sorted(set(value) - set(CURRENCIES))

@@ -244,7 +244,8 @@ class Pay(_Frame):
     order: Id | None = None
     amount: Amount | None = None
     """The total the buyer was shown; if the shop re-priced since, the payment is refused (6023)."""
-    pin: Pin
+    pin: Pin | None = None
+    """Omit only for a payment quick pay covers (``set_quick_pay``); otherwise 6044."""
     key: Key
 
 
@@ -349,6 +350,22 @@ class SetPin(_Frame):
     current: Pin | None = None
 
 
+class SetQuickPay(_Frame):
+    """Buyer: pay small amounts without PIN (on, with caps and the current PIN) or not (off)."""
+
+    type: Literal["set_quick_pay"]
+    id: RequestId | None = None
+    enabled: bool
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
+    """Required to switch on; to switch off, omit for every currency."""
+    per_payment: Amount | None = None
+    """Most one payment without PIN may be, minor units (switching on)."""
+    daily: Amount | None = None
+    """Most all payments without PIN may add up to in the rolling day, minor units (switching on)."""
+    pin: Pin | None = None
+    """The current payment PIN (switching on)."""
+
+
 class Wallet(_Frame):
     """Your balances (and, for agents, the shop's)."""
 
@@ -359,20 +376,20 @@ class Wallet(_Frame):
 ClientFrame = Annotated[
     Auth | Open | Send | Sync | History | ListConversations | Read | Typing | Recall | SetPresence | Assign
     | AutoReply | Stats | Ping | Offer | Pay | Ship | OrderAction | RequestRefund | AnswerRefund | Dispute | Decide
-    | SendTransfer | AnswerTransfer | SetPin | Wallet,
+    | SendTransfer | AnswerTransfer | SetPin | SetQuickPay | Wallet,
     Field(discriminator="type"),
 ]
 
 MONEY_FRAME_TYPES: tuple[type[_Frame], ...] = (
     Offer, Pay, Ship, OrderAction, RequestRefund, AnswerRefund, Dispute, Decide, SendTransfer, AnswerTransfer,
-    SetPin, Wallet,
+    SetPin, SetQuickPay, Wallet,
 )
 """The money commands: handled only where payments are enabled (else 5002)."""
 
 CLIENT_FRAME_TYPES: tuple[type[_Frame], ...] = (
     Auth, Open, Send, Sync, History, ListConversations, Read, Typing, Recall, SetPresence, Assign, AutoReply,
     Stats, Ping, Offer, Pay, Ship, OrderAction, RequestRefund, AnswerRefund, Dispute, Decide,
-    SendTransfer, AnswerTransfer, SetPin, Wallet,
+    SendTransfer, AnswerTransfer, SetPin, SetQuickPay, Wallet,
 )
 
 
@@ -554,6 +571,8 @@ class WalletView(_Frame):
     balances: dict[str, dict[str, int]]
     """Owner (``user:<id>`` or ``shop:<id>``) → currency → available minor units."""
     pin_set: bool
+    quick_pay: dict[str, dict[str, int]] = {}
+    """Currency → ``per_payment``, ``daily`` and ``remaining`` of payments without PIN (switched-on only)."""
 
 
 class Error(_Frame):

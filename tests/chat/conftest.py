@@ -33,6 +33,7 @@ from .redis_cluster import cluster_prefix, redis_cluster  # noqa: F401  (one Red
 
 SECRET = "test-secret-0123456789-abcdefghijklmnop"
 SERVER_SECRET = "server-secret-for-tests-0123456789"
+PIN_PEPPER = "pin-pepper-for-tests-0123456789"
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
@@ -42,6 +43,7 @@ def make_config(tmp_path: Path, **overrides: Any) -> Config:
         "TOKEN_SECRET": SECRET, "RATE_PER_SECOND": "1000", "RATE_BURST": "1000", "PRESENCE_TTL": "3",
         "SQLITE_SYNCHRONOUS": "NORMAL", "PAYMENTS_DATABASE_URL": f"sqlite:///{tmp_path}/payments.db",
         "API_PORT": "0", "SERVER_SECRET": SERVER_SECRET, "TIMER_INTERVAL": "0.2",
+        "PIN_PEPPER": PIN_PEPPER,
     }
     return Config.from_env(env, **overrides)
 

@@ -33,6 +33,7 @@ class HubProcess:
             "PAYMENTS_DATABASE_URL": f"sqlite:///{db.with_name('payments.db')}",
             "API_PORT": str(free_port()),
             "TOKEN_SECRET": SECRET,
+            "PIN_PEPPER": "pin-pepper-for-tests-0123456789",
             "RATE_PER_SECOND": "10000",
             "RATE_BURST": "10000",
             "LOG_LEVEL": "WARNING",

@@ -58,6 +58,7 @@ def test_every_client_frame_type_decodes() -> None:
         {"type": "transfer", "conv": "c", "amount": 5, "currency": "CNY", "pin": "123456", "key": "k-000010"},
         {"type": "transfer_answer", "conv": "c", "transfer": "t", "accept": True, "key": "k-000011"},
         {"type": "set_pin", "pin": "123456"},
+        {"type": "set_quick_pay", "enabled": False},
         {"type": "wallet"},
     ]
     decoded = {type(decode(pack(s))) for s in samples}

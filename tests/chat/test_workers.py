@@ -81,6 +81,7 @@ class Workers:
             "DATABASE_URL": f"{POSTGRES_URL}?schema={self.schema}" if ON_POSTGRES else f"sqlite:///{tmp_path / 'chat.db'}",
             "PAYMENTS_DATABASE_URL": f"sqlite:///{tmp_path / 'payments.db'}", "SERVER_SECRET": SERVER_SECRET,
             "TOKEN_SECRET": SECRET, "RATE_PER_SECOND": "10000", "RATE_BURST": "10000", "LOG_LEVEL": "INFO",
+            "PIN_PEPPER": "pin-pepper-for-tests-0123456789",
             **(env or {}),
         }
         self.env.pop("NODE_ID", None)  # every worker defaults to host:pid, which tells the pid
@@ -148,10 +149,10 @@ class Workers:
         for pid in self.nodes.values():  # never leave a worker serving after a failed test
             if not gone(pid):
                 os.kill(pid, signal.SIGKILL)
-
         if ON_POSTGRES:
             with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+
 
 @pytest.fixture
 async def workers(tmp_path: Path, redis_prefix: str) -> AsyncIterator[Workers]:

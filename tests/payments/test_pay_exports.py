@@ -42,6 +42,7 @@ def test_error_codes_are_stable_and_unique() -> None:
         "CurrencyMismatch": 6003, "InsufficientBalance": 6010, "NotFound": 6020,
         "WrongState": 6021, "OfferChanged": 6023, "AlreadyPaid": 6060, "Forbidden": 6022,
         "IdempotencyConflict": 6030, "PinWrong": 6040, "PinLocked": 6041,
-        "PinNotSet": 6042, "PinFormat": 6043, "LimitExceeded": 6050,
+        "PinNotSet": 6042, "PinFormat": 6043, "PinRequired": 6044, "PinUnavailable": 6045,
+        "LimitExceeded": 6050,
         "StoreUnavailable": 6090}
     assert all(str(code) in (payments.errors.__doc__ or "") for code in codes.values())

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
+from chat.config import Config
 from chat.server import ChatServer, build
 from tests.chat.conftest import make_config, server_factory  # noqa: F401 (a fixture)
 
@@ -29,9 +30,14 @@ TIMEOUT_MS = 10_000
 HAVE_CHROMIUM = os.path.exists(CHROMIUM)
 
 
+def web_config(tmp_path: Path) -> Config:
+    """The test hub's settings with the demo on (and a PIN pepper of its own, as production needs)."""
+    return make_config(tmp_path, demo="on", pin_pepper="web-tests-pin-pepper-0123456789")
+
+
 @pytest.fixture
 async def hub(tmp_path: Path) -> AsyncIterator[ChatServer]:
-    server = build(make_config(tmp_path, demo="on"))
+    server = build(web_config(tmp_path))
     await server.start()
     yield server
     await server.close()

@@ -16,9 +16,8 @@ import pytest
 from playwright.async_api import BrowserContext, Page, Route, WebSocketRoute, expect
 
 from chat.server import ChatServer, build
-from tests.chat.conftest import make_config
 
-from .conftest import PageFactory, shot
+from .conftest import PageFactory, shot, web_config
 from .proxy import TcpProxy
 from .test_browser import WIDGET, history_texts, open_backoffice, open_widget
 
@@ -278,7 +277,7 @@ async def test_launcher_lights_for_a_new_buyer_when_the_shop_comes_online(
 async def test_hub_restarted_mid_session(new_page: PageFactory, tmp_path: Path) -> None:
     """The hub restarts while a buyer and an agent are chatting (the demo's token comes from the hub
     too, so token fetches fail meanwhile): both come back by themselves, nothing lost or doubled."""
-    config = make_config(tmp_path, demo="on")
+    config = web_config(tmp_path)
     server = build(config)
     await server.start()
     proxy = await TcpProxy(server.port).start()

@@ -1,14 +1,16 @@
 // The seller back office: the shop's inbox, one conversation with the order and escrow state
 // beside it, the seller's actions, and the shop's response figures.
 import { ChatClient, randomId } from "./client.js";
-import { h, money, parseMoney, errorWords, modal, tickTimers, wordsError, duration, preview, orderStateLabel, renderCard, icon } from "./ui.js";
+import { h, money, parseMoney, errorWords, wordsError, duration, icon } from "./ui.js";
+import { tickTimers, preview, orderStateLabel, renderCard, cardSteps } from "./cards.js";
 import { renderThread, productCard } from "./thread.js";
+import { QuickReplies } from "./quick.js";
+import { dialogAction } from "./backoffice_actions.js";
 
-const DEFAULT_QUICK = [
-  "您好！请问有什么可以帮您？",
-  "Yes, it is in stock and ships within 24 hours.",
-  "Thank you for your order! We ship it today.",
-];
+// Conversations handed to another agent are not pushed to this one (docs/protocol.md, "What each
+// connection receives live"): the inbox asks the hub for what changed (a sync with the inbox
+// cursor, answered with the changed conversations only) this often while the page is visible.
+const INBOX_POLL_MS = 10000;
 
 /** A human reply from the shop (auto-replies are flagged `auto` and do not count). */
 function isShopReply(msg) {
@@ -32,13 +34,12 @@ export function waitingSince(conv) {
   return since;
 }
 
-export function startBackoffice({ root, hub, getToken, agents = [], shopName, demo = false }) {
+export function startBackoffice({ root, hub, getToken, agents = [], shopName, demo = false, inboxPollMs = INBOX_POLL_MS }) {
   const client = new ChatClient({ url: hub.replace(/^http/, "ws") + "/ws", getToken, storageKey: "tradechat:backoffice" });
   const state = {
     selected: null, loaded: new Set(), loadingOlder: false, toast: "", filter: "",
     away: false, autoText: "", typingSent: 0,
   };
-  let quick = [];
 
   // --- layout -----------------------------------------------------------------------------------
   const statusEl = h("span.conn");
@@ -51,15 +52,17 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
     h("div.brand", demo ? h("span.badge.demo-flag", "DEMO") : null, " Back office · ", h("b", shopName || "")),
     whoEl, statusEl,
     h("label.away", awayBox, " Away"), autoInput, figures);
-  const inboxList = h("ul.inbox-list", { role: "listbox", "aria-label": "Conversations" });
+  // A plain list of buttons: an option role around a button nests one control in another.
+  const inboxList = h("ul.inbox-list", { "aria-label": "Conversations" });
   const filterInput = h("input.filter", { type: "search", placeholder: "Filter by buyer or product", "aria-label": "Filter conversations" });
   const inbox = h("aside.inbox", h("div.inbox-head", h("h2", "Inbox"), filterInput), inboxList);
   const chatHead = h("div.chat-head");
   const list = h("div.messages", { role: "log", "aria-label": "Messages", tabindex: 0 });
   const typingEl = h("div.typing");
   const toastEl = h("div.toast", { role: "alert", hidden: true });
-  const quickBar = h("div.quick", { "aria-label": "Quick replies" });
+  const quickBar = h("div.quick", { role: "group", "aria-label": "Quick replies" });
   const textarea = h("textarea", { rows: 2, placeholder: "Reply… (Enter to send, Shift+Enter for a new line)", "aria-label": "Reply", maxlength: 4000 });
+  const quick = new QuickReplies({ bar: quickBar, textarea });
   const composer = h("form.composer",
     h("button.icon-btn", { type: "button", dataset: { action: "image" }, title: "Send a picture by its address", "aria-label": "Send a picture" }, icon("image")),
     textarea,
@@ -83,17 +86,27 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
   client.addEventListener("welcome", (ev) => {
     const me = ev.detail;
     whoEl.textContent = me.user;
-    quick = loadQuick(me.shop);
+    quick.load(me.shop);
     const saved = JSON.parse(localStorage.getItem(`tradechat:away:${me.user}`) || "{}");
     state.autoText = saved.text || "Thanks for your message! We are away right now and will answer as soon as we are back.";
     autoInput.value = state.autoText;
     if (saved.away && !state.away) setAway(true);
   });
-  client.addEventListener("synced", () => {
+  client.addEventListener("status", () => {
+    // `synced` comes before the client calls itself online: act once it is, or every request
+    // made here would be skipped (the history preload never ran, so waits were measured from
+    // the latest message instead of the oldest unanswered one).
+    if (client.status !== "online") return;
     preload();
     refreshStats();
     syncAutoReply(); // the hub's away message follows this page's switch after every (re)connect
   });
+  client.addEventListener("synced", () => {
+    if (client.status === "online") preload(); // a later inbox refresh may bring new conversations
+  });
+  setInterval(() => {
+    if (client.status === "online" && !document.hidden) client.refreshInbox().catch(() => {});
+  }, inboxPollMs);
   client.addEventListener("message", (ev) => {
     const { conv, msg } = ev.detail;
     if (conv.id === state.selected && !document.hidden) client.markRead(conv.id);
@@ -148,14 +161,23 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
   }
 
   // --- inbox ------------------------------------------------------------------------------------
+  /** An order of `conv` waiting for the shop's answer to a refund request, if any. */
+  function urgentOrder(conv) {
+    for (const card of conv.cards.values()) if (card.entity === "order" && card.state === "REFUND_REQUESTED") return card;
+    return null;
+  }
+
   function lastTs(conv) {
     return conv.view.last_message ? conv.view.last_message.ts : conv.view.created_at;
   }
 
   function sortedConversations() {
     const all = [...client.conversations.values()].filter((c) => c.view.listing);
-    const keyed = all.map((conv) => ({ conv, waiting: waitingSince(conv) }));
+    const keyed = all.map((conv) => ({ conv, waiting: waitingSince(conv), urgent: urgentOrder(conv) }));
     keyed.sort((a, b) => {
+      // A refund request runs against the shop's answer deadline: before any question.
+      if (!!a.urgent !== !!b.urgent) return a.urgent ? -1 : 1;
+      if (a.urgent && b.urgent) return (a.urgent.view.deadline_at || 0) - (b.urgent.view.deadline_at || 0);
       if ((a.waiting !== null) !== (b.waiting !== null)) return a.waiting !== null ? -1 : 1;
       if (a.waiting !== null && a.waiting !== b.waiting) return a.waiting - b.waiting; // longest wait first
       if ((b.conv.view.unread || 0) !== (a.conv.view.unread || 0)) return (b.conv.view.unread || 0) - (a.conv.view.unread || 0);
@@ -167,19 +189,21 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
   function renderInbox() {
     const now = client.now();
     const items = [];
-    for (const { conv, waiting } of sortedConversations()) {
+    for (const { conv, waiting, urgent } of sortedConversations()) {
       const v = conv.view;
       const hay = `${v.buyer} ${v.listing.title}`.toLowerCase();
       if (state.filter && !hay.includes(state.filter)) continue;
       const buyerPresence = client.presence.get("u:" + v.buyer);
       const wait = waiting !== null ? now - waiting : null;
-      items.push(h("li", { role: "option", "aria-selected": String(conv.id === state.selected) },
-        h("button.conv" + (conv.id === state.selected ? ".selected" : ""), { type: "button", dataset: { conv: conv.id, buyer: v.buyer } },
+      items.push(h("li",
+        h("button.conv" + (conv.id === state.selected ? ".selected" : ""), { type: "button", dataset: { conv: conv.id, buyer: v.buyer },
+          "aria-current": conv.id === state.selected ? "true" : null },
           h("div.conv-top",
             h("span.presence-dot", { dataset: { status: buyerPresence ? buyerPresence.status : "offline" }, "aria-hidden": "true" }),
             h("b.conv-buyer", v.buyer),
             v.unread ? h("span.unread", { "aria-label": `${v.unread} unread` }, String(v.unread)) : null,
             wait !== null ? h("span.wait" + (wait > 5 * 60000 ? ".late" : ""), { dataset: { since: waiting } }, `waiting ${duration(wait)}`) : null),
+          urgent ? h("div.urgent", "Refund requested: answer it") : null,
           h("div.conv-listing", v.listing.title),
           h("div.conv-last", preview(v.last_message)),
           h("div.conv-agent", v.agent ? `→ ${v.agent}` : "unassigned"))));
@@ -258,11 +282,7 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
     typingEl.classList.toggle("on", typing);
     toastEl.textContent = state.toast;
     toastEl.hidden = !state.toast;
-    quickBar.replaceChildren(
-      ...quick.map((text, i) => h("span.chip",
-        h("button.chip-text", { type: "button", dataset: { action: "quick", index: i }, title: "Insert this reply" }, text),
-        h("button.chip-x", { type: "button", dataset: { action: "quick-remove", index: i }, "aria-label": `Remove quick reply: ${text}` }, "×"))),
-      h("button.link", { type: "button", dataset: { action: "quick-add" } }, "+ Save reply as quick reply"));
+    quick.render();
     for (const el of composer.querySelectorAll("textarea, button")) el.disabled = false;
     renderSide(conv);
   }
@@ -284,6 +304,14 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
       ev.preventDefault();
       sendOffer(conv, price.value, qty.value, open ? open.id : null, offerForm);
     });
+    // The pane is drawn again on every event: keep what the agent is typing into the same offer.
+    offerForm.dataset.key = `${conv.id}:${open ? `${open.id}:${open.view.unit_price}` : "new"}`;
+    const before = side.querySelector("form.offer");
+    const focused = before && before.contains(document.activeElement) ? document.activeElement.name : null;
+    if (before && before.dataset.key === offerForm.dataset.key) {
+      price.value = before.elements.price.value;
+      qty.value = before.elements.quantity.value;
+    }
     const now = client.now();
     side.replaceChildren(...[
       h("h3", "Listing"),
@@ -293,6 +321,7 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
       orders.length ? orders.map((o) => h("div.side-card", orderFacts(o), renderCardFor(o, now))) : h("p.muted", "No order yet. Agree on a price, then send an offer."),
       transfers.length ? [h("h3", "Transfers"), transfers.map((t) => renderCardFor(t, now))] : null,
     ].flat(Infinity).filter(Boolean));
+    if (focused && offerForm.elements[focused]) offerForm.elements[focused].focus();
   }
 
   function orderFacts(o) {
@@ -305,7 +334,8 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
   }
 
   function renderCardFor(card, now) {
-    return renderCard(card, { role: "agent", me: client.me ? client.me.user : null, now });
+    const conv = client.conversations.get(state.selected);
+    return renderCard(card, { role: "agent", me: client.me ? client.me.user : null, now, steps: cardSteps(conv, card.id) });
   }
 
   function render(opts = {}) {
@@ -352,10 +382,6 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
   }
 
   // --- actions -------------------------------------------------------------------------------------
-  function moneyCommand(frame) {
-    const key = randomId(frame.type).slice(0, 40);
-    return (extra = {}) => client.money({ ...frame, ...extra, key });
-  }
 
   let offerKey = null;
   async function sendOffer(conv, priceText, qtyText, order, form) {
@@ -441,82 +467,15 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
       if (action === "retry") client.retry(target.dataset.cmid);
       else if (action === "discard") client.discard(target.dataset.cmid);
       else if (action === "recall") await client.recall(conv.id, Number(target.dataset.seq));
-      else if (action === "quick") {
-        textarea.value = quick[Number(target.dataset.index)];
-        textarea.focus();
-      } else if (action === "quick-remove") {
-        quick.splice(Number(target.dataset.index), 1);
-        saveQuick();
-      } else if (action === "quick-add") {
-        if (!textarea.value.trim()) throw wordsError("Type the reply first, then save it.");
-        quick.push(textarea.value.trim());
-        saveQuick();
-      } else if (action === "image") {
-        await modal(host, {
-          title: "Send a picture", fields: [{ name: "url", label: "Picture address", type: "url", placeholder: "https://…" }],
-          submit: "Send", onSubmit: async ({ url }) => {
-            if (!/^https?:\/\/\S+$/.test(url)) throw wordsError("Please paste an address that starts with https://");
-            client.send(conv.id, { kind: "image", url });
-            return true;
-          },
-        });
-      } else if (action === "reprice") {
-        const run = moneyCommand({ type: "offer", conv: conv.id, order: card.id, quantity: card.view.quantity });
-        await modal(host, {
-          title: "Change the price", fields: [{ name: "price", label: `Unit price (${card.view.currency})`, inputmode: "decimal",
-            value: (card.view.unit_price / 100).toFixed(2) }],
-          submit: "Update offer", onSubmit: ({ price }) => {
-            const unit = parseMoney(price, card.view.currency);
-            if (!unit) throw wordsError("Please enter a price.");
-            return run({ price: unit });
-          },
-        });
-      } else if (action === "ship") {
-        const run = moneyCommand({ type: "ship", conv: conv.id, order: card.id });
-        await modal(host, {
-          title: "Mark as shipped", text: "The buyer's auto-confirm countdown starts now.",
-          fields: [{ name: "tracking", label: "Carrier and tracking number", maxlength: 200, placeholder: "SF Express SF1234567890" }],
-          submit: "Mark shipped", onSubmit: ({ tracking }) => {
-            if (!tracking.trim()) throw wordsError("Please enter the carrier and tracking number.");
-            return run({ tracking: tracking.trim() });
-          },
-        });
-      } else if (action === "refund-accept" || action === "refund-refuse") {
-        const accept = action === "refund-accept";
-        const run = moneyCommand({ type: "refund_answer", conv: conv.id, order: card.id, accept });
-        await modal(host, {
-          title: accept ? "Accept the refund?" : "Refuse the refund?",
-          text: accept ? `${money(card.view.refund_amount, card.view.currency)} goes back to the buyer.` : "The buyer may then ask the platform to decide.",
-          submit: accept ? "Accept refund" : "Refuse", onSubmit: () => run(),
-        });
-      } else if (action === "dispute") {
-        const run = moneyCommand({ type: "dispute", conv: conv.id, order: card.id });
-        await modal(host, {
-          title: "Ask the platform to decide", fields: [{ name: "reason", label: "Why?", type: "textarea", maxlength: 500 }],
-          submit: "Ask the platform", onSubmit: ({ reason }) => run({ reason: reason.trim() }),
-        });
-      } else if (action === "transfer-accept" || action === "transfer-decline") {
-        await moneyCommand({ type: "transfer_answer", conv: conv.id, transfer: card.id, accept: action === "transfer-accept" })();
-      }
+      else if (quick.onAction(action, target)) return;
+      else if (action === "quick-add") {
+        if (!quick.add()) throw wordsError("Type the reply first, then save it.");
+      } else await dialogAction(action, { client, conv, card, host });
     } catch (err) {
       state.toast = err.words || errorWords(err);
     }
     render();
   });
-
-  // --- quick replies (kept in this browser) ----------------------------------------------------------
-  function loadQuick(shop) {
-    try {
-      const saved = JSON.parse(localStorage.getItem(`tradechat:quick:${shop}`) || "null");
-      return Array.isArray(saved) ? saved : [...DEFAULT_QUICK];
-    } catch {
-      return [...DEFAULT_QUICK];
-    }
-  }
-  function saveQuick() {
-    localStorage.setItem(`tradechat:quick:${client.me.shop}`, JSON.stringify(quick));
-    render();
-  }
 
   setInterval(() => {
     tickTimers(root, client.now());

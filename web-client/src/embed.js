@@ -9,7 +9,11 @@
  *   tradechat.push(["onUnreadChange", function (count) { ... }]);
  *
  * The iframe keeps the host page's CSS and scripts away from the chat (and its payment PIN
- * field); every style this script sets on the frame is inline and !important.
+ * field). The frame itself is on the page, so: every style this script sets on it is inline and
+ * !important (which beats any page rule, `[title] { outline: … !important }` included), and it
+ * sits in the browser's top layer (a manual popover) where supported, so that a transform,
+ * filter or `contain` on <body> or any ancestor does not make `position: fixed` relative to
+ * that ancestor and carry the launcher off-screen; elsewhere it hangs from <html>, not <body>.
  */
 (function () {
   "use strict";
@@ -47,7 +51,11 @@
     var base = { position: "fixed", border: "0", margin: "0", padding: "0", "z-index": "2147483000",
       background: "transparent", "color-scheme": "normal", display: "block", "max-width": "none",
       "max-height": "none", "min-width": "0", "min-height": "0", transform: "none", opacity: "1",
-      visibility: "visible", "box-shadow": "none", "border-radius": "0", inset: "auto" };
+      visibility: "visible", "box-shadow": "none", "border-radius": "0", inset: "auto",
+      outline: "none", filter: "none", "backdrop-filter": "none", "clip-path": "none", mask: "none",
+      translate: "none", rotate: "none", scale: "none", transition: "none", animation: "none",
+      "mix-blend-mode": "normal", "pointer-events": "auto", "box-sizing": "border-box", float: "none",
+      overflow: "hidden", contain: "none", zoom: "1" };
     if (!state.open) {
       base.right = "16px"; base.bottom = "16px"; base.width = "76px"; base.height = "76px";
     } else if (phone.matches) {
@@ -87,6 +95,9 @@
     } else if (m.event === "layout") {
       state.open = !!m.open;
       layout();
+      // Opened from the page (a button, a script): keyboard focus follows into the chat, where the
+      // widget puts it on the message box.
+      if (state.open) frame.focus();
     } else if (m.event === "unread") {
       state.unread = m.count;
       state.listeners.forEach(function (fn) {
@@ -118,6 +129,14 @@
   };
   var pending = Array.isArray(window.tradechat) ? window.tradechat : [];
   window.tradechat = api;
-  (document.body || document.documentElement).appendChild(frame);
+  document.documentElement.appendChild(frame);
+  if (typeof frame.showPopover === "function") {
+    frame.setAttribute("popover", "manual");
+    try {
+      frame.showPopover();
+    } catch (e) {
+      /* not in the top layer: still fixed to <html> */
+    }
+  }
   pending.forEach(api.push);
 })();

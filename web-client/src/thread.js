@@ -1,5 +1,6 @@
 // The message list of one conversation, shared by the widget and the back office.
-import { h, money, clock, dayLabel, renderCard, errorWords } from "./ui.js";
+import { h, money, clock, dayLabel, errorWords } from "./ui.js";
+import { renderCard, cardSteps } from "./cards.js";
 
 /** The product card a conversation is about (also the `product` message kind). */
 export function productCard(listing, extra) {
@@ -11,8 +12,13 @@ export function productCard(listing, extra) {
 }
 
 /**
- * Render `conv` into `list` (replacing its content). Options: client, role ("buyer"/"agent"),
- * counterpartSide ("shop"/"buyer"), delivered(msg) -> bool, canRecall(msg) -> bool.
+ * Render `conv` into `list`. Options: client, role ("buyer"/"agent"), counterpartSide
+ * ("shop"/"buyer"), delivered(msg) -> bool, canRecall(msg) -> bool.
+ *
+ * Incremental: every row is keyed (message seq, pending cmid, day) with a signature of what it
+ * shows, and only rows whose signature changed are built again. A rebuilt <img> is a new request,
+ * and a picture whose address is dead is never cached, so rebuilding the list on every event
+ * asked for it again and again.
  */
 export function renderThread(list, conv, opts) {
   const { client } = opts;
@@ -24,6 +30,7 @@ export function renderThread(list, conv, opts) {
     pin.atBottom = true;
     pin.lastSeq = 0;
     pin.unseen = false;
+    pin.rows = new Map();
   }
   const fromBottom = list.scrollHeight - list.scrollTop;
   // Whether the reader was at the bottom is remembered from their own scrolling, not measured now:
@@ -35,14 +42,16 @@ export function renderThread(list, conv, opts) {
     if (arrived.length) pin.unseen = true;
   }
   pin.lastSeq = newest;
-  const items = [];
+  const want = []; // [key, signature, build]
   if (conv.more && conv.messages.size && !conv.messages.has(1)) {
-    items.push(h("div.older", { role: "status" }, opts.loadingOlder ? "Loading earlier messages…" : "Scroll up for earlier messages"));
+    const words = opts.loadingOlder ? "Loading earlier messages…" : "Scroll up for earlier messages";
+    want.push(["older", words, () => h("div.older", { role: "status" }, words)]);
   } else if (conv.messages.size) {
-    items.push(h("div.older.start", "Start of the conversation"));
+    want.push(["start", "", () => h("div.older.start", "Start of the conversation")]);
   }
   let lastDay = "";
   const readMark = (conv.view.read || {})[opts.counterpartSide] || 0;
+  const ctx = { ...opts, me, now, readMark };
   for (const msg of conv.sorted()) {
     if (msg.kind === "recall") continue;
     if (msg.kind === "card" || msg.kind === "card_update") {
@@ -51,18 +60,53 @@ export function renderThread(list, conv, opts) {
     }
     const day = dayLabel(msg.ts);
     if (day !== lastDay) {
-      items.push(h("div.day", day));
+      want.push(["day:" + day, day, () => h("div.day", day)]);
       lastDay = day;
     }
-    items.push(renderMessage(msg, conv, { ...opts, me, now, readMark }));
+    want.push(["m:" + msg.seq, messageSignature(msg, conv, ctx), () => renderMessage(msg, conv, ctx)]);
   }
-  for (const p of client.pendingFor(conv.id)) items.push(renderPending(p, opts));
+  for (const p of client.pendingFor(conv.id)) {
+    const words = p.error ? p.error.words || errorWords(p.error) : "";
+    want.push(["p:" + p.cmid, words, () => renderPending(p, opts)]);
+  }
   if (stick) pin.unseen = false;
-  items.push(h("div.new-below-wrap", { hidden: !pin.unseen },
-    h("button.new-below", { type: "button", onclick: () => toBottom(list) }, "New messages ↓")));
-  list.replaceChildren(...items);
+  if (!pin.pill) {
+    pin.pill = h("div.new-below-wrap", h("button.new-below", { type: "button", onclick: () => toBottom(list) }, "New messages ↓"));
+  }
+  pin.pill.hidden = !pin.unseen;
+  const rows = new Map();
+  const nodes = want.map(([key, sig, build]) => {
+    let row = pin.rows.get(key);
+    if (!row || row.sig !== sig) row = { sig, el: build() };
+    rows.set(key, row);
+    return row.el;
+  });
+  pin.rows = rows;
+  nodes.push(pin.pill);
+  // Put the nodes in order, moving only what is out of place; then drop what is no longer shown.
+  nodes.forEach((node, i) => {
+    if (list.children[i] !== node) list.insertBefore(node, list.children[i] || null);
+  });
+  while (list.children.length > nodes.length) list.lastElementChild.remove();
   if (stick) toBottom(list);
   else list.scrollTop = list.scrollHeight - fromBottom;
+}
+
+/** Everything a message's row shows, so an unchanged row is kept as it is. */
+function messageSignature(msg, conv, ctx) {
+  const parts = [msg.kind, msg.recalled ? 1 : 0, msg.sender];
+  if (msg.kind === "card" || msg.kind === "card_update") {
+    const card = conv.cards.get(msg.body.id);
+    parts.push(card.state, card.event, JSON.stringify(card.view), cardSteps(conv, card.id).length);
+  } else {
+    parts.push(JSON.stringify(msg.body));
+    if (isMine(msg, ctx)) parts.push(tickOf(msg, ctx), msg.sender === ctx.me && msg.cmid && ctx.canRecall(msg) ? 1 : 0);
+  }
+  return parts.join("|");
+}
+
+function isMine(msg, opts) {
+  return msg.sender === opts.me || (opts.role === "agent" && msg.role === "agent");
 }
 
 /**
@@ -104,12 +148,13 @@ function toBottom(list) {
 }
 
 function renderMessage(msg, conv, opts) {
-  const mine = msg.sender === opts.me || (opts.role === "agent" && msg.role === "agent");
+  const mine = isMine(msg, opts);
   const dataset = { seq: msg.seq, kind: msg.kind };
-  if (msg.kind === "system") return h("div.note", { dataset }, msg.body.text || "");
+  if (msg.kind === "system") return h("div.note", { dataset }, systemWords(msg, opts));
   if (msg.kind === "card" || msg.kind === "card_update") {
     const card = conv.cards.get(msg.body.id);
-    return h("div.row.center", { dataset }, renderCard(card, { role: opts.role, me: opts.me, now: opts.now }));
+    return h("div.row.center", { dataset },
+      renderCard(card, { role: opts.role, me: opts.me, now: opts.now, steps: cardSteps(conv, card.id) }));
   }
   if (msg.recalled) {
     const who = msg.sender === opts.me ? "You" : opts.role === "agent" && msg.role === "buyer" ? "The buyer" : msg.role === "agent" ? "The shop" : "The buyer";
@@ -122,7 +167,8 @@ function renderMessage(msg, conv, opts) {
       width: msg.body.width, height: msg.body.height }));
   } else if (msg.kind === "product") content = h("div.bubble.product-bubble", productCard(msg.body.listing));
   else content = h("div.bubble", "This message needs a newer version of the chat.");
-  const meta = h("div.meta", clock(msg.ts));
+  // The hub's away message: say so, so nobody takes it for a person's answer.
+  const meta = h("div.meta", msg.body.auto ? [h("span.auto-tag", "Automatic reply"), " · "] : null, clock(msg.ts));
   if (msg.sender === opts.me || (opts.role === "agent" && msg.role === "agent")) {
     if (opts.role === "agent" && msg.sender !== opts.me) meta.append(" · " + msg.sender);
     meta.append(" · ", status(msg, opts));
@@ -134,10 +180,27 @@ function renderMessage(msg, conv, opts) {
   return h("div.row" + (mine ? ".mine" : ".theirs"), { dataset }, content, meta);
 }
 
+/** A hub note in words for this reader: buyers are not shown the shop's internal agent ids. */
+function systemWords(msg, opts) {
+  const b = msg.body || {};
+  if (b.event === "assigned" && b.agent) {
+    if (opts.role !== "agent") return "Another member of the shop's team is now answering you.";
+    if (!b.by || b.by === b.agent) return `${b.agent} took this conversation.`;
+    return `${b.by} handed this conversation over to ${b.agent}.`;
+  }
+  return b.text || "";
+}
+
+function tickOf(msg, opts) {
+  if (msg.seq <= opts.readMark) return "read";
+  return opts.delivered(msg) ? "delivered" : "sent";
+}
+
+const TICKS = { read: ["Read", "✓✓ Read"], delivered: ["Delivered", "✓✓ Delivered"], sent: ["Sent", "✓ Sent"] };
+
 function status(msg, opts) {
-  if (msg.seq <= opts.readMark) return h("span.tick.read", { title: "Read" }, "✓✓ Read");
-  if (opts.delivered(msg)) return h("span.tick.delivered", { title: "Delivered" }, "✓✓ Delivered");
-  return h("span.tick.sent", { title: "Sent" }, "✓ Sent");
+  const tick = tickOf(msg, opts);
+  return h("span.tick." + tick, { title: TICKS[tick][0] }, TICKS[tick][1]);
 }
 
 function renderPending(p, opts) {

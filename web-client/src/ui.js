@@ -128,171 +128,62 @@ export function errorWords(err) {
   return words;
 }
 
-// --- payment cards ----------------------------------------------------------------------------
-
-const ORDER_STATES = {
-  OFFERED: ["Offer", "waiting for payment"],
-  CANCELLED: ["Cancelled", "this offer was withdrawn"],
-  HELD: ["Paid", "the money is held safely until you confirm receipt"],
-  SHIPPED: ["Shipped", "confirm receipt when it arrives"],
-  REFUND_REQUESTED: ["Refund requested", "waiting for the shop's answer"],
-  REFUND_REFUSED: ["Refund refused", "you can confirm receipt or ask the platform to decide"],
-  DISPUTED: ["With the platform", "an arbiter will decide"],
-  RELEASED: ["Completed", "the money was paid to the shop"],
-  REFUNDED: ["Refunded", "the money went back to the buyer"],
-  RESOLVED: ["Resolved", "settled by the platform"],
-};
-const ORDER_STATES_SHOP = {
-  OFFERED: "waiting for the buyer to pay",
-  HELD: "paid into escrow: ship it",
-  SHIPPED: "the buyer confirms receipt, or it completes automatically",
-  REFUND_REQUESTED: "the buyer asks for money back: answer it",
-  REFUND_REFUSED: "the buyer may confirm or ask the platform",
-};
-const TRANSFER_STATES = {
-  PENDING: "Waiting to be accepted",
-  ACCEPTED: "Accepted",
-  DECLINED: "Declined, returned to the sender",
-  EXPIRED: "Expired, returned to the sender",
-};
-export const FINAL_ORDER_STATES = new Set(["CANCELLED", "RELEASED", "REFUNDED", "RESOLVED"]);
-
-function button(label, action, card, extra = {}) {
-  return h("button.btn" + (extra.primary ? ".primary" : ""), {
-    type: "button", dataset: { action, entity: card.id }, ...(extra.attrs || {}),
-  }, label);
-}
-
-/**
- * One payment card (latest state) with the actions open to `role` ("buyer" or "agent"),
- * `me` the user id, `now` the server clock.
- */
-export function renderCard(card, { role, me, now }) {
-  const v = card.view || {};
-  if (card.entity === "transfer") {
-    // Money moves between accounts: the buyer's own, or the shop's (any agent answers).
-    const incoming = v.to_account
-      ? (role === "agent" ? v.to_account.startsWith("shop:") : v.to_account === `user:${me}`)
-      : v.to_user === me;
-    const el = h("div.card.transfer", { dataset: { entity: card.id, state: card.state } },
-      h("div.card-title", incoming ? "Transfer to you" : "Transfer sent"),
-      h("div.card-amount", money(v.amount, v.currency)),
-      h("div.card-state", TRANSFER_STATES[card.state] || card.state),
-    );
-    if (card.state === "PENDING" && v.expires_at) {
-      el.append(h("div.card-timer", { dataset: { deadline: v.expires_at, prefix: "Expires in " } },
-        "Expires in " + duration(v.expires_at - now)));
-    }
-    if (card.state === "PENDING" && incoming) {
-      el.append(h("div.card-actions", button("Accept", "transfer-accept", card, { primary: true }),
-        button("Decline", "transfer-decline", card)));
-    }
-    return el;
-  }
-  const [label, note] = ORDER_STATES[card.state] || [card.state, ""];
-  const shopNote = role === "agent" ? ORDER_STATES_SHOP[card.state] : null;
-  const el = h("div.card.order", { dataset: { entity: card.id, state: card.state } },
-    h("div.card-title", v.title || "Order"),
-    h("div.card-line", `${v.quantity || 1} × ${money(v.unit_price, v.currency)}`),
-    h("div.card-amount", money(v.amount, v.currency)),
-    h("div.card-state", h("span.badge.state-" + String(card.state).toLowerCase(), label), " ", shopNote || note),
-  );
-  if (v.tracking_note && card.state !== "OFFERED" && card.state !== "HELD") {
-    el.append(h("div.card-line", "Tracking: ", v.tracking_note));
-  }
-  if (v.refund_amount && ["REFUND_REQUESTED", "REFUND_REFUSED", "DISPUTED"].includes(card.state)) {
-    el.append(h("div.card-line", `Refund asked: ${money(v.refund_amount, v.currency)}`,
-      v.refund_reason ? ` (“${v.refund_reason}”)` : ""));
-  }
-  if (v.auto_confirm_at && (card.state === "SHIPPED" || card.state === "REFUND_REFUSED")) {
-    el.append(h("div.card-timer", { dataset: { deadline: v.auto_confirm_at, prefix: "Completes automatically in " } },
-      "Completes automatically in " + duration(v.auto_confirm_at - now)));
-  }
-  if (card.state === "RELEASED" && v.settled_by === "timer") el.append(h("div.card-line", "Completed automatically."));
-  if (card.state === "REFUNDED" && v.buyer_refund) el.append(h("div.card-line", `Refunded ${money(v.buyer_refund, v.currency)}`));
-  const actions = [];
-  if (role === "buyer") {
-    if (card.state === "OFFERED") actions.push(button(`Pay ${money(v.amount, v.currency)}`, "pay", card, { primary: true }));
-    if (card.state === "SHIPPED" || card.state === "REFUND_REFUSED") actions.push(button("Confirm receipt", "confirm", card, { primary: true }));
-    if (card.state === "SHIPPED" && !v.extended) actions.push(button("More time", "extend", card));
-    if (card.state === "HELD" || card.state === "SHIPPED") actions.push(button("Request refund", "refund", card));
-    if (card.state === "REFUND_REFUSED") actions.push(button("Ask the platform", "dispute", card));
-  } else if (role === "agent") {
-    if (card.state === "OFFERED") actions.push(button("Change price", "reprice", card));
-    if (card.state === "HELD") actions.push(button("Mark shipped", "ship", card, { primary: true }));
-    if (card.state === "REFUND_REQUESTED") {
-      actions.push(button("Accept refund", "refund-accept", card, { primary: true }), button("Refuse", "refund-refuse", card));
-    }
-    if (card.state === "REFUND_REFUSED") actions.push(button("Ask the platform", "dispute", card));
-  }
-  if (actions.length) el.append(h("div.card-actions", actions));
-  return el;
-}
-
-/** Refresh every countdown under `root` (call once a second). */
-export function tickTimers(root, now) {
-  for (const el of root.querySelectorAll("[data-deadline]")) {
-    const left = Number(el.dataset.deadline) - now;
-    el.textContent = left > 0 ? el.dataset.prefix + duration(left) : "Due now: updating…";
-  }
-}
-
-/** Short description of a message for lists and notifications. */
-export function preview(msg) {
-  if (!msg) return "";
-  if (msg.recalled) return "Message recalled";
-  switch (msg.kind) {
-    case "text": return msg.body.text;
-    case "image": return "[Picture]";
-    case "product": return "[Product] " + (msg.body.listing ? msg.body.listing.title : "");
-    case "card":
-    case "card_update": {
-      const v = msg.body.view || {};
-      const what = msg.body.entity === "transfer" ? "Transfer" : "Order";
-      return `[${what}] ${(ORDER_STATES[msg.body.state] || [TRANSFER_STATES[msg.body.state] || msg.body.state])[0]} ${money(v.amount, v.currency)}`;
-    }
-    case "system": return msg.body.text || "";
-    case "recall": return "Message recalled";
-    default: return "[Message]";
-  }
-}
-
-/** A short order summary for the back office's side pane. */
-export function orderStateLabel(state) {
-  return (ORDER_STATES[state] || [state])[0];
-}
-
 // --- dialogs ----------------------------------------------------------------------------------
 
 /**
- * A modal form inside `host`. `onSubmit(values)` may throw: the error is shown in words and the
- * dialog stays open, so a retry reuses whatever the caller keeps (e.g. an idempotency key).
+ * A modal form inside `host`. `onSubmit(values, dialog)` may throw: the error is shown in words and
+ * the dialog stays open, so a retry reuses whatever the caller keeps (e.g. an idempotency key);
+ * `dialog.setTitle()`/`dialog.setText()` let it show what changed (a new price). Fields are checked
+ * by onSubmit, not by the browser (`novalidate`), so every refusal is in our words.
+ * Tab stays inside the dialog, Escape cancels, and focus goes back where it was.
  * Resolves with the result of onSubmit, or null when cancelled.
  */
 export function modal(host, { title, text, fields = [], submit = "OK", onSubmit }) {
   return new Promise((resolve) => {
+    const opener = host.ownerDocument.activeElement;
+    const id = "dlg-" + Math.random().toString(36).slice(2, 10);
     const error = h("div.dialog-error", { role: "alert" });
     const inputs = fields.map((f) => {
       const input = f.type === "textarea"
-        ? h("textarea", { name: f.name, rows: 3, maxlength: f.maxlength, required: f.required !== false })
-        : h("input", { name: f.name, type: f.type || "text", inputmode: f.inputmode, pattern: f.pattern,
-          maxlength: f.maxlength, autocomplete: f.autocomplete || "off", required: f.required !== false,
-          placeholder: f.placeholder });
+        ? h("textarea", { name: f.name, rows: 3, maxlength: f.maxlength })
+        : h("input", { name: f.name, type: f.type || "text", inputmode: f.inputmode, maxlength: f.maxlength,
+          autocomplete: f.autocomplete || "off", placeholder: f.placeholder });
       if (f.value !== undefined) input.value = f.value;
       return h("label.field", h("span", f.label), input);
     });
     const ok = h("button.btn.primary", { type: "submit" }, submit);
     const cancel = h("button.btn", { type: "button" }, "Cancel");
-    const form = h("form.dialog", { role: "dialog", "aria-modal": "true", "aria-label": title },
-      h("h2", title), text ? h("p", text) : null, inputs, error, h("div.dialog-actions", cancel, ok));
+    const heading = h("h2", { id: id + "-t" }, title);
+    const para = h("p", { id: id + "-d", hidden: !text }, text || "");
+    const form = h("form.dialog", { role: "dialog", "aria-modal": "true", "aria-labelledby": id + "-t",
+      "aria-describedby": id + "-d", novalidate: true },
+    heading, para, inputs, error, h("div.dialog-actions", cancel, ok));
     const backdrop = h("div.backdrop", form);
     const close = (value) => {
       backdrop.remove();
+      if (opener && opener.isConnected && typeof opener.focus === "function") opener.focus();
       resolve(value);
+    };
+    const dialog = {
+      setTitle: (words) => { heading.textContent = words; },
+      setText: (words) => { para.textContent = words; para.hidden = !words; },
     };
     cancel.addEventListener("click", () => close(null));
     backdrop.addEventListener("keydown", (ev) => {
-      if (ev.key === "Escape") close(null);
+      if (ev.key === "Escape") {
+        ev.stopPropagation(); // Escape closes the dialog, not the panel under it
+        close(null);
+      } else if (ev.key === "Tab") {
+        const stops = [...form.querySelectorAll("input, textarea, button")].filter((el) => !el.disabled);
+        const i = stops.indexOf(host.ownerDocument.activeElement);
+        const next = ev.shiftKey ? (i <= 0 ? stops.length - 1 : i - 1) : (i === stops.length - 1 ? 0 : i + 1);
+        ev.preventDefault();
+        stops[next]?.focus();
+      }
+    });
+    // A click on the dimmed page or focus escaping by other means comes back to the dialog.
+    backdrop.addEventListener("mousedown", (ev) => {
+      if (ev.target === backdrop) ev.preventDefault();
     });
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
@@ -300,7 +191,7 @@ export function modal(host, { title, text, fields = [], submit = "OK", onSubmit 
       ok.disabled = true;
       error.textContent = "";
       try {
-        close(await onSubmit(values));
+        close(await onSubmit(values, dialog));
       } catch (err) {
         error.textContent = err.words || errorWords(err);
         ok.disabled = false;

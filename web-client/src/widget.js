@@ -1,7 +1,10 @@
 // The listing-page widget: runs inside the iframe the embed script adds to the page.
-import { ChatClient, randomId, tokenExpiry } from "./client.js";
-import { h, money, parseMoney, errorWords, modal, tickTimers, wordsError, ago, duration, icon } from "./ui.js";
+import { ChatClient, tokenExpiry } from "./client.js";
+import { h, errorWords, duration, icon } from "./ui.js";
+import { tickTimers } from "./cards.js";
 import { renderThread, productCard } from "./thread.js";
+import { dialogAction } from "./widget_actions.js";
+import { bannerText, emptyWords, presenceLine } from "./widget_words.js";
 
 const params = new URLSearchParams(location.hash.slice(1));
 const SHOP = params.get("shop") || "";
@@ -87,7 +90,7 @@ async function getToken() {
   if (state.provider) return askPageForToken();
   const exp = state.token ? tokenExpiry(state.token) : null;
   if (exp && exp * 1000 < Date.now() + 5000) {
-    state.toast = "Your sign-in has expired. Please reload the page.";
+    say("Your sign-in has expired. Please reload the page.");
     render();
     return null;
   }
@@ -153,7 +156,7 @@ async function ensureOpen() {
     if (conv.messages.size < 2 && conv.view.last_seq > conv.messages.size) await c.loadOlder(conv.id);
     c.markRead(conv.id);
   } catch (err) {
-    state.toast = errorWords(err);
+    say(errorWords(err));
   } finally {
     state.opening = false;
     render({ stick: true });
@@ -167,8 +170,9 @@ function setOpen(open) {
   app.replaceChildren();
   render({ stick: true });
   if (open) {
+    state.wantFocus = true; // on the message box, as soon as it can be typed in (see renderPanel)
     ensureOpen();
-    setTimeout(() => app.querySelector("textarea")?.focus(), 0);
+    render();
   } else {
     app.querySelector(".launcher")?.focus();
   }
@@ -275,18 +279,6 @@ function chatIcon() {
   return svg;
 }
 
-function presenceLine() {
-  const p = shopPresence();
-  const now = state.client ? state.client.now() : Date.now();
-  if (p.status === "online") return "Online";
-  if (p.status === "away") return "Away: replies may take a while";
-  if (p.status === "unknown") {
-    const c = state.client;
-    if (c && c.status === "offline") return "Status unknown while you are offline";
-    return c && c.status === "reconnecting" ? "Status unknown while reconnecting" : "Status unknown";
-  }
-  return p.last_seen ? `Offline · last seen ${ago(p.last_seen, now)}` : "Offline: leave a message";
-}
 
 function renderPanel(opts) {
   let panel = app.querySelector(".panel");
@@ -294,13 +286,13 @@ function renderPanel(opts) {
   const c = state.client;
   const p = shopPresence();
   panel.querySelector(".presence-dot").dataset.status = p.status;
-  panel.querySelector(".presence-text").textContent = presenceLine();
+  panel.querySelector(".presence-text").textContent = presenceLine(shopPresence(), state.client);
   const typical = panel.querySelector(".typical");
   typical.textContent = state.typical ? `Usually replies in ${duration(state.typical)}` : "";
   typical.hidden = !state.typical;
 
   const banner = panel.querySelector(".banner");
-  const bannerWords = bannerText(c);
+  const bannerWords = bannerText(c, state);
   banner.textContent = bannerWords;
   banner.hidden = !bannerWords;
   banner.dataset.status = c ? c.status : "signed-out";
@@ -308,6 +300,8 @@ function renderPanel(opts) {
   const toast = panel.querySelector(".toast");
   toast.textContent = state.toast;
   toast.hidden = !state.toast;
+  toast.classList.toggle("ok", !!state.toastOk);
+  toast.setAttribute("role", state.toastOk ? "status" : "alert");
 
   const list = panel.querySelector(".messages");
   const conv = state.conv;
@@ -322,7 +316,11 @@ function renderPanel(opts) {
       canRecall: (msg) => ["text", "image", "product"].includes(msg.kind) && c.now() - msg.ts < c.me.recall_window_ms,
     });
   } else {
-    list.replaceChildren(h("div.empty", c ? (c.status === "online" ? "Opening the chat…" : "") : ""));
+    // Never a blank panel: say why there is no conversation to show yet.
+    const words = emptyWords(c, SHOP_NAME);
+    const empty = list.querySelector(".empty");
+    if (empty && list.children.length === 1) empty.textContent = words;
+    else list.replaceChildren(h("div.empty", words));
   }
   const typing = panel.querySelector(".typing");
   const isTyping = conv && conv.typingUntil > Date.now();
@@ -330,29 +328,16 @@ function renderPanel(opts) {
   typing.classList.toggle("on", !!isTyping);
   const canType = !!(c && conv && c.status !== "stopped");
   for (const el of panel.querySelectorAll(".composer textarea, .composer button")) el.disabled = !canType;
+  const box = panel.querySelector(".composer textarea");
+  if (canType && state.wantFocus) {
+    state.wantFocus = false;
+    box.focus();
+  }
+  box.placeholder = canType ? "Write a message…"
+    : c && c.status !== "stopped" ? "You can write once the chat is connected" : "Sign in to write a message";
 }
 
-function bannerText(c) {
-  if (!c) return "Sign in on this site to chat with the shop.";
-  const kept = "Your messages are kept and will be sent.";
-  switch (c.status) {
-    case "connecting":
-      return "Connecting…";
-    case "reconnecting":
-      return c.problem === "token"
-        ? `Reconnecting… signing in to the chat failed, trying again. ${kept}`
-        : `Connection lost. Reconnecting… ${kept}`;
-    case "offline":
-      return `Waiting for network… you are offline. ${kept}`;
-    case "stopped":
-      if (state.fatal === 4001) return "The chat could not sign you in: your sign-in was refused. Please reload the page or sign in again.";
-      return state.fatal ? "The chat stopped working on this page. Please reload the page." : "";
-    case "idle":
-      return state.toast ? "" : "You are signed out of the chat. Sign in on this site, then reload the page.";
-    default:
-      return "";
-  }
-}
+
 
 function buildPanel() {
   const close = h("button.icon-btn", { type: "button", "aria-label": "Close the chat", onclick: () => setOpen(false) }, icon("close"));
@@ -429,7 +414,7 @@ function sendText(textarea) {
   textarea.value = "";
   textarea.style.height = "auto";
   typing(false);
-  state.toast = "";
+  say("");
   render({ stick: true });
 }
 
@@ -442,7 +427,7 @@ async function loadOlder() {
   try {
     await c.loadOlder(conv.id);
   } catch (err) {
-    state.toast = errorWords(err);
+    say(errorWords(err));
   } finally {
     state.loadingOlder = false;
     render();
@@ -455,30 +440,6 @@ function cardOf(id) {
   return state.conv && state.conv.cards.get(id);
 }
 
-async function wallet() {
-  try {
-    const w = await state.client.request({ type: "wallet" });
-    return (w.balances["user:" + state.client.me.user] || {});
-  } catch {
-    return null;
-  }
-}
-
-const pinField = { name: "pin", label: "Payment PIN (6 digits)", type: "password", inputmode: "numeric",
-  pattern: "[0-9]{6}", maxlength: 6, autocomplete: "off" };
-
-/** Run a money command; the key is made once per user action and reused on every retry. */
-function moneyCommand(frame) {
-  const key = randomId(frame.type).slice(0, 40);
-  return async (values) => {
-    const extra = typeof frame.build === "function" ? frame.build(values) : {};
-    const { build, ...rest } = frame;
-    if (values.pin !== undefined && !/^[0-9]{6}$/.test(values.pin)) throw wordsError("The payment PIN must be 6 digits.");
-    const reply = await state.client.money({ ...rest, ...extra, key, ...(values.pin ? { pin: values.pin } : {}) });
-    return reply;
-  };
-}
-
 async function onAction(ev) {
   const target = ev.target.closest("[data-action]");
   if (!target || !state.client) return;
@@ -487,85 +448,23 @@ async function onAction(ev) {
   const conv = state.conv;
   const host = app.querySelector(".panel");
   const card = target.dataset.entity ? cardOf(target.dataset.entity) : null;
-  const v = card ? card.view : {};
-  state.toast = "";
+  say("");
   try {
     if (action === "retry") c.retry(target.dataset.cmid);
     else if (action === "discard") c.discard(target.dataset.cmid);
     else if (action === "recall") await c.recall(conv.id, Number(target.dataset.seq));
     else if (!conv) return;
-    else if (action === "image") {
-      await modal(host, {
-        title: "Send a picture", text: "Paste the address of a picture (for example from your photo storage).",
-        fields: [{ name: "url", label: "Picture address", type: "url", placeholder: "https://…" }], submit: "Send",
-        onSubmit: async ({ url }) => {
-          if (!/^https?:\/\/\S+$/.test(url)) throw wordsError("Please paste an address that starts with https://");
-          c.send(conv.id, { kind: "image", url });
-          return true;
-        },
-      });
-    } else if (action === "pay" || action === "buy-now") {
-      const amount = action === "pay" ? v.amount : LISTING.price;
-      const currency = action === "pay" ? v.currency : LISTING.currency;
-      const balance = await wallet();
-      const have = balance && balance[currency] !== undefined ? ` Your balance: ${money(balance[currency], currency)}.` : "";
-      const done = await modal(host, {
-        title: `Pay ${money(amount, currency)}`,
-        text: "The money is held safely and only goes to the shop when you confirm that you received the item." + have,
-        fields: [pinField], submit: "Pay",
-        onSubmit: moneyCommand({ type: "pay", conv: conv.id, order: action === "pay" ? card.id : undefined, amount }),
-      });
-      if (done) state.toast = "Paid. The money is held until you confirm receipt.";
-    } else if (action === "confirm") {
-      const done = await modal(host, {
-        title: "Confirm receipt?", text: `Only confirm if you received “${v.title}” as described. ${money(v.amount, v.currency)} will be paid to the shop.`,
-        submit: "Confirm receipt", onSubmit: moneyCommand({ type: "confirm", conv: conv.id, order: card.id }),
-      });
-      if (done) state.toast = "Thank you! The order is complete.";
-    } else if (action === "extend") {
-      await modal(host, {
-        title: "More time to confirm?", text: "You can add time once, for example when a parcel is late.",
-        submit: "Add time", onSubmit: moneyCommand({ type: "extend", conv: conv.id, order: card.id }),
-      });
-    } else if (action === "refund") {
-      await modal(host, {
-        title: "Request a refund", text: "The automatic completion pauses while the shop answers.",
-        fields: [
-          { name: "amount", label: `Amount to get back (${v.currency})`, inputmode: "decimal", value: (v.amount / 100).toFixed(2) },
-          { name: "reason", label: "What went wrong?", type: "textarea", maxlength: 500 },
-        ],
-        submit: "Send request",
-        onSubmit: moneyCommand({ type: "refund", conv: conv.id, order: card.id, build: (vals) => {
-          const amount = parseMoney(vals.amount, v.currency);
-          if (!amount) throw wordsError("Please enter the amount you want back.");
-          if (!vals.reason.trim()) throw wordsError("Please say what went wrong.");
-          return { amount, reason: vals.reason.trim() };
-        } }),
-      });
-    } else if (action === "dispute") {
-      await modal(host, {
-        title: "Ask the platform to decide", text: "An arbiter of the marketplace looks at the conversation and decides.",
-        fields: [{ name: "reason", label: "Why?", type: "textarea", maxlength: 500 }], submit: "Ask the platform",
-        onSubmit: moneyCommand({ type: "dispute", conv: conv.id, order: card.id, build: (vals) => ({ reason: vals.reason.trim() }) }),
-      });
-    } else if (action === "transfer") {
-      const currency = LISTING ? LISTING.currency : "CNY";
-      await modal(host, {
-        title: "Send money to the shop", text: "The shop has to accept it; if it does not within the time limit, the money comes back to you.",
-        fields: [{ name: "amount", label: `Amount (${currency})`, inputmode: "decimal" }, pinField], submit: "Send money",
-        onSubmit: moneyCommand({ type: "transfer", conv: conv.id, currency, build: (vals) => {
-          const amount = parseMoney(vals.amount, currency);
-          if (!amount) throw wordsError("Please enter an amount.");
-          return { amount };
-        } }),
-      });
-    } else if (action === "transfer-accept" || action === "transfer-decline") {
-      await moneyCommand({ type: "transfer_answer", conv: conv.id, transfer: card.id, accept: action === "transfer-accept" })({});
-    }
+    else await dialogAction(action, { client: c, conv, card, host, listing: LISTING, say });
   } catch (err) {
-    state.toast = err.words || errorWords(err);
+    say(err.words || errorWords(err));
   }
   render();
+}
+
+/** Show a line under the messages: an error, or (ok) a confirmation styled as one. */
+function say(words, ok = false) {
+  state.toast = words;
+  state.toastOk = ok;
 }
 
 // --- start ------------------------------------------------------------------------------------
