@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import redis
 
@@ -35,6 +36,7 @@ SECRET = "test-secret-0123456789-abcdefghijklmnop"
 SERVER_SECRET = "server-secret-for-tests-0123456789"
 PIN_PEPPER = "pin-pepper-for-tests-0123456789"
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+PG_URL = os.environ.get("CHAT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def make_config(tmp_path: Path, **overrides: Any) -> Config:
@@ -88,20 +90,40 @@ async def money(server_factory: Callable[..., Any]) -> tuple[ChatServer, str]:
     return server, f"ws://127.0.0.1:{server.port}/"
 
 
-@pytest.fixture(params=["memory", "redis", "two-nodes", "two-nodes-cluster"])
+@pytest.fixture(params=["memory", "redis", "two-nodes", "two-nodes-cluster", "three-nodes-postgres-cluster"])
 async def nodes(request: pytest.FixtureRequest, server_factory: Callable[..., Any]) -> list[ChatServer]:
+    """The deployments every end-to-end test runs on. Buyers connect to the first node and
+    agents to the last, so on several nodes every exchange crosses nodes; the last one is
+    the scale-out shape: three nodes sharing one PostgreSQL schema and the Redis Cluster."""
     if request.param == "memory":
         return [await server_factory()]
-    if request.param == "two-nodes-cluster":
+    extra: dict[str, Any] = {}
+    if request.param.endswith("cluster"):
         url, prefix = request.getfixturevalue("redis_cluster").url, request.getfixturevalue("cluster_prefix")
     else:
         url, prefix = REDIS_URL, request.getfixturevalue("redis_prefix")
-    first = await server_factory(redis_url=url, redis_prefix=prefix, node_id="node-a")
+    if request.param == "three-nodes-postgres-cluster":
+        extra["database_url"] = f"{PG_URL}?schema={request.getfixturevalue('pg_schema')}"
+    first = await server_factory(redis_url=url, redis_prefix=prefix, node_id="node-a", **extra)
     if request.param == "redis":
         return [first]
-    second = await server_factory(redis_url=url, redis_prefix=prefix, node_id="node-b")
-    Client.node_for_agents = f"ws://127.0.0.1:{second.port}/ws"
-    return [first, second]
+    more = 2 if request.param.startswith("three") else 1
+    others = [await server_factory(redis_url=url, redis_prefix=prefix, node_id=f"node-{chr(98 + i)}", **extra)
+              for i in range(more)]
+    Client.node_for_agents = f"ws://127.0.0.1:{others[-1].port}/ws"
+    if extra:
+        assert all(type(n.hub.store).__name__ == "PostgresStore" for n in (first, *others))
+    return [first, *others]
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    """A PostgreSQL schema of the test's own for the chat store, dropped afterwards (the hub
+    nodes still open then hold no transaction, so the drop does not wait for them)."""
+    schema = f"chat_e2e_{uuid.uuid4().hex[:12]}"
+    yield schema
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.fixture
