@@ -1,5 +1,5 @@
 """Command line: ``python -m chat [serve]``, ``python -m chat token ...``, ``python -m chat schema``,
-``python -m chat migrate``."""
+``python -m chat migrate``, ``python -m chat verify evidence.json``."""
 
 from __future__ import annotations
 
@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--currency", default="CNY")
     listing.add_argument("--image", help="image URL")
     listing.add_argument("--ttl", type=int, default=86_400, help="lifetime in seconds (default one day)")
+    verify = sub.add_parser("verify", help="check an evidence package offline: its hash chain and signature "
+                            "(EVIDENCE_KEY); exit 1 naming the first broken link")
+    verify.add_argument("file", help="the package, as exported by GET /api/v1/conversations/<id>/evidence")
+    verify.add_argument("--key", help="the signing key (default: EVIDENCE_KEY)")
     schema = sub.add_parser("schema", help="print the wire protocol's JSON Schema (docs/protocol.schema.json)")
     schema.add_argument("--check", metavar="FILE", help="print nothing; exit 1 if FILE differs from the schema")
     return parser
@@ -55,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "schema":  # the models alone decide it, whatever the settings
         return write_schema(args.check)
     config = Config.from_env()
+    if args.command == "verify":
+        from .evidence import verify_file
+
+        return verify_file(args.file, args.key if args.key is not None else config.evidence_key)
     if args.command == "migrate":
         return asyncio.run(migrate(config))
     if args.command == "listing-token":

@@ -8,6 +8,10 @@ not, and because it should not be reachable from browsers at all.
 
 Amounts are integers in minor units; a float, a string or a missing key is a
 400 with a payment error code, never a rounded guess.
+
+``GET /api/v1/conversations/<id>/evidence`` exports a conversation's signed evidence
+package (:mod:`chat.evidence`): it needs the chat store, which the node hands over
+with ``EVIDENCE_KEY``; without the key the route answers 503.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,6 +27,9 @@ from aiohttp import web
 
 from payments import PaymentError, PaymentService
 from payments.webhooks import WebhookOutbox
+
+from . import evidence
+from .store.base import Store
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -32,7 +40,10 @@ def _error(status: int, code: int, message: str, **details: Any) -> web.Response
     return web.json_response({"code": code, "message": message, **details}, status=status)
 
 
-def build_app(service: PaymentService, server_secret: str) -> web.Application:
+def build_app(
+    service: PaymentService, server_secret: str, *, store: Store | None = None, evidence_key: str = "",
+    now_ms: Callable[[], int] | None = None,
+) -> web.Application:
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not server_secret:
@@ -147,6 +158,16 @@ def build_app(service: PaymentService, server_secret: str) -> web.Application:
                           state=found.state)
         return web.json_response({"replayed": count})
 
+    async def export_evidence(request: web.Request) -> web.Response:
+        if store is None or not evidence_key:
+            return _error(503, 5002, "evidence export is disabled: set EVIDENCE_KEY")
+        conv_id = request.match_info["id"]
+        at = now_ms() if now_ms is not None else int(time.time() * 1000)
+        package = await evidence.build(store, conv_id, evidence_key.encode(), at, service)
+        if package is None:
+            return _error(404, 3001, "no such conversation", id=conv_id)
+        return web.json_response(package)
+
     app = web.Application(middlewares=[guard], client_max_size=64 * 1024)
     app.add_routes(
         [
@@ -162,6 +183,7 @@ def build_app(service: PaymentService, server_secret: str) -> web.Application:
             web.get("/api/v1/reconciliation", reconciliation),
             web.get("/api/v1/webhooks/failed", failed_webhooks),
             web.post("/api/v1/webhooks/{id}/replay", replay_webhook),
+            web.get("/api/v1/conversations/{id}/evidence", export_evidence),
         ]
     )
     return app
@@ -171,8 +193,9 @@ class ApiServer:
     """The server API's listener, started and stopped with the hub node."""
 
     def __init__(self, service: PaymentService, server_secret: str, host: str, port: int,
-                 *, reuse_port: bool = False) -> None:
-        self.app = build_app(service, server_secret)
+                 *, reuse_port: bool = False, store: Store | None = None, evidence_key: str = "",
+                 now_ms: Callable[[], int] | None = None) -> None:
+        self.app = build_app(service, server_secret, store=store, evidence_key=evidence_key, now_ms=now_ms)
         self.host = host
         self.port = port
         self.reuse_port = reuse_port

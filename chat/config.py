@@ -36,6 +36,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("REDIS_PREFIX", "chat:", "key prefix in Redis, to share one Redis between deployments"),
     Setting("TOKEN_SECRET", _DEV_SECRET, "HMAC secret the marketplace signs user tokens with (HS256)"),
     Setting("SERVER_SECRET", "", "bearer secret of the marketplace backend for the server API"),
+    Setting("EVIDENCE_KEY", "", "HMAC-SHA256 key that signs evidence packages of conversations (empty: no "
+            "export); `python -m chat verify` needs the same key"),
     Setting("AUTH_TIMEOUT", "10", "seconds a connection may take to authenticate"),
     Setting("MAX_FRAME_BYTES", "65536", "largest frame accepted; larger frames get error 1005"),
     Setting("MAX_BAD_FRAMES", "20", "bad frames tolerated per connection before closing with 4003"),
@@ -98,6 +100,7 @@ class Config:
     server_secret: str
     auth_timeout: float
     max_frame_bytes: int
+    evidence_key: str
     max_bad_frames: int
     outbox_bytes: int
     rate_per_second: float

@@ -335,7 +335,8 @@ def build(
         server.money = money.MoneyDesk(hub, service, timer_interval=timers, webhooks=hooks)
         hub.disputed = server.money.disputed
         server.api = ApiServer(service, config.server_secret, config.api_host, config.api_port,
-                               reuse_port=reuse_port)
+                               reuse_port=reuse_port, store=hub.store, evidence_key=config.evidence_key,
+                               now_ms=clock.now_ms)
     # The browser side (widget, back office) and, with DEMO on, the demo: plain GETs on this port.
     server.extra_routes = {**(server.extra_routes or {}), **web_routes(config, hub, server.money)}
     return server

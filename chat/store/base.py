@@ -9,6 +9,10 @@ Guarantees every implementation keeps (checked by ``tests/chat/test_store_contra
   stored message with ``duplicate=True`` and writes nothing.
 * Messages are never deleted; a recall marks the original and appends a
   ``recall`` message, so the history stays complete evidence.
+* Every message carries ``hash``, its link in the conversation's hash chain
+  (:mod:`chat.store.chain`), computed in the transaction that stores it from the
+  previous message's hash: ``chain.first_broken`` finds nothing in any conversation however many
+  nodes append to it at once. ``recalled`` is not hashed, so a recall keeps it valid.
 * Every committed message moves its conversation past the store's change
   token: a conversation written after ``change_token`` returned is listed by
   ``changed_since`` with that token. Resuming devices rely on this (not on any
@@ -49,6 +53,9 @@ class MessageRecord:
     ts: int
     cmid: str | None
     recalled: bool = False
+    hash: str | None = None
+    """The message's link in its conversation's hash chain (hex; see :mod:`chat.store.chain`);
+    None only for a row written by a release from before the chain."""
 
 
 @dataclass(frozen=True, slots=True)

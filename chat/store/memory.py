@@ -20,6 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import chain
 from .base import (
     Appended,
     ClientIdReused,
@@ -178,12 +179,15 @@ class MemoryStore:
                     raise ClientIdReused(cmid)
                 return Appended(stored.public(), True, self._conversations[conv_id].agent)
         conv = self._conversation(conv_id)
+        history = self._messages[conv_id]
+        prev = bytes.fromhex(history[-1].record.hash or "") if history else chain.genesis(conv_id)
+        link = chain.message_hash(prev, conv_id, conv.last_seq + 1, sender, role, kind, body, now, cmid).hex()
         self._clock += 1
         conv.change = self._clock
         conv.last_seq += 1
         conv.updated_at = max(conv.updated_at, now)
         message = _Message(
-            MessageRecord(conv_id, conv.last_seq, sender, role, kind, copy.deepcopy(body), now, cmid),
+            MessageRecord(conv_id, conv.last_seq, sender, role, kind, copy.deepcopy(body), now, cmid, hash=link),
             digest,
             auto=bool(body.get("auto")),
         )

@@ -18,15 +18,21 @@ one transaction and one commit). Its parts, in the order they run:
     the conversations that get messages, row-locked in id order (``FOR UPDATE`` over a
     sort; ``= ANY(ARRAY(...))`` keeps these lookups on the primary key): two nodes'
     batches lock shared conversations in the same order, so they queue behind each
-    other instead of deadlocking;
-``bumped``
-    each such conversation's ``last_seq`` moves by its number of appends. Under READ
-    COMMITTED an UPDATE of a row another node changed since the statement's snapshot
-    works on the newest committed version, so seqs continue from what the other node
-    committed: no gap, no seq twice. It also stamps the conversation with this
-    transaction's id (the change clock, see ``postgres.PostgresStore``);
+    other instead of deadlocking. Under READ COMMITTED a row another node changed since
+    the statement's snapshot is locked *and returned* in its newest committed version,
+    so ``last_seq`` and ``head_hash`` read here continue from what the other node
+    committed: no gap, no seq twice, no fork of the chain;
 ``numbered``
     seqs handed out in batch order within each conversation;
+``chained``
+    each message's hash (:mod:`chat.store.chain`): the running ``chain_link`` aggregate
+    (``sha256(previous || part)``, created by migration 2) over the conversation's
+    messages in batch order, starting from its ``head_hash``; ``part`` is the canonical
+    encoding the client sent in two halves (``before``, ``after``) around the seq;
+``bumped``
+    each such conversation's ``last_seq`` moves by its number of appends and its
+    ``head_hash`` to its last new hash. It also stamps the conversation with this
+    transaction's id (the change clock, see ``postgres.PostgresStore``);
 ``inserted``
     the messages.
 
@@ -44,7 +50,7 @@ from .base import ConversationRecord, MessageRecord
 from .sqlite import _unpack as unpack
 
 CONV_COLUMNS = "id, buyer, shop, listing, agent, last_seq, created_at, status, updated_at"
-MSG_COLUMNS = "conv, seq, sender, role, kind, body, ts, cmid, recalled"
+MSG_COLUMNS = "conv, seq, sender, role, kind, body, ts, cmid, recalled, hash"
 XACT_ID = "pg_current_xact_id()::text::bigint"
 XMIN = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 XMAX = "pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
@@ -53,11 +59,12 @@ APPEND_BATCH = f"""
 WITH req AS (
     SELECT * FROM unnest(
         %(conv)b::text[], %(sender)b::text[], %(role)b::text[], %(kind)b::text[], %(body)b::bytea[],
-        %(ts)b::bigint[], %(cmid)b::text[], %(digest)b::bytea[], %(auto)b::boolean[]
-    ) WITH ORDINALITY AS r (conv, sender, role, kind, body, ts, cmid, digest, auto, ord)
+        %(ts)b::bigint[], %(cmid)b::text[], %(digest)b::bytea[], %(auto)b::boolean[],
+        %(before)b::bytea[], %(after)b::bytea[]
+    ) WITH ORDINALITY AS r (conv, sender, role, kind, body, ts, cmid, digest, auto, before, after, ord)
 ),
 dup AS MATERIALIZED (
-    SELECT r.ord, m.seq, m.role, m.kind, m.body, m.ts, m.recalled, m.digest, c.agent
+    SELECT r.ord, m.seq, m.role, m.kind, m.body, m.ts, m.recalled, m.digest, c.agent, m.hash
     FROM req r
     CROSS JOIN LATERAL (
         SELECT * FROM messages WHERE conv = r.conv AND sender = r.sender AND cmid = r.cmid LIMIT 1
@@ -69,46 +76,61 @@ fresh AS MATERIALIZED (
     SELECT * FROM req WHERE ord NOT IN (SELECT ord FROM dup)
 ),
 locked AS MATERIALIZED (
-    SELECT id FROM conversations WHERE id = ANY(ARRAY(SELECT DISTINCT conv FROM fresh)) ORDER BY id FOR UPDATE
+    SELECT id, last_seq, head_hash, agent FROM conversations
+    WHERE id = ANY(ARRAY(SELECT DISTINCT conv FROM fresh)) ORDER BY id FOR UPDATE
+),
+numbered AS MATERIALIZED (
+    SELECT f.*, l.last_seq + row_number() OVER (PARTITION BY f.conv ORDER BY f.ord) AS seq,
+           l.head_hash AS head, l.agent
+    FROM fresh f JOIN locked l ON l.id = f.conv
+),
+chained AS MATERIALIZED (
+    SELECT n.*,
+           chain_link(n.head, n.before || convert_to(n.seq::text, 'UTF8') || n.after)
+               OVER (PARTITION BY n.conv ORDER BY n.ord) AS hash
+    FROM numbered n
 ),
 bumped AS (
     UPDATE conversations c
-    SET last_seq = c.last_seq + k.n, updated_at = greatest(c.updated_at, k.at), change = {XACT_ID}
-    FROM (SELECT conv, count(*) AS n, max(ts) AS at FROM fresh GROUP BY conv) k
+    SET last_seq = c.last_seq + k.n, updated_at = greatest(c.updated_at, k.at), change = {XACT_ID},
+        head_hash = k.head
+    FROM (
+        SELECT conv, count(*) AS n, max(ts) AS at, (array_agg(hash ORDER BY ord DESC))[1] AS head
+        FROM chained GROUP BY conv
+    ) k
     WHERE c.id = ANY(ARRAY(SELECT id FROM locked)) AND c.id = k.conv
-    RETURNING c.id, c.last_seq - k.n AS base, c.agent
-),
-numbered AS MATERIALIZED (
-    SELECT f.*, b.base + row_number() OVER (PARTITION BY f.conv ORDER BY f.ord) AS seq, b.agent
-    FROM fresh f JOIN bumped b ON b.id = f.conv
 ),
 inserted AS (
-    INSERT INTO messages (conv, seq, sender, role, kind, body, ts, cmid, digest, auto)
-    SELECT conv, seq, sender, role, kind, body, ts, cmid, digest, auto FROM numbered
+    INSERT INTO messages (conv, seq, sender, role, kind, body, ts, cmid, digest, auto, hash)
+    SELECT conv, seq, sender, role, kind, body, ts, cmid, digest, auto, hash FROM chained
 )
-SELECT ord, false, seq, NULL, NULL, NULL, NULL, false, NULL, agent FROM numbered
+SELECT ord, false, seq, NULL, NULL, NULL, NULL, false, NULL, agent, hash FROM chained
 UNION ALL
-SELECT ord, true, seq, role, kind, body, ts, recalled, digest, agent FROM dup
+SELECT ord, true, seq, role, kind, body, ts, recalled, digest, agent, hash FROM dup
 """
-"""Rows: (ord, duplicate, seq, role, kind, body, ts, recalled, digest, agent); the stored
-message's fields only for duplicates."""
+"""Rows: (ord, duplicate, seq, role, kind, body, ts, recalled, digest, agent, hash); the
+stored message's fields only for duplicates."""
 
 OPEN_INSERT = f"""
-INSERT INTO conversations (id, buyer, shop, listing_id, listing, agent, last_seq, created_at, updated_at, change)
-VALUES (%s, %s, %s, %s, %s, %s, 1, %s, %s, {XACT_ID})
+INSERT INTO conversations (id, buyer, shop, listing_id, listing, agent, last_seq, created_at, updated_at, change,
+                           head_hash)
+VALUES (%s, %s, %s, %s, %s, %s, 1, %s, %s, {XACT_ID}, %s)
 ON CONFLICT (buyer, shop, listing_id) DO NOTHING
 RETURNING {CONV_COLUMNS}
 """
 
 INSERT_MESSAGE = """
-INSERT INTO messages (conv, seq, sender, role, kind, body, ts, cmid, digest, auto)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+INSERT INTO messages (conv, seq, sender, role, kind, body, ts, cmid, digest, auto, hash)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 """
 
 BUMP = f"""
-UPDATE conversations SET last_seq = last_seq + 1, updated_at = greatest(updated_at, %s), change = {XACT_ID}
+UPDATE conversations SET last_seq = last_seq + 1, updated_at = greatest(updated_at, %s), change = {XACT_ID},
+    head_hash = %s
 WHERE id = %s RETURNING last_seq, agent
 """
+"""One message appended outside the batch (a recall), its hash computed by the caller
+under the conversation's row lock."""
 
 RECENT = f"""
 SELECT {CONV_COLUMNS} FROM conversations
@@ -149,6 +171,7 @@ def message(row: tuple[Any, ...]) -> MessageRecord:
     return MessageRecord(
         conv=row[0], seq=int(row[1]), sender=row[2], role=row[3], kind=row[4],
         body=unpack(row[5]), ts=int(row[6]), cmid=row[7], recalled=bool(row[8]),
+        hash=None if row[9] is None else bytes(row[9]).hex(),
     )
 
 

@@ -17,17 +17,48 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
+
+from . import chain
+from .sqlite import _unpack as unpack
 
 log = logging.getLogger(__name__)
 
 SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 """What ``?schema=`` may name: it is spliced into SQL, so nothing that needs quoting."""
 
-MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
+Step = str | Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]]
+"""A statement, or a function run on the migrating connection (inside its transaction)."""
+
+
+async def backfill_chain(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Hash every message stored before the chain, each conversation in seq order, and
+    set the conversation's ``head_hash`` (see :mod:`chat.store.chain`). One conversation
+    at a time, so memory stays bounded by the largest conversation."""
+    cur = await conn.execute("SELECT id FROM conversations ORDER BY id")
+    for (conv_id,) in await cur.fetchall():
+        rows = await (await conn.execute(
+            "SELECT seq, sender, role, kind, body, ts, cmid, hash FROM messages WHERE conv = %s ORDER BY seq",
+            (conv_id,),
+        )).fetchall()
+        prev = chain.genesis(conv_id)
+        updates: list[tuple[bytes, str, int]] = []
+        for seq, sender, role, kind, body, ts, cmid, stored in rows:
+            if stored is None:
+                stored = chain.message_hash(prev, conv_id, int(seq), sender, role, kind, unpack(body), int(ts), cmid)
+                updates.append((stored, conv_id, int(seq)))
+            prev = bytes(stored)
+        if updates:
+            async with conn.cursor() as writer:
+                await writer.executemany("UPDATE messages SET hash = %s WHERE conv = %s AND seq = %s", updates)
+        await conn.execute("UPDATE conversations SET head_hash = %s WHERE id = %s", (prev if rows else None, conv_id))
+
+
+MIGRATIONS: tuple[tuple[int, tuple[Step, ...]], ...] = (
     (1, (
         """CREATE TABLE conversations (
             id text PRIMARY KEY,
@@ -84,6 +115,17 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             cluster text NOT NULL
         )""",
     )),
+    # The hash chain: a hash per message, the conversation's last one (what the append
+    # batch chains from, read under its row lock), and the running aggregate the batch
+    # statement hashes with (``sha256(previous || part)``; see pg_queries.APPEND_BATCH).
+    (2, (
+        "ALTER TABLE messages ADD COLUMN hash bytea",
+        "ALTER TABLE conversations ADD COLUMN head_hash bytea",
+        """CREATE FUNCTION chain_step(state bytea, head bytea, part bytea) RETURNS bytea
+            LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT sha256(coalesce(state, head) || part)'""",
+        "CREATE AGGREGATE chain_link(bytea, bytea) (SFUNC = chain_step, STYPE = bytea)",
+        backfill_chain,
+    )),
 )
 
 LATEST = MIGRATIONS[-1][0]
@@ -133,7 +175,10 @@ async def migrate(conn: psycopg.AsyncConnection[Any], schema: str) -> int:
             if version <= current:
                 continue
             for statement in statements:
-                await conn.execute(statement)
+                if isinstance(statement, str):
+                    await conn.execute(statement)
+                else:
+                    await statement(conn)
             await conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
             log.info("chat store %s: migrated to schema version %d", schema, version)
             current = version

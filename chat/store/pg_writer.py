@@ -79,7 +79,8 @@ class Pool:
 
 @dataclass(slots=True)
 class Append:
-    """One queued append; ``body`` packed, ``digest`` of the unpacked body (as SQLite's)."""
+    """One queued append; ``body`` packed, ``digest`` of the unpacked body (as SQLite's),
+    ``before``/``after`` its canonical encoding around the seq (:func:`chain.split`)."""
 
     conv: str
     sender: str
@@ -90,6 +91,8 @@ class Append:
     cmid: str | None
     digest: bytes
     auto: bool
+    before: bytes
+    after: bytes
     future: asyncio.Future[Appended]
 
     def settle(self, result: Appended | BaseException) -> None:
@@ -104,15 +107,19 @@ class Append:
         """What the batch statement's row for this append (None: no row) means."""
         if row is None:
             return NotFound(self.conv)
-        _, duplicate, seq, role, kind, body, ts, recalled, stored_digest, agent = row
+        _, duplicate, seq, role, kind, body, ts, recalled, stored_digest, agent, link = row
+        link = None if link is None else bytes(link).hex()
         if not duplicate:
             record = MessageRecord(
-                self.conv, int(seq), self.sender, self.role, self.kind, unpack(self.body), self.ts, self.cmid
+                self.conv, int(seq), self.sender, self.role, self.kind, unpack(self.body), self.ts, self.cmid,
+                hash=link,
             )
             return Appended(record, False, agent)
         if bytes(stored_digest) != self.digest:
             return ClientIdReused(self.cmid or "")
-        stored = MessageRecord(self.conv, int(seq), self.sender, role, kind, unpack(body), int(ts), self.cmid, recalled)
+        stored = MessageRecord(
+            self.conv, int(seq), self.sender, role, kind, unpack(body), int(ts), self.cmid, recalled, hash=link
+        )
         return Appended(stored, True, agent)
 
 
@@ -203,6 +210,7 @@ class AppendWriter:
             "conv": [r.conv for r in batch], "sender": [r.sender for r in batch], "role": [r.role for r in batch],
             "kind": [r.kind for r in batch], "body": [r.body for r in batch], "ts": [r.ts for r in batch],
             "cmid": [r.cmid for r in batch], "digest": [r.digest for r in batch], "auto": [r.auto for r in batch],
+            "before": [r.before for r in batch], "after": [r.after for r in batch],
         }
         for attempt in range(ATTEMPTS):
             if self._conn is None or self._conn.closed:

@@ -56,6 +56,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import errors as pg_errors
 
+from . import chain
 from . import pg_queries as q
 from .base import (
     Appended,
@@ -155,8 +156,10 @@ class PostgresStore:
         if not self._started or self._writer is None:
             raise ConnectionError("the store is closed")
         fut: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
+        before, after = chain.split(conv_id, sender, role, kind, body, now, cmid)
         self._writer.submit(Append(
-            conv_id, sender, role, kind, pack(body), now, cmid, digest(kind, body), bool(body.get("auto")), fut
+            conv_id, sender, role, kind, pack(body), now, cmid, digest(kind, body), bool(body.get("auto")),
+            before, after, fut,
         ))
         return await fut
 
@@ -212,11 +215,12 @@ class PostgresStore:
         self, conv_id: str, buyer: str, shop: str, listing: dict[str, Any], agent: str | None, now: int
     ) -> tuple[ConversationRecord, MessageRecord | None]:
         card_body = {"listing": listing}
+        link = chain.message_hash(chain.genesis(conv_id), conv_id, 1, buyer, "buyer", "product", card_body, now, None)
 
         async def job(conn: Conn) -> tuple[ConversationRecord, MessageRecord | None]:
             try:
                 cur = await conn.execute(
-                    q.OPEN_INSERT, (conv_id, buyer, shop, listing["id"], pack(listing), agent, now, now)
+                    q.OPEN_INSERT, (conv_id, buyer, shop, listing["id"], pack(listing), agent, now, now, link)
                 )
             except pg_errors.UniqueViolation as exc:
                 raise StoreError(f"conversation id {conv_id} is already taken") from exc
@@ -224,9 +228,11 @@ class PostgresStore:
             if row is not None:
                 await conn.execute(q.INSERT_MESSAGE, (
                     conv_id, 1, buyer, "buyer", "product", pack(card_body), now, None, digest("product", card_body),
-                    False,
+                    False, link,
                 ))
-                card = MessageRecord(conv_id, 1, buyer, "buyer", "product", unpack(pack(card_body)), now, None)
+                card = MessageRecord(
+                    conv_id, 1, buyer, "buyer", "product", unpack(pack(card_body)), now, None, hash=link.hex()
+                )
                 return q.conversation(row), card
             cur = await conn.execute(
                 f"SELECT {q.CONV_COLUMNS} FROM conversations WHERE buyer=%s AND shop=%s AND listing_id=%s FOR UPDATE",
@@ -251,8 +257,11 @@ class PostgresStore:
 
     async def recall(self, conv_id: str, seq: int, by: str, now: int, window_ms: int) -> Appended:
         async def job(conn: Conn) -> Appended:
-            # The conversation's row first, as the append batches lock it, so the two queue.
-            await conn.execute("SELECT 1 FROM conversations WHERE id=%s FOR UPDATE", (conv_id,))
+            # The conversation's row first, as the append batches lock it, so the two queue;
+            # its last_seq and head_hash then stay as read until this transaction ends.
+            head = await (await conn.execute(
+                "SELECT last_seq, head_hash FROM conversations WHERE id=%s FOR UPDATE", (conv_id,)
+            )).fetchone()
             cur = await conn.execute(
                 f"SELECT {q.MSG_COLUMNS} FROM messages WHERE conv=%s AND seq=%s", (conv_id, seq)
             )
@@ -267,17 +276,23 @@ class PostgresStore:
                 raise RecallRefused("kind")
             if now - original.ts > window_ms:
                 raise RecallRefused("window")
-            await conn.execute("UPDATE messages SET recalled = true WHERE conv=%s AND seq=%s", (conv_id, seq))
-            bumped = await (await conn.execute(q.BUMP, (now, conv_id))).fetchone()
-            if bumped is None:  # pragma: no cover - the message's conversation exists, locked above
+            if head is None:  # pragma: no cover - the message's conversation exists
                 raise NotFound(conv_id)
+            await conn.execute("UPDATE messages SET recalled = true WHERE conv=%s AND seq=%s", (conv_id, seq))
             body = {"seq": seq}
             # "~" cannot appear in a client's cmid, so this id never collides with one.
             cmid = f"~recall:{seq}"
+            new_seq = int(head[0]) + 1
+            prev = b"" if head[1] is None else bytes(head[1])
+            link = chain.message_hash(prev, conv_id, new_seq, by, original.role, "recall", body, now, cmid)
+            bumped = await (await conn.execute(q.BUMP, (now, link, conv_id))).fetchone()
+            if bumped is None:  # pragma: no cover - the message's conversation exists, locked above
+                raise NotFound(conv_id)
             await conn.execute(q.INSERT_MESSAGE, (
-                conv_id, bumped[0], by, original.role, "recall", pack(body), now, cmid, digest("recall", body), False,
+                conv_id, new_seq, by, original.role, "recall", pack(body), now, cmid, digest("recall", body), False,
+                link,
             ))
-            record = MessageRecord(conv_id, int(bumped[0]), by, original.role, "recall", body, now, cmid)
+            record = MessageRecord(conv_id, new_seq, by, original.role, "recall", body, now, cmid, hash=link.hex())
             return Appended(record, False, bumped[1])
 
         return await self._run(job, transaction=True)

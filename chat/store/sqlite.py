@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import msgpack
 
+from . import chain
 from .base import (
     Appended,
     ClientIdReused,
@@ -99,7 +100,7 @@ CREATE TABLE IF NOT EXISTS agents (
 ) STRICT, WITHOUT ROWID;
 """
 
-_MSG_COLUMNS = "conv, seq, sender, role, kind, body, ts, cmid, recalled"
+_MSG_COLUMNS = "conv, seq, sender, role, kind, body, ts, cmid, recalled, hash"
 
 
 def _pack(obj: Any) -> bytes:
@@ -115,6 +116,7 @@ def _message(row: tuple[Any, ...]) -> MessageRecord:
     return MessageRecord(
         conv=row[0], seq=row[1], sender=row[2], role=row[3], kind=row[4],
         body=_unpack(row[5]), ts=row[6], cmid=row[7], recalled=bool(row[8]),
+        hash=None if row[9] is None else bytes(row[9]).hex(),
     )
 
 
@@ -674,7 +676,34 @@ def _version_1(conn: sqlite3.Connection) -> None:
     conn.execute("INSERT OR IGNORE INTO change_clock (id, epoch, value) VALUES (1, ?, 0)", (uuid.uuid4().hex[:12],))
 
 
-MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], None]], ...] = ((1, _version_1),)
+def _version_2(conn: sqlite3.Connection) -> None:
+    """The hash chain (:mod:`chat.store.chain`): a ``hash`` on every message, backfilled for
+    the messages already stored, each conversation in seq order."""
+    if "hash" not in {row[1] for row in conn.execute("PRAGMA table_info(messages)")}:
+        conn.execute("ALTER TABLE messages ADD COLUMN hash BLOB")
+    backfill(conn)
+
+
+def backfill(conn: sqlite3.Connection) -> int:
+    """Chain every message that has no hash yet, from its predecessor's (or the genesis)
+    value; returns how many were hashed. Rows come in (conv, seq) order, the primary key's."""
+    done = 0
+    prev_conv, prev = "", b""
+    rows = conn.execute(
+        "SELECT conv, seq, sender, role, kind, body, ts, cmid, hash FROM messages ORDER BY conv, seq"
+    ).fetchall()
+    for conv, seq, sender, role, kind, body, ts, cmid, stored in rows:
+        if conv != prev_conv:
+            prev_conv, prev = conv, chain.genesis(conv)
+        if stored is None:
+            stored = chain.message_hash(prev, conv, seq, sender, role, kind, _unpack(body), ts, cmid)
+            conn.execute("UPDATE messages SET hash=? WHERE conv=? AND seq=?", (stored, conv, seq))
+            done += 1
+        prev = bytes(stored)
+    return done
+
+
+MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], None]], ...] = ((1, _version_1), (2, _version_2))
 """Each step's number and what it does, in order; a file records the steps it took in
 ``schema_version``. Steps only add, so a node of the previous release can still open the
 file. Append new steps here, never change one that has shipped."""
@@ -724,10 +753,12 @@ def _append(
             (conv_id, sender, cmid),
         ).fetchone()
         if row is not None:
-            if row[9] != digest and row[9] != _legacy_digest(kind, body):
+            if row[10] != digest and row[10] != _legacy_digest(kind, body):
                 raise ClientIdReused(cmid)
             agent = c.execute("SELECT agent FROM conversations WHERE id=?", (conv_id,)).fetchone()[0]
-            return Appended(_message(row[:9]), True, agent)
+            return Appended(_message(row[:10]), True, agent)
+    # Encoded before the first write, so a body that cannot be hashed fails cleanly.
+    before, after = chain.split(conv_id, sender, role, kind, body, now, cmid)
     # The conversation takes the clock's next value, then the clock moves: writers are
     # serialized, so change values follow commit order (see ``changed_since``).
     row = c.execute(
@@ -739,9 +770,16 @@ def _append(
         raise NotFound(conv_id)
     c.execute("UPDATE change_clock SET value = value + 1 WHERE id = 1")
     seq = int(row[0])
+    # The previous link is read inside this write transaction: the file has one writer at
+    # a time (BEGIN IMMEDIATE), so two store instances on it still chain one after the other.
+    prev = chain.genesis(conv_id)
+    if seq > 1:
+        found = c.execute("SELECT hash FROM messages WHERE conv=? AND seq=?", (conv_id, seq - 1)).fetchone()
+        prev = b"" if found is None or found[0] is None else bytes(found[0])
+    link = chain.link(prev, before + str(seq).encode() + after)
     c.execute(
-        "INSERT INTO messages (conv, seq, sender, role, kind, body, ts, cmid, digest, auto)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (conv_id, seq, sender, role, kind, _pack(body), now, cmid, digest, 1 if body.get("auto") else 0),
+        "INSERT INTO messages (conv, seq, sender, role, kind, body, ts, cmid, digest, auto, hash)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (conv_id, seq, sender, role, kind, _pack(body), now, cmid, digest, 1 if body.get("auto") else 0, link),
     )
-    return Appended(MessageRecord(conv_id, seq, sender, role, kind, body, now, cmid), False, row[1])
+    return Appended(MessageRecord(conv_id, seq, sender, role, kind, body, now, cmid, hash=link.hex()), False, row[1])

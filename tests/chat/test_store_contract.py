@@ -11,15 +11,19 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import msgpack
 import psycopg
 import pytest
 
 from chat.protocol.views import msg_frame
-from chat.store.base import ClientIdReused, NotFound, RecallRefused, Store
+from chat.store import chain, pg_schema
+from chat.store.base import ClientIdReused, MessageRecord, NotFound, RecallRefused, Store
 from chat.store.memory import MemoryStore
 from chat.store.postgres import PostgresStore
 from chat.store.sqlite import SQLiteStore
@@ -689,3 +693,179 @@ async def test_migrations_are_idempotent_and_two_nodes_may_start_at_once(
             assert [m.seq for m in await again.messages("c1")] == [1, 2]
     finally:
         await again.close()
+
+
+def links(messages: list[MessageRecord]) -> list[dict[str, Any]]:
+    """Messages as the chain verifier reads them (the hashed fields and ``hash``)."""
+    return [{**chain.record_fields(m), "hash": m.hash} for m in messages]
+
+
+async def test_every_message_chains_from_the_one_before(open_store: Callable[[], Awaitable[Store]]) -> None:
+    """Seq 1 chains from the genesis value, each later message from its predecessor's hash;
+    what ``append`` returns carries the hash that is stored, a duplicate the stored one."""
+    store = await open_store()
+    _, card = await store.open_conversation("c1", "b", "s", LISTING, "a", 1)
+    assert card is not None and card.hash == chain.message_hash(
+        chain.genesis("c1"), "c1", 1, "b", "buyer", "product", {"listing": LISTING}, 1, None
+    ).hex()
+    done = [await store.append("c1", "b", "buyer", "text", {"text": f"é{i}", "z": [1.5, None], "a": {"y": 1, "x": 2}},
+                               f"m{i}", 2 + i) for i in range(3)]
+    again = await store.append("c1", "b", "buyer", "text", {"text": "é0", "z": [1.5, None], "a": {"x": 2, "y": 1}},
+                               "m0", 9)
+    stored = await store.messages("c1")
+    assert again.duplicate and again.message.hash == stored[1].hash
+    assert [d.message.hash for d in done] == [m.hash for m in stored[1:]]
+    assert chain.first_broken("c1", links(stored), last_seq=4) is None
+    expected = chain.message_hash(bytes.fromhex(stored[0].hash or ""), "c1", 2, "b", "buyer", "text",
+                                  {"a": {"x": 2, "y": 1}, "text": "é0", "z": [1.5, None]}, 2, "m0")
+    assert stored[1].hash == expected.hex()
+    assert chain.first_broken("c1", links(stored), last_seq=5) == (5, "message 5 is missing (the conversation has 5)")
+
+
+async def test_recall_keeps_the_chain_valid(open_store: Callable[[], Awaitable[Store]]) -> None:
+    """The recalled flag is not hashed and the recall notice is chained like any message."""
+    store = await open_store()
+    await store.open_conversation("c1", "b", "s", LISTING, "a", 1)
+    await store.append("c1", "b", "buyer", "text", {"text": "oops"}, "m1", 2)
+    await store.append("c1", "a", "agent", "text", {"text": "hello"}, "m2", 3)
+    notice = await store.recall("c1", 2, "b", 4, 60_000)
+    await store.append("c1", "a", "agent", "text", {"text": "after"}, "m3", 5)
+    stored = await store.messages("c1")
+    assert [m.recalled for m in stored] == [False, True, False, False, False]
+    assert stored[3].kind == "recall" and stored[3].hash == notice.message.hash
+    assert chain.first_broken("c1", links(stored), last_seq=5) is None
+
+
+async def test_two_nodes_appending_to_one_conversation_chain_one_after_the_other(
+    open_store: Callable[[], Awaitable[Store]],
+) -> None:
+    """Two store instances (two nodes) appending and recalling in one conversation at once:
+    every message chains from the one stored before it, whichever node stored either."""
+    first, second = await open_store(), await open_store()
+    await first.open_conversation("c1", "b", "s", LISTING, "a", 1)
+    sent = await first.append("c1", "b", "buyer", "text", {"text": "to recall"}, "r", 2)
+    jobs: list[Awaitable[object]] = [
+        (first if i % 2 else second).append("c1", "b" if i % 3 else "a", "buyer" if i % 3 else "agent", "text",
+                                            {"text": str(i)}, f"m{i}", 3 + i)
+        for i in range(300)
+    ]
+    jobs.insert(150, second.recall("c1", sent.message.seq, "b", 100, 60_000))
+    await asyncio.gather(*jobs)
+    for node in (first, second):
+        stored = await node.messages("c1", limit=1000)
+        assert len(stored) == 303
+        assert chain.first_broken("c1", links(stored), last_seq=303) is None
+
+
+async def _tamper(kind: str, place: str, sql: str, params: tuple[object, ...]) -> None:
+    """Change the database behind the store's back, as someone with access to it could."""
+    if kind == "sqlite":
+        conn = sqlite3.connect(place)
+        conn.execute(sql.replace("%s", "?"), params)
+        conn.commit()
+        conn.close()
+        return
+    async with await psycopg.AsyncConnection.connect(PG_URL, autocommit=True,
+                                                     options=f"-c search_path={place}") as pg:
+        await pg.execute(sql, params)
+
+
+@pytest.mark.parametrize("edit", ["body", "delete", "delete_last", "ts"])
+async def test_editing_or_deleting_a_row_in_the_database_is_detected(
+    store_kind: str, new_place: Callable[[], str], edit: str
+) -> None:
+    """A body edited, a row deleted (in the middle or at the end) or two rows' contents
+    swapped directly in the database: verification names the first broken link."""
+    if store_kind == "memory":
+        pytest.skip("the memory store has no database to edit")
+    place = new_place()
+    store = make_store(store_kind, place)
+    await store.start()
+    try:
+        await store.open_conversation("c1", "b", "s", LISTING, "a", 1)
+        for i in range(5):
+            await store.append("c1", "b", "buyer", "text", {"text": f"m{i}"}, f"m{i}", 2 + i)
+        assert chain.first_broken("c1", links(await store.messages("c1")), last_seq=6) is None
+        if edit == "body":
+            await _tamper(store_kind, place, "UPDATE messages SET body = %s WHERE conv = %s AND seq = %s",
+                          (msgpack.packb({"text": "I never said that"}), "c1", 3))
+            expected = 3
+        elif edit == "ts":
+            await _tamper(store_kind, place, "UPDATE messages SET ts = 100 - ts WHERE conv = %s AND seq IN (4, 5)",
+                          ("c1",))
+            expected = 4
+        else:
+            seq = 6 if edit == "delete_last" else 4
+            await _tamper(store_kind, place, "DELETE FROM messages WHERE conv = %s AND seq = %s", ("c1", seq))
+            expected = seq
+        conv = await store.get_conversation("c1")
+        assert conv is not None
+        broken = chain.first_broken("c1", links(await store.messages("c1")), last_seq=conv.last_seq)
+        assert broken is not None and broken[0] == expected, broken
+    finally:
+        await store.close()
+
+
+async def test_sqlite_backfill_chains_messages_stored_before_the_chain(tmp_path: Path) -> None:
+    """Migration 2 hashes the rows a file already had, in seq order: the chain it builds is
+    the one new appends would have built, and appends after it continue it."""
+    path = str(tmp_path / "chat.db")
+    store = SQLiteStore(path, synchronous="NORMAL")
+    await store.start()
+    await store.open_conversation("c1", "b", "s", LISTING, "a", 1)
+    await store.append("c1", "b", "buyer", "text", {"text": "hi"}, "m1", 2)
+    before = [m.hash for m in await store.messages("c1")]
+    await store.close()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE messages SET hash = NULL")
+    conn.execute("DELETE FROM schema_version WHERE version >= 2")
+    conn.commit()
+    conn.close()
+    again = SQLiteStore(path, synchronous="NORMAL")
+    await again.start()
+    try:
+        await again.append("c1", "a", "agent", "text", {"text": "hello"}, "m2", 3)
+        stored = await again.messages("c1")
+        assert [m.hash for m in stored[:2]] == before
+        assert chain.first_broken("c1", links(stored), last_seq=3) is None
+    finally:
+        await again.close()
+
+
+async def test_postgres_backfill_chains_messages_stored_before_the_chain(new_place: Callable[[], str],
+                                                                         store_kind: str) -> None:
+    """The PostgreSQL migration 2 on a database of version 1 with messages: hashes and the
+    conversations' head hash are backfilled, so the next batch continues the chain."""
+    if store_kind != "postgres":
+        pytest.skip("PostgreSQL's own migration")
+    place = new_place()
+    reference = MemoryStore()
+    await reference.start()
+    await reference.open_conversation("c1", "b", "s", LISTING, "a", 1)
+    await reference.append("c1", "b", "buyer", "text", {"text": "hi"}, "m1", 2)
+    async with await psycopg.AsyncConnection.connect(PG_URL, autocommit=True) as pg, pg.transaction():
+        await pg.execute(f'CREATE SCHEMA "{place}"')
+        await pg.execute(f'SET LOCAL search_path TO "{place}"')
+        await pg.execute("CREATE TABLE schema_version"
+                         " (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+        for statement in pg_schema.MIGRATIONS[0][1]:
+            assert isinstance(statement, str)
+            await pg.execute(statement)
+        await pg.execute("INSERT INTO schema_version (version) VALUES (1)")
+        await pg.execute("INSERT INTO conversations (id, buyer, shop, listing_id, listing, last_seq, created_at)"
+                         " VALUES ('c1', 'b', 's', 'l1', %s, 2, 1)", (msgpack.packb(LISTING),))
+        for m in await reference.messages("c1"):
+            await pg.execute(
+                "INSERT INTO messages (conv, seq, sender, role, kind, body, ts, cmid, digest)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, '')",
+                (m.conv, m.seq, m.sender, m.role, m.kind, msgpack.packb(m.body), m.ts, m.cmid),
+            )
+    store = make_store("postgres", place)
+    await store.start()
+    try:
+        await store.append("c1", "a", "agent", "text", {"text": "hello"}, "m2", 3)
+        stored = await store.messages("c1")
+        assert [m.hash for m in stored[:2]] == [m.hash for m in await reference.messages("c1")]
+        assert chain.first_broken("c1", links(stored), last_seq=3) is None
+    finally:
+        await store.close()

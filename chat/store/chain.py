@@ -1,0 +1,130 @@
+"""The hash chain of a conversation: what makes its stored record tamper-evident.
+
+Every message stored carries ``hash = SHA-256(prev || canonical(message))``, where
+``prev`` is the 32 raw bytes of the previous message's hash in the same conversation
+and, for seq 1, the genesis value ``SHA-256(UTF-8 bytes of the conversation id)``. A row
+edited, deleted or reordered in the database no longer chains: recomputing the hashes
+from the first message names the first broken link.
+
+``canonical(message)`` is the UTF-8 encoding of the JSON object with exactly the keys
+``body, cmid, conv, kind, role, sender, seq, ts``, written with keys sorted at every
+level (by code point), no whitespace (``","`` and ``":"`` separators), non-ASCII
+characters as themselves (not ``\\u`` escapes), integers in decimal and floats as
+Python's ``repr`` (shortest round trip). It is exactly::
+
+    json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+The ``recalled`` flag is deliberately not hashed: a recall marks the original (which
+would otherwise change a hash already chained on) and appends a ``recall`` message,
+which is itself chained, so the record says both that it was said and that it was taken
+back. Every store uses this one module, so they agree byte for byte; the offline
+verifier (:mod:`chat.evidence`) does too.
+
+The PostgreSQL store hashes a whole batch inside its one statement, where a message's
+seq is only known to the database: :func:`split` gives the canonical bytes before and
+after the seq's digits, and the statement chains ``sha256(prev || before || seq ||
+after)`` in batch order (see :mod:`chat.store.pg_queries`). The keys sort so that
+``seq`` comes next to last, which is what makes that split possible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+ALGORITHM = "sha256-chain/v1"
+"""Names this scheme in evidence packages, so a later change of it is told apart."""
+
+_SEQ_MARK = "\x00seq\x00"
+
+
+def genesis(conv_id: str) -> bytes:
+    """What the first message of ``conv_id`` chains from."""
+    return hashlib.sha256(conv_id.encode()).digest()
+
+
+def canonical_json(value: Any) -> bytes:
+    """The canonical encoding of any JSON value (also what evidence packages are signed over)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def fields(
+    conv: str, seq: int, sender: str, role: str, kind: str, body: dict[str, Any], ts: int, cmid: str | None
+) -> dict[str, Any]:
+    """The hashed fields of a message, by their canonical names."""
+    return {"conv": conv, "seq": seq, "sender": sender, "role": role, "kind": kind, "body": body, "ts": ts,
+            "cmid": cmid}
+
+
+def canonical(
+    conv: str, seq: int, sender: str, role: str, kind: str, body: dict[str, Any], ts: int, cmid: str | None
+) -> bytes:
+    return canonical_json(fields(conv, seq, sender, role, kind, body, ts, cmid))
+
+
+def split(
+    conv: str, sender: str, role: str, kind: str, body: dict[str, Any], ts: int, cmid: str | None
+) -> tuple[bytes, bytes]:
+    """The canonical bytes before and after the seq's decimal digits, for a message whose
+    seq the database assigns: ``before + str(seq).encode() + after == canonical(...)``."""
+    text = json.dumps(
+        {**fields(conv, 0, sender, role, kind, body, ts, cmid), "seq": _SEQ_MARK},
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+    )
+    # The mark cannot occur elsewhere: "\x00" inside any other string is written "\u0000".
+    before, _, after = text.partition(json.dumps(_SEQ_MARK))
+    return before.encode(), after.encode()
+
+
+def link(prev: bytes, canonical_bytes: bytes) -> bytes:
+    """One link of the chain: the hash of a message given the previous hash."""
+    return hashlib.sha256(prev + canonical_bytes).digest()
+
+
+def message_hash(
+    prev: bytes, conv: str, seq: int, sender: str, role: str, kind: str, body: dict[str, Any], ts: int,
+    cmid: str | None,
+) -> bytes:
+    return link(prev, canonical(conv, seq, sender, role, kind, body, ts, cmid))
+
+
+def record_fields(message: Any) -> dict[str, Any]:
+    """The hashed fields of a :class:`~chat.store.base.MessageRecord`."""
+    return fields(message.conv, message.seq, message.sender, message.role, message.kind, message.body,
+                  message.ts, message.cmid)
+
+
+def first_broken(conv_id: str, messages: list[dict[str, Any]], last_seq: int | None = None) -> tuple[int, str] | None:
+    """The first link that does not hold, as ``(seq, why)``, or None if the chain is whole.
+
+    ``messages`` are dicts with the hashed fields and ``hash`` (hex), in the order given
+    (they must be seq 1, 2, 3, ...). A link is checked against the previous message's
+    *stored* hash, so one edited row is named alone, and a missing row is named by the
+    seq that is missing. ``last_seq`` (the conversation's own count) catches rows
+    deleted from the end, which no later link could reveal.
+    """
+    prev = genesis(conv_id)
+    expected_seq = 1
+    for message in messages:
+        seq = message.get("seq")
+        if message.get("conv") != conv_id:
+            return (expected_seq, f"message {seq} belongs to conversation {message.get('conv')!r}")
+        if seq != expected_seq:
+            return (expected_seq, f"message {expected_seq} is missing (the next one is {seq})")
+        stored = message.get("hash")
+        if not isinstance(stored, str):
+            return (expected_seq, f"message {seq} has no hash")
+        try:
+            body = message["body"]
+            computed = message_hash(prev, conv_id, seq, message["sender"], message["role"], message["kind"],
+                                    body, message["ts"], message.get("cmid"))
+        except (KeyError, TypeError, ValueError) as exc:
+            return (expected_seq, f"message {seq} cannot be encoded: {exc}")
+        if computed.hex() != stored.lower():
+            return (expected_seq, f"message {seq}'s hash does not match its content and the previous hash")
+        prev = bytes.fromhex(stored)
+        expected_seq += 1
+    if last_seq is not None and last_seq >= expected_seq:
+        return (expected_seq, f"message {expected_seq} is missing (the conversation has {last_seq})")
+    return None
