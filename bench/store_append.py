@@ -43,8 +43,10 @@ import psycopg  # noqa: E402
 
 from chat.store import pg_queries  # noqa: E402
 from chat.store.base import Store  # noqa: E402
+from chat.store.encoding import digest as _digest  # noqa: E402
+from chat.store.encoding import pack as _pack  # noqa: E402
 from chat.store.postgres import PostgresStore  # noqa: E402
-from chat.store.sqlite import SQLiteStore, _digest, _pack  # noqa: E402
+from chat.store.sqlite import SQLiteStore  # noqa: E402
 
 PG_URL = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 LISTING = {"id": "l", "title": "Tea", "price": 100, "currency": "CNY"}

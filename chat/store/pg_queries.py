@@ -47,7 +47,7 @@ from __future__ import annotations
 from typing import Any
 
 from .base import ConversationRecord, MessageRecord
-from .sqlite import _unpack as unpack
+from .encoding import unpack
 
 CONV_COLUMNS = "id, buyer, shop, listing, agent, last_seq, created_at, status, updated_at"
 MSG_COLUMNS = "conv, seq, sender, role, kind, body, ts, cmid, recalled, hash"

@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 
 from . import chain
-from .sqlite import _unpack as unpack
+from .encoding import unpack
 
 log = logging.getLogger(__name__)
 

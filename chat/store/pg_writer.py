@@ -25,7 +25,7 @@ from psycopg.pq import TransactionStatus
 
 from . import pg_queries as q
 from .base import Appended, ClientIdReused, MessageRecord, NotFound, Role, StoreError
-from .sqlite import _unpack as unpack
+from .encoding import unpack
 
 Conn = psycopg.AsyncConnection[Any]
 log = logging.getLogger(__name__)

@@ -69,11 +69,9 @@ from .base import (
     StoreError,
     newer_signed_card,
 )
+from .encoding import digest, pack, unpack
 from .pg_schema import SCHEMA_NAME, migrate, split_schema
 from .pg_writer import ATTEMPTS, RETRY, Append, AppendWriter, Conn, Pool, backoff
-from .sqlite import _digest as digest
-from .sqlite import _pack as pack
-from .sqlite import _unpack as unpack
 
 T = TypeVar("T")
 WRITTEN_KINDS = ("text", "image", "product")

@@ -15,16 +15,11 @@ steps of :data:`MIGRATIONS` that the file has not taken yet, recorded in its
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import queue
 import sqlite3
 import threading
-import time
-import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
-
-import msgpack
 
 from . import chain
 from .base import (
@@ -39,113 +34,30 @@ from .base import (
     StoreError,
     newer_signed_card,
 )
+from .encoding import digest, legacy_digest, pack, unpack
+from .sqlite_schema import migrate
 
 T = TypeVar("T")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS conversations (
-    id TEXT PRIMARY KEY,
-    buyer TEXT NOT NULL,
-    shop TEXT NOT NULL,
-    listing_id TEXT NOT NULL,
-    listing BLOB NOT NULL,
-    agent TEXT,
-    last_seq INTEGER NOT NULL DEFAULT 0,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL DEFAULT 0,
-    status TEXT NOT NULL DEFAULT 'open',
-    buyer_read INTEGER NOT NULL DEFAULT 0,
-    shop_read INTEGER NOT NULL DEFAULT 0,
-    change INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (buyer, shop, listing_id)
-) STRICT;
-CREATE INDEX IF NOT EXISTS conversations_shop ON conversations (shop, updated_at);
-CREATE INDEX IF NOT EXISTS conversations_buyer ON conversations (buyer, updated_at);
-CREATE INDEX IF NOT EXISTS conversations_shop_change ON conversations (shop, change);
-CREATE INDEX IF NOT EXISTS conversations_buyer_change ON conversations (buyer, change);
--- The store's change clock: every committed message takes the next value for its
--- conversation; the epoch names this file, so a token from another store is refused.
-CREATE TABLE IF NOT EXISTS change_clock (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    epoch TEXT NOT NULL,
-    value INTEGER NOT NULL
-) STRICT;
-CREATE TABLE IF NOT EXISTS messages (
-    conv TEXT NOT NULL REFERENCES conversations (id),
-    seq INTEGER NOT NULL,
-    sender TEXT NOT NULL,
-    role TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    body BLOB NOT NULL,
-    ts INTEGER NOT NULL,
-    cmid TEXT,
-    digest BLOB,
-    recalled INTEGER NOT NULL DEFAULT 0,
-    auto INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (conv, seq)
-) STRICT, WITHOUT ROWID;
-CREATE UNIQUE INDEX IF NOT EXISTS messages_cmid ON messages (conv, sender, cmid)
-    WHERE cmid IS NOT NULL;
-CREATE TABLE IF NOT EXISTS cursors (
-    name TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-) STRICT, WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS agents (
-    shop TEXT NOT NULL,
-    agent TEXT NOT NULL,
-    last_seen INTEGER NOT NULL,
-    auto_reply TEXT,
-    auto_on INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (shop, agent)
-) STRICT, WITHOUT ROWID;
-"""
-
 _MSG_COLUMNS = "conv, seq, sender, role, kind, body, ts, cmid, recalled, hash"
-
-
-def _pack(obj: Any) -> bytes:
-    data: bytes = msgpack.packb(obj, use_bin_type=True)
-    return data
-
-
-def _unpack(data: bytes) -> Any:
-    return msgpack.unpackb(data, raw=False)
 
 
 def _message(row: tuple[Any, ...]) -> MessageRecord:
     return MessageRecord(
         conv=row[0], seq=row[1], sender=row[2], role=row[3], kind=row[4],
-        body=_unpack(row[5]), ts=row[6], cmid=row[7], recalled=bool(row[8]),
+        body=unpack(row[5]), ts=row[6], cmid=row[7], recalled=bool(row[8]),
         hash=None if row[9] is None else bytes(row[9]).hex(),
     )
 
 
 def _conversation(row: tuple[Any, ...]) -> ConversationRecord:
     return ConversationRecord(
-        id=row[0], buyer=row[1], shop=row[2], listing=_unpack(row[3]), agent=row[4],
+        id=row[0], buyer=row[1], shop=row[2], listing=unpack(row[3]), agent=row[4],
         last_seq=row[5], created_at=row[6], status=row[7], updated_at=row[8],
     )
 
 
 _CONV_COLUMNS = "id, buyer, shop, listing, agent, last_seq, created_at, status, updated_at"
-
-
-def _canonical(value: Any) -> Any:
-    """Maps with their keys sorted, so a body's digest does not depend on key order."""
-    if isinstance(value, dict):
-        return [[k, _canonical(value[k])] for k in sorted(value)]
-    if isinstance(value, list | tuple):
-        return [_canonical(v) for v in value]
-    return value
-
-
-def _digest(kind: str, body: dict[str, Any]) -> bytes:
-    return hashlib.blake2b(_pack([kind, _canonical(body)]), digest_size=16).digest()
-
-
-def _legacy_digest(kind: str, body: dict[str, Any]) -> bytes:
-    """The digest rows written before bodies were canonicalised carry (key order kept)."""
-    return hashlib.blake2b(_pack([kind, body]), digest_size=16).digest()
 
 
 def _connect(path: str, synchronous: str) -> sqlite3.Connection:
@@ -332,13 +244,13 @@ class SQLiteStore:
                 existing = _conversation(row)
                 if newer_signed_card(listing, existing.listing):
                     # A card the marketplace signed replaces what a browser sent earlier.
-                    c.execute("UPDATE conversations SET listing=? WHERE id=?", (_pack(listing), existing.id))
+                    c.execute("UPDATE conversations SET listing=? WHERE id=?", (pack(listing), existing.id))
                     row = c.execute(f"SELECT {_CONV_COLUMNS} FROM conversations WHERE id=?", (existing.id,)).fetchone()
                 return _conversation(row), None
             c.execute(
                 "INSERT INTO conversations (id, buyer, shop, listing_id, listing, agent, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (conv_id, buyer, shop, listing["id"], _pack(listing), agent, now, now),
+                (conv_id, buyer, shop, listing["id"], pack(listing), agent, now, now),
             )
             card = _append(c, conv_id, buyer, "buyer", "product", {"listing": listing}, None, now).message
             row = c.execute(f"SELECT {_CONV_COLUMNS} FROM conversations WHERE id=?", (conv_id,)).fetchone()
@@ -637,105 +549,6 @@ class SQLiteStore:
         return await self._reader.submit(job)
 
 
-_ADDED_COLUMNS = (
-    ("conversations", "updated_at", "INTEGER NOT NULL DEFAULT 0"),
-    ("conversations", "change", "INTEGER NOT NULL DEFAULT 0"),
-    ("messages", "auto", "INTEGER NOT NULL DEFAULT 0"),
-    ("agents", "auto_reply", "TEXT"),
-    ("agents", "auto_on", "INTEGER NOT NULL DEFAULT 0"),
-)
-"""Columns that files from before versioned migrations may lack."""
-
-
-def _statements(script: str) -> list[str]:
-    """A script's statements, one by one (``executescript`` would commit first)."""
-    out: list[str] = []
-    pending = ""
-    for line in script.splitlines():
-        if line.lstrip().startswith("--"):
-            continue
-        pending += line + "\n"
-        if sqlite3.complete_statement(pending):
-            out.append(pending.strip())
-            pending = ""
-    if pending.strip():
-        raise ValueError(f"incomplete statement: {pending!r}")
-    return out
-
-
-def _version_1(conn: sqlite3.Connection) -> None:
-    """The schema as it was when migrations got versions (:data:`SCHEMA`). A file made
-    before then, with or without some of its columns, is brought to it: columns are added
-    before the schema's indexes refer to them, and every statement is ``IF NOT EXISTS``."""
-    for table, column, spec in _ADDED_COLUMNS:
-        columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-        if columns and column not in columns:
-            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {spec}")
-    for statement in _statements(SCHEMA):
-        conn.execute(statement)
-    conn.execute("INSERT OR IGNORE INTO change_clock (id, epoch, value) VALUES (1, ?, 0)", (uuid.uuid4().hex[:12],))
-
-
-def _version_2(conn: sqlite3.Connection) -> None:
-    """The hash chain (:mod:`chat.store.chain`): a ``hash`` on every message, backfilled for
-    the messages already stored, each conversation in seq order."""
-    if "hash" not in {row[1] for row in conn.execute("PRAGMA table_info(messages)")}:
-        conn.execute("ALTER TABLE messages ADD COLUMN hash BLOB")
-    backfill(conn)
-
-
-def backfill(conn: sqlite3.Connection) -> int:
-    """Chain every message that has no hash yet, from its predecessor's (or the genesis)
-    value; returns how many were hashed. Rows come in (conv, seq) order, the primary key's."""
-    done = 0
-    prev_conv, prev = "", b""
-    rows = conn.execute(
-        "SELECT conv, seq, sender, role, kind, body, ts, cmid, hash FROM messages ORDER BY conv, seq"
-    ).fetchall()
-    for conv, seq, sender, role, kind, body, ts, cmid, stored in rows:
-        if conv != prev_conv:
-            prev_conv, prev = conv, chain.genesis(conv)
-        if stored is None:
-            stored = chain.message_hash(prev, conv, seq, sender, role, kind, _unpack(body), ts, cmid)
-            conn.execute("UPDATE messages SET hash=? WHERE conv=? AND seq=?", (stored, conv, seq))
-            done += 1
-        prev = bytes(stored)
-    return done
-
-
-MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], None]], ...] = ((1, _version_1), (2, _version_2))
-"""Each step's number and what it does, in order; a file records the steps it took in
-``schema_version``. Steps only add, so a node of the previous release can still open the
-file. Append new steps here, never change one that has shipped."""
-
-LATEST = MIGRATIONS[-1][0]
-
-
-def migrate(conn: sqlite3.Connection) -> int:
-    """Take the steps ``conn``'s file lacks, all in one write transaction (``BEGIN
-    IMMEDIATE``: two processes starting at once take turns, the second finds the work
-    done); returns the file's version."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)"
-            " STRICT"
-        )
-        current = int(conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0])
-        for version, step in MIGRATIONS:
-            if version > current:
-                step(conn)
-                conn.execute(
-                    "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (version, int(time.time() * 1000))
-                )
-                current = version
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return current
-
-
 def _append(
     c: sqlite3.Connection,
     conv_id: str,
@@ -746,14 +559,14 @@ def _append(
     cmid: str | None,
     now: int,
 ) -> Appended:
-    digest = _digest(kind, body)
+    body_digest = digest(kind, body)
     if cmid is not None:
         row = c.execute(
             f"SELECT {_MSG_COLUMNS}, digest FROM messages WHERE conv=? AND sender=? AND cmid=?",
             (conv_id, sender, cmid),
         ).fetchone()
         if row is not None:
-            if row[10] != digest and row[10] != _legacy_digest(kind, body):
+            if row[10] != body_digest and row[10] != legacy_digest(kind, body):
                 raise ClientIdReused(cmid)
             agent = c.execute("SELECT agent FROM conversations WHERE id=?", (conv_id,)).fetchone()[0]
             return Appended(_message(row[:10]), True, agent)
@@ -780,6 +593,6 @@ def _append(
     c.execute(
         "INSERT INTO messages (conv, seq, sender, role, kind, body, ts, cmid, digest, auto, hash)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (conv_id, seq, sender, role, kind, _pack(body), now, cmid, digest, 1 if body.get("auto") else 0, link),
+        (conv_id, seq, sender, role, kind, pack(body), now, cmid, body_digest, 1 if body.get("auto") else 0, link),
     )
     return Appended(MessageRecord(conv_id, seq, sender, role, kind, body, now, cmid, hash=link.hex()), False, row[1])

@@ -543,7 +543,7 @@ async def test_sqlite_file_from_an_earlier_version_is_migrated(tmp_path: Path) -
     SQLite only: it is about that store's file format, not the protocol."""
     import sqlite3
 
-    from chat.store import sqlite as sqlite_store
+    from chat.store import sqlite_schema as sqlite_store
 
     path = tmp_path / "old.db"
     old_schema = (

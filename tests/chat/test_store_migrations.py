@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from chat.store import pg_schema
-from chat.store import sqlite as sqlite_store
+from chat.store import sqlite_schema as sqlite_store
 from chat.store.sqlite import SQLiteStore
 
 from .test_store_contract import LISTING, PG_URL, drop_schemas

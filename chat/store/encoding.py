@@ -1,0 +1,41 @@
+"""How stored bodies are encoded and compared, shared by every durable store.
+
+Bodies and listings are stored as msgpack (compact, and it keeps bytes and ints exact).
+A message's ``digest`` identifies its (kind, body) for the ``cmid`` check: a resend with
+the same cmid and the same content is a duplicate, with other content it is refused. The
+digest canonicalises maps (keys sorted), so it does not depend on key order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import msgpack
+
+
+def pack(obj: Any) -> bytes:
+    data: bytes = msgpack.packb(obj, use_bin_type=True)
+    return data
+
+
+def unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, raw=False)
+
+
+def canonical(value: Any) -> Any:
+    """Maps with their keys sorted, so a body's digest does not depend on key order."""
+    if isinstance(value, dict):
+        return [[k, canonical(value[k])] for k in sorted(value)]
+    if isinstance(value, list | tuple):
+        return [canonical(v) for v in value]
+    return value
+
+
+def digest(kind: str, body: dict[str, Any]) -> bytes:
+    return hashlib.blake2b(pack([kind, canonical(body)]), digest_size=16).digest()
+
+
+def legacy_digest(kind: str, body: dict[str, Any]) -> bytes:
+    """The digest rows written before bodies were canonicalised carry (key order kept)."""
+    return hashlib.blake2b(pack([kind, body]), digest_size=16).digest()
