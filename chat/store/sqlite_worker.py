@@ -1,0 +1,138 @@
+"""The SQLite store's two threads: one writer that commits in groups, one reader.
+
+SQLite allows one writer at a time and an ``fsync`` per message would cap throughput at
+the disk's sync rate, so the writer takes every write queued since its last commit, runs
+each inside its own SAVEPOINT (one bad request cannot spoil the batch) and commits them
+together, then resolves their futures in one hop back to the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from .base import StoreError
+
+T = TypeVar("T")
+
+
+def connect(path: str, synchronous: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+class Worker:
+    """A thread owning one connection; runs jobs in order, batching writes."""
+
+    def __init__(self, name: str, connect: Callable[[], sqlite3.Connection], batch: bool) -> None:
+        self._connect = connect
+        self._batch = batch
+        self._jobs: queue.SimpleQueue[
+            tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], bool] | None
+        ] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join()
+
+    def submit(self, job: Callable[[sqlite3.Connection], T], *, clean_failure: bool = False) -> asyncio.Future[T]:
+        """Queue a job. ``clean_failure``: the job writes nothing before it can raise, so
+        it needs no savepoint of its own (two statements saved per message)."""
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        if not self._thread.is_alive():
+            fut.set_exception(ConnectionError("the store is closed"))
+        else:
+            self._jobs.put((job, fut, clean_failure))
+        return fut
+
+    def _run(self) -> None:
+        try:
+            conn = self._connect()
+        except BaseException as exc:  # surfaced to start()
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while True:
+                first = self._jobs.get()
+                if first is None:
+                    return
+                jobs = [first]
+                if self._batch:
+                    while len(jobs) < 512:
+                        try:
+                            nxt = self._jobs.get_nowait()
+                        except queue.Empty:
+                            break
+                        if nxt is None:
+                            self._jobs.put(None)
+                            break
+                        jobs.append(nxt)
+                self._execute(conn, jobs)
+        finally:
+            conn.close()
+
+    def _execute(self, conn: sqlite3.Connection, jobs: list[Any]) -> None:
+        results: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        if self._batch:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for job, fut, clean_failure in jobs:
+                    if clean_failure:
+                        try:
+                            results.append((fut, True, job(conn)))
+                        except StoreError as exc:
+                            results.append((fut, False, exc))
+                        continue
+                    conn.execute("SAVEPOINT job")
+                    try:
+                        value = job(conn)
+                    except BaseException as exc:
+                        conn.execute("ROLLBACK TO job")
+                        conn.execute("RELEASE job")
+                        results.append((fut, False, exc))
+                    else:
+                        conn.execute("RELEASE job")
+                        results.append((fut, True, value))
+                conn.execute("COMMIT")
+            except BaseException as exc:  # the commit (or a job, unexpectedly) failed: nothing holds
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                results = [(fut, False, exc) for _, fut, _ in jobs]
+        else:
+            for job, fut, _ in jobs:
+                try:
+                    results.append((fut, True, job(conn)))
+                except BaseException as exc:
+                    results.append((fut, False, exc))
+        loop = results[0][0].get_loop()
+        loop.call_soon_threadsafe(_settle, results)
+
+
+def _settle(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for fut, ok, value in results:
+        if fut.done():
+            continue
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)
