@@ -80,6 +80,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WEBHOOK_SECRET_PREVIOUS", "", "the old key during a rotation: webhooks are signed with both"),
     Setting("WEBHOOK_TIMEOUT", "10", "seconds the receiver has to answer 2xx before the attempt counts as failed"),
     Setting("WEBHOOK_RETRY_HOURS", "72", "hours a webhook is retried (backoff) before it is kept as failed"),
+    Setting("OFF_PLATFORM_ACTION", "note", "what a text with contact details or off-platform payment gets: off, "
+            "note (delivered, flagged, the buyer warned), mask (matches replaced by ***) or block (refused, 4006)"),
     Setting("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
     Setting("DEMO", "on", "on: a demo shop, funded demo buyers and demo pages under /demo/ (demo tokens for demo "
             "users only); off: no demo data, only the web client under /web/"),
@@ -98,9 +100,9 @@ class Config:
     redis_prefix: str
     token_secret: str
     server_secret: str
+    evidence_key: str
     auth_timeout: float
     max_frame_bytes: int
-    evidence_key: str
     max_bad_frames: int
     outbox_bytes: int
     rate_per_second: float
@@ -137,6 +139,7 @@ class Config:
     webhook_secret_previous: str
     webhook_timeout: float
     webhook_retry_hours: float
+    off_platform_action: str
     log_level: str
     demo: str
 
@@ -160,6 +163,8 @@ class Config:
             except ValueError:
                 raise SystemExit(f"{setting.env}={raw!r} is not a valid {kind}") from None
         values.update(overrides)
+        if values["off_platform_action"] not in ("off", "note", "mask", "block"):
+            raise SystemExit(f"OFF_PLATFORM_ACTION={values['off_platform_action']!r}: use off, note, mask or block")
         if not values["node_id"]:
             values["node_id"] = f"{os.uname().nodename}:{os.getpid()}"
         return cls(**values)

@@ -7,6 +7,7 @@ import dataclasses
 import logging
 
 from ..clock import epoch_seconds
+from ..detect import screen as offplatform
 from ..hub import Hub
 from ..protocol import frames as f
 from ..protocol.errors import ErrorCode, ProtocolError
@@ -38,6 +39,8 @@ async def send(c: Connection, frame: f.Send, rid: int | None) -> None:
         raise ProtocolError(ErrorCode.RATE_LIMITED, details={"retry_after_ms": retry})
     body = frame.body.model_dump(exclude_defaults=True)  # "auto" only when it is true
     kind = body.pop("kind")
+    if kind == "text":  # may add flags, mask, or refuse (OFF_PLATFORM_ACTION)
+        await offplatform.screen(hub, record.id, ident.user, body, frame.cmid)
     role: Role = "buyer" if ident.role == "buyer" else "agent"
     c.outbox.posting(record.id, ident.user, frame.cmid)
     try:
@@ -52,6 +55,8 @@ async def send(c: Connection, frame: f.Send, rid: int | None) -> None:
     # A duplicate fans out again: if the first attempt died between commit and
     # notice, this is what gets the message to the other side (cursors dedupe).
     await hub.fan_out(record, done.message, done.agent, c.id, t0)
+    if not done.duplicate and offplatform.should_warn(hub, body):
+        hub.run_detached(offplatform.warn_buyer(hub, record))
     # The ack must not overtake a lower seq on its way to this connection (a client's
     # resume cursor counts acked seqs): if one is still in flight between nodes, the
     # outbox fills it from the store and the ack queues behind it.

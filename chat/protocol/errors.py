@@ -45,6 +45,7 @@ class ErrorCode(IntEnum):
     NOT_YOUR_MESSAGE = 4003
     NOT_RECALLABLE = 4004
     CLIENT_ID_REUSED = 4005
+    OFF_PLATFORM_BLOCKED = 4006
 
     INTERNAL = 5001
     UNAVAILABLE = 5002
@@ -70,6 +71,7 @@ ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.NOT_YOUR_MESSAGE: "only the sender may recall a message",
     ErrorCode.NOT_RECALLABLE: "this message cannot be recalled",
     ErrorCode.CLIENT_ID_REUSED: "this client message id was used for a different message",
+    ErrorCode.OFF_PLATFORM_BLOCKED: "contact details or payment outside the platform are not allowed in messages",
     ErrorCode.INTERNAL: "internal server error; retrying is safe",
     ErrorCode.UNAVAILABLE: "a backend is unavailable; retry shortly",
 }
