@@ -127,6 +127,20 @@ def build_app(
         found = await asyncio.to_thread(service.withdrawals.get, request.match_info["id"])
         return web.json_response(found.model_dump(mode="json"))
 
+    async def credit(request: web.Request) -> web.Response:
+        kind, _, subject = request.match_info["subject"].partition(":")
+        if kind == "shop":
+            found = await asyncio.to_thread(service.ratings.shop_credit, subject)
+        elif kind == "user":
+            found = await asyncio.to_thread(service.ratings.buyer_credit, subject)
+        else:
+            return _error(400, 6000, "the subject must look like shop:<id> or user:<id>")
+        return web.json_response(found.model_dump(mode="json"))
+
+    async def order_ratings(request: web.Request) -> web.Response:
+        found = await asyncio.to_thread(service.ratings.ratings_of, request.match_info["id"])
+        return web.json_response({"ratings": [r.model_dump(mode="json") for r in found]})
+
     async def reconciliation(request: web.Request) -> web.Response:
         q = request.query
         try:
@@ -181,6 +195,8 @@ def build_app(
             web.get("/api/v1/orders/{id}", order),
             web.get("/api/v1/transfers/{id}", transfer),
             web.get("/api/v1/reconciliation", reconciliation),
+            web.get("/api/v1/credit/{subject}", credit),
+            web.get("/api/v1/orders/{id}/ratings", order_ratings),
             web.get("/api/v1/webhooks/failed", failed_webhooks),
             web.post("/api/v1/webhooks/{id}/replay", replay_webhook),
             web.get("/api/v1/conversations/{id}/evidence", export_evidence),

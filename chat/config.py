@@ -60,6 +60,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("REFUND_ANSWER_HOURS", "48", "hours a shop has to answer a refund request before it is granted"),
     Setting("DISPUTE_WINDOW_HOURS", "24", "least hours a buyer has to dispute a refused refund before release"),
     Setting("ARBITER_DAYS", "7", "days the arbiter promises to decide a dispute in (shown to both sides)"),
+    Setting("RATING_WINDOW_DAYS", "15", "days after a release each side may rate the other (unrated counts as good)"),
     Setting("PAY_LIMIT", "50000", "most one payment or transfer may move, in major units (0: no limit)"),
     Setting("DAILY_LIMIT", "200000", "most one account may pay and transfer per window, in major units (0: no limit)"),
     Setting("DAILY_WINDOW_HOURS", "24", "length of the rolling window of DAILY_LIMIT"),
@@ -122,6 +123,7 @@ class Config:
     refund_answer_hours: float
     dispute_window_hours: float
     arbiter_days: float
+    rating_window_days: float
     pay_limit: int
     daily_limit: int
     daily_window_hours: float
@@ -216,6 +218,7 @@ class Config:
             refund_answer_period_ms=int(self.refund_answer_hours * hour),
             resume_min_period_ms=int(self.dispute_window_hours * hour),
             arbiter_period_ms=int(self.arbiter_days * day),
+            rating_window_ms=int(self.rating_window_days * day),
             limits=limits,
             daily_window_ms=int(self.daily_window_hours * hour),
             fee_bps=self.fee_bps,

@@ -76,6 +76,7 @@ ROLES: dict[str, frozenset[str]] = {
     "transfer_answer": frozenset({"buyer", "agent"}),
     "set_pin": frozenset({"buyer", "agent", "arbiter"}),
     "set_quick_pay": frozenset({"buyer"}),
+    "rate": frozenset({"buyer", "agent"}),
     "wallet": frozenset({"buyer", "agent", "arbiter"}),
 }
 """Who may send each money command. The one rule: a role not listed gets ``3003`` before
@@ -106,6 +107,7 @@ class MoneyDesk:
         self.relay = CardRelay(hub, service)
         self.timer_interval = timer_interval
         self._timers: asyncio.Task[None] | None = None
+        self._credit_cache: dict[str, tuple[int, dict[str, Any]]] = {}
         self.webhooks = (
             None if webhooks is None else WebhookSender(WebhookOutbox(service.store, service.clock), webhooks)
         )
@@ -120,6 +122,7 @@ class MoneyDesk:
             f.Decide: self._order_command,
             f.SendTransfer: self._transfer,
             f.AnswerTransfer: self._answer_transfer,
+            f.Rate: self._rate,
         }
 
     async def start(self) -> None:
@@ -182,6 +185,23 @@ class MoneyDesk:
                 raise ProtocolError(ErrorCode.NOT_FOUND)
             return record
         return await conn.conversation(conv_id)
+
+    async def shop_credit(self, shop: str, now_ms: int) -> dict[str, Any] | None:
+        """The shop's public credit (score, level, positive rate), recomputed at most once a
+        minute per shop: listing pages ask for it on every visit. None if it cannot be read."""
+        cached = self._credit_cache.get(shop)
+        if cached is not None and now_ms - cached[0] < 60_000:
+            return cached[1]
+        try:
+            credit = await asyncio.to_thread(self.service.ratings.shop_credit, shop)
+        except (PaymentError, OSError):
+            log.warning("could not compute the credit of %s", shop, exc_info=True)
+            return None if cached is None else cached[1]
+        view = credit.model_dump(mode="json", exclude={"subject"})
+        if len(self._credit_cache) > 50_000:
+            self._credit_cache.clear()
+        self._credit_cache[shop] = (now_ms, view)
+        return view
 
     async def disputed(self, conv_id: str) -> bool:
         """Whether an order of this conversation went to dispute (arbiters may then read it)."""
@@ -273,6 +293,15 @@ class MoneyDesk:
             **extra(frame),
         )
         return self._order_view(order)
+
+    async def _rate(self, conn: Connection, frame: f.Rate, record: ConversationRecord) -> dict[str, Any]:
+        """Rate a released order of this conversation (the ledger checks party and window)."""
+        await self._check_order(record, frame.order)
+        rating = await self._call(
+            self.service.ratings.rate, actor_of(conn), frame.order, frame.score, frame.comment,
+            frame.item, frame.service, frame.shipping,
+        )
+        return {"entity": "rating", "view": rating.model_dump(mode="json")}
 
     # --- transfers ----------------------------------------------------------------
 

@@ -239,8 +239,9 @@ class ChatServer:
             shop = match.group(1)
             now = self.hub.clock.now_ms()
             state = (await self.hub.presence.get([shop_entity(shop)], now))[shop_entity(shop)]
+            credit = None if self.money is None else await self.money.shop_credit(shop, now)
             return _json(200, {"shop": shop, "status": state.status, "last_seen": state.last_seen,
-                               "typical_response_ms": await self._typical(shop, now)})
+                               "typical_response_ms": await self._typical(shop, now), "credit": credit})
         if self.extra_routes:
             for prefix, route in self.extra_routes.items():
                 if path.startswith(prefix):

@@ -136,6 +136,22 @@ CREATE TABLE IF NOT EXISTS event_seq (
 ){strict};
 INSERT INTO event_seq (singleton, last_id) VALUES (1, 0) ON CONFLICT DO NOTHING;
 
+-- One rating per side of a released order (payments.ratings).
+CREATE TABLE IF NOT EXISTS ratings (
+    order_id TEXT NOT NULL,
+    side TEXT NOT NULL CHECK (side IN ('buyer', 'shop')),
+    rater TEXT NOT NULL,
+    score TEXT NOT NULL CHECK (score IN ('good', 'neutral', 'bad')),
+    comment TEXT,
+    item {int},
+    service {int},
+    shipping {int},
+    amended {int} NOT NULL,
+    created_at {int} NOT NULL,
+    updated_at {int} NOT NULL,
+    PRIMARY KEY (order_id, side)
+){strict};
+
 -- Withdrawals wait in the payout clearing account until the payout is confirmed.
 CREATE TABLE IF NOT EXISTS withdrawals (
     withdrawal_id TEXT PRIMARY KEY,

@@ -50,6 +50,7 @@ from payments.models import (
 from payments.money import check_amount, check_currency
 from payments.orders import OrderCommands
 from payments.pin import check_pin_format
+from payments.ratings import RatingDesk
 from payments.reports import Reconciliation, reconciliation
 from payments.repository import Repo
 from payments.settings import PaymentSettings
@@ -71,6 +72,8 @@ class PaymentService(OrderCommands):
         super().__init__(store, clock, settings or PaymentSettings())
         self.withdrawals = WithdrawalDesk(store, clock)
         """Completes, fails and reads withdrawals (:mod:`payments.withdrawals`)."""
+        self.ratings = RatingDesk(store, clock, self.settings.rating_window_ms)
+        """Ratings after each trade and the credit they add up to (:mod:`payments.ratings`)."""
 
     # -- transfers -----------------------------------------------------------------------
 

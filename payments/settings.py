@@ -83,6 +83,8 @@ class PaymentSettings(BaseModel):
     ship_period_ms: Period = 2 * DAY
     #: A refund request the shop does not answer in this time is granted.
     refund_answer_period_ms: Period = 2 * DAY
+    #: After a release, how long each side may rate the other (and amend bad to good).
+    rating_window_ms: Period = 15 * DAY
     #: The arbiter's promised decision time for a dispute, shown to both sides.
     arbiter_period_ms: Period = 7 * DAY
     #: Platform fee on money released to a seller, in basis points (0 = no fee).

@@ -341,6 +341,22 @@ class AnswerTransfer(_Frame):
     key: Key
 
 
+class Rate(_Frame):
+    """Buyer or agent: rate the other side of a released order of this conversation once
+    (a bad or neutral rating may be changed to good once), within the rating window."""
+
+    type: Literal["rate"]
+    id: RequestId | None = None
+    conv: Id
+    order: Id
+    score: Literal["good", "neutral", "bad"]
+    comment: Annotated[str, StringConstraints(max_length=500)] | None = None
+    item: Annotated[int, Field(ge=1, le=5)] | None = None
+    """Buyer only, like ``service`` and ``shipping``: 1 to 5."""
+    service: Annotated[int, Field(ge=1, le=5)] | None = None
+    shipping: Annotated[int, Field(ge=1, le=5)] | None = None
+
+
 class SetPin(_Frame):
     """Set (or, with ``current``, change) the 6-digit payment PIN."""
 
@@ -376,20 +392,20 @@ class Wallet(_Frame):
 ClientFrame = Annotated[
     Auth | Open | Send | Sync | History | ListConversations | Read | Typing | Recall | SetPresence | Assign
     | AutoReply | Stats | Ping | Offer | Pay | Ship | OrderAction | RequestRefund | AnswerRefund | Dispute | Decide
-    | SendTransfer | AnswerTransfer | SetPin | SetQuickPay | Wallet,
+    | SendTransfer | AnswerTransfer | Rate | SetPin | SetQuickPay | Wallet,
     Field(discriminator="type"),
 ]
 
 MONEY_FRAME_TYPES: tuple[type[_Frame], ...] = (
     Offer, Pay, Ship, OrderAction, RequestRefund, AnswerRefund, Dispute, Decide, SendTransfer, AnswerTransfer,
-    SetPin, SetQuickPay, Wallet,
+    Rate, SetPin, SetQuickPay, Wallet,
 )
 """The money commands: handled only where payments are enabled (else 5002)."""
 
 CLIENT_FRAME_TYPES: tuple[type[_Frame], ...] = (
     Auth, Open, Send, Sync, History, ListConversations, Read, Typing, Recall, SetPresence, Assign, AutoReply,
     Stats, Ping, Offer, Pay, Ship, OrderAction, RequestRefund, AnswerRefund, Dispute, Decide,
-    SendTransfer, AnswerTransfer, SetPin, SetQuickPay, Wallet,
+    SendTransfer, AnswerTransfer, Rate, SetPin, SetQuickPay, Wallet,
 )
 
 
@@ -561,7 +577,7 @@ class PaymentResult(_Frame):
 
     type: Literal["payment"] = "payment"
     re: int | None = None
-    entity: Literal["order", "transfer"]
+    entity: Literal["order", "transfer", "rating"]
     view: dict[str, Any]
 
 

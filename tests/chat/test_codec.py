@@ -59,6 +59,7 @@ def test_every_client_frame_type_decodes() -> None:
         {"type": "transfer_answer", "conv": "c", "transfer": "t", "accept": True, "key": "k-000011"},
         {"type": "set_pin", "pin": "123456"},
         {"type": "set_quick_pay", "enabled": False},
+        {"type": "rate", "conv": "c1", "order": "o1", "score": "good", "item": 5},
         {"type": "wallet"},
     ]
     decoded = {type(decode(pack(s))) for s in samples}
