@@ -34,6 +34,7 @@ from .routing import (
 )
 from .store.base import ConversationRecord, MessageRecord, Store
 from .subscriber import Subscriber
+from .tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +86,9 @@ class Hub:
         self._tasks.append(asyncio.create_task(self._presence_loop(), name="presence-loop"))
 
     async def stop(self) -> None:
-        for task in [*self._tasks, *self._detached]:
+        for task in self._detached:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         self._tasks.clear()
         now = self.clock.now_ms()
         for subscriber in list(self._subscribers):

@@ -18,7 +18,6 @@ each card once, and a command that did not commit posts nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import os
@@ -36,6 +35,7 @@ from .hub import Hub
 from .protocol import frames as f
 from .protocol.errors import ErrorCode, ProtocolError
 from .store.base import ConversationRecord
+from .tasks import cancel_and_wait
 from .webhooks import WebhookSender, WebhookSettings
 
 log = logging.getLogger(__name__)
@@ -133,10 +133,7 @@ class MoneyDesk:
             self._timers = asyncio.create_task(run_timers(self.service, self.timer_interval, self.relay.catch_up))
 
     async def stop(self) -> None:
-        if self._timers is not None:
-            self._timers.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._timers
+        await cancel_and_wait(self._timers)
         await self.relay.stop()
         if self.webhooks is not None:
             await self.webhooks.stop()
@@ -349,11 +346,8 @@ class CardRelay:
         self._task = asyncio.create_task(self._loop(), name="card-relay")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _loop(self) -> None:
         """Events from timers (the worker) and other nodes are picked up by polling."""

@@ -33,6 +33,8 @@ import aiohttp
 
 from payments.webhooks import Delivery, WebhookOutbox
 
+from .tasks import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "Tradechat-Signature"
@@ -96,11 +98,8 @@ class WebhookSender:
         self._task = asyncio.create_task(self._loop(), name="webhook-sender")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self._session is not None:
             await self._session.close()
             self._session = None

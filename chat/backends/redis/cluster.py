@@ -20,6 +20,7 @@ from typing import Any
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import MovedError, RedisError, ResponseError
 
+from ...tasks import cancel_and_wait
 from .broker import BatchingPublisher
 from .client import UNREACHABLE, connect, describe, is_stale, logger, stop_if_cancelled
 from .topology import ClusterMap, ClusterUnavailable, Node, SubscriberLink, release
@@ -101,12 +102,7 @@ class RedisClusterBroker(BatchingPublisher):
         self._closing = True
         await self._stop_flusher()
         links = [k.task for k in self._links.values()]
-        tasks = [t for t in (self._flusher, self._topology, *links, *self._retired) if t]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._flusher, self._topology, *links, *self._retired)
         conns = [*self._pub.values(), *(k.conn for k in self._links.values() if k.conn)]
         for conn in conns:
             await conn.disconnect(nowait=True)
