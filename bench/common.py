@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 SECRET = "bench-secret-0123456789-abcdefghijklmnop"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+PG_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 NOFILE = 20_000
 HUB_SRC = Path(os.environ.get("BENCH_HUB_SRC", str(ROOT))).resolve()
 """Source tree the hub processes run from (default: this checkout; set it to benchmark a snapshot)."""
@@ -110,10 +111,13 @@ class Server:
 class Deployment:
     """One or more servers started for a measurement, cleaned up afterwards."""
 
-    def __init__(self, kind: str, *, synchronous: str = "FULL", nodes: int = 1) -> None:
+    def __init__(self, kind: str, *, synchronous: str = "FULL", nodes: int = 1, postgres: bool = False) -> None:
+        """``postgres``: the nodes share a fresh PostgreSQL schema (dropped on close) instead
+        of one SQLite file, as nodes on several machines would."""
         self.kind = kind
         self.dir = Path(tempfile.mkdtemp(prefix="chatbench-"))
         self.prefix = f"bench:{uuid.uuid4().hex[:10]}:"
+        self.schema = f"bench_{uuid.uuid4().hex[:10]}" if postgres else None
         self.servers: list[Server] = []
         if kind == "relay":
             port = free_port()
@@ -133,6 +137,8 @@ class Deployment:
             }
             if kind == "redis":
                 env.update({"REDIS_URL": REDIS_URL, "REDIS_PREFIX": self.prefix})
+            if self.schema is not None:
+                env["DATABASE_URL"] = f"{PG_URL}?schema={self.schema}"
             env["PYTHONPATH"] = str(HUB_SRC)
             try:
                 self.servers.append(Server([PY, "-m", "chat", "serve"], env, port, f"hub-{i}", self.dir / f"hub{i}.log",
@@ -176,6 +182,11 @@ class Deployment:
             for i in range(0, len(keys), 1000):
                 client.delete(*keys[i:i + 1000])
             client.close()
+        if self.schema is not None:
+            import psycopg
+
+            with psycopg.connect(PG_URL, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
         for path in self.dir.iterdir():
             path.unlink()
         self.dir.rmdir()
