@@ -12,11 +12,16 @@ Amounts are integers in minor units; a float, a string or a missing key is a
 ``GET /api/v1/conversations/<id>/evidence`` exports a conversation's signed evidence
 package (:mod:`chat.evidence`): it needs the chat store, which the node hands over
 with ``EVIDENCE_KEY``; without the key the route answers 503.
+
+``GET /api/v1/reports?after=&limit=`` pages through the reports parties made (oldest first,
+``next_after`` while there may be more) and ``GET /api/v1/shops/<shop>/blocks`` lists a
+shop's blocks, both sides' (:mod:`chat.handlers.safety`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import json
 import time
@@ -182,6 +187,27 @@ def build_app(
             return _error(404, 3001, "no such conversation", id=conv_id)
         return web.json_response(package)
 
+    async def reports(request: web.Request) -> web.Response:
+        if store is None:
+            return _error(503, 5002, "reports need the chat store")
+        try:
+            after = int(request.query.get("after", "0"))
+            limit = int(request.query.get("limit", "100"))
+        except ValueError:
+            return _error(400, 1004, "after and limit must be integers")
+        if not 1 <= limit <= 1000 or after < 0:
+            return _error(400, 1004, "limit must be 1 to 1000 and after at least 0")
+        found = await store.reports(after=after, limit=limit)
+        return web.json_response({"reports": [dataclasses.asdict(r) for r in found],
+                                  "next_after": found[-1].id if len(found) == limit else None})
+
+    async def shop_blocks(request: web.Request) -> web.Response:
+        if store is None:
+            return _error(503, 5002, "blocks need the chat store")
+        shop = request.match_info["shop"]
+        found = await store.blocks_of_shop(shop)
+        return web.json_response({"shop": shop, "blocks": [dataclasses.asdict(b) for b in found]})
+
     app = web.Application(middlewares=[guard], client_max_size=64 * 1024)
     app.add_routes(
         [
@@ -200,6 +226,8 @@ def build_app(
             web.get("/api/v1/webhooks/failed", failed_webhooks),
             web.post("/api/v1/webhooks/{id}/replay", replay_webhook),
             web.get("/api/v1/conversations/{id}/evidence", export_evidence),
+            web.get("/api/v1/reports", reports),
+            web.get("/api/v1/shops/{shop}/blocks", shop_blocks),
         ]
     )
     return app

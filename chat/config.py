@@ -83,6 +83,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WEBHOOK_RETRY_HOURS", "72", "hours a webhook is retried (backoff) before it is kept as failed"),
     Setting("OFF_PLATFORM_ACTION", "note", "what a text with contact details or off-platform payment gets: off, "
             "note (delivered, flagged, the buyer warned), mask (matches replaced by ***) or block (refused, 4006)"),
+    Setting("PRESEND_URL", "", "the marketplace's pre-send check: each text is POSTed there before it is stored "
+            "and allowed, masked or blocked (4007); empty: no check"),
+    Setting("PRESEND_TIMEOUT_MS", "300", "milliseconds the pre-send check has to answer"),
+    Setting("PRESEND_FAILURE", "open", "when the pre-send check times out or fails: open (stored, recorded as "
+            "unavailable) or closed (refused with 5002, retry)"),
     Setting("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
     Setting("DEMO", "on", "on: a demo shop, funded demo buyers and demo pages under /demo/ (demo tokens for demo "
             "users only); off: no demo data, only the web client under /web/"),
@@ -142,6 +147,9 @@ class Config:
     webhook_timeout: float
     webhook_retry_hours: float
     off_platform_action: str
+    presend_url: str
+    presend_timeout_ms: int
+    presend_failure: str
     log_level: str
     demo: str
 
@@ -167,6 +175,8 @@ class Config:
         values.update(overrides)
         if values["off_platform_action"] not in ("off", "note", "mask", "block"):
             raise SystemExit(f"OFF_PLATFORM_ACTION={values['off_platform_action']!r}: use off, note, mask or block")
+        if values["presend_failure"] not in ("open", "closed"):
+            raise SystemExit(f"PRESEND_FAILURE={values['presend_failure']!r}: use open or closed")
         if not values["node_id"]:
             values["node_id"] = f"{os.uname().nodename}:{os.getpid()}"
         return cls(**values)

@@ -24,6 +24,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import OPEN
 
+from . import presend
 from .api import ApiServer
 from .backends.base import Broker, Presence
 from .backends.memory import MemoryBroker, MemoryPresence
@@ -210,6 +211,7 @@ class ChatServer:
             self.server = None
             if self.money is not None:
                 await self.money.stop()
+            await presend.close(self.hub)
             await self.hub.stop()
 
     async def serve_until_signal(self) -> None:

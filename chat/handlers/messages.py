@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
+from .. import presend
 from ..clock import epoch_seconds
 from ..detect import screen as offplatform
 from ..hub import Hub
@@ -14,6 +15,7 @@ from ..protocol.errors import ErrorCode, ProtocolError
 from ..protocol.views import ack_frame, msg_frame, ok_frame, receipt_frame, typing_frame
 from ..routing import counterpart_channels, shop_channel, user_channel, user_entity
 from ..store.base import ClientIdReused, ConversationRecord, NotFound, RecallRefused, Role, side_of
+from . import safety
 from .context import Connection, Handler
 
 log = logging.getLogger(__name__)
@@ -39,9 +41,11 @@ async def send(c: Connection, frame: f.Send, rid: int | None) -> None:
         raise ProtocolError(ErrorCode.RATE_LIMITED, details={"retry_after_ms": retry})
     body = frame.body.model_dump(exclude_defaults=True)  # "auto" only when it is true
     kind = body.pop("kind")
-    if kind == "text":  # may add flags, mask, or refuse (OFF_PLATFORM_ACTION)
-        await offplatform.screen(hub, record.id, ident.user, body, frame.cmid)
     role: Role = "buyer" if ident.role == "buyer" else "agent"
+    await safety.check_not_blocked(hub, record, ident.role)
+    if kind == "text":  # may add flags, mask, or refuse (OFF_PLATFORM_ACTION), then ask PRESEND_URL
+        await offplatform.screen(hub, record.id, ident.user, body, frame.cmid)
+        await presend.check(hub, record.id, ident.user, role, body, frame.cmid)
     c.outbox.posting(record.id, ident.user, frame.cmid)
     try:
         done = await hub.store.append(record.id, ident.user, role, kind, body, frame.cmid, now)

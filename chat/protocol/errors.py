@@ -46,6 +46,8 @@ class ErrorCode(IntEnum):
     NOT_RECALLABLE = 4004
     CLIENT_ID_REUSED = 4005
     OFF_PLATFORM_BLOCKED = 4006
+    PRESEND_BLOCKED = 4007
+    BLOCKED = 4008
 
     INTERNAL = 5001
     UNAVAILABLE = 5002
@@ -72,6 +74,8 @@ ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.NOT_RECALLABLE: "this message cannot be recalled",
     ErrorCode.CLIENT_ID_REUSED: "this client message id was used for a different message",
     ErrorCode.OFF_PLATFORM_BLOCKED: "contact details or payment outside the platform are not allowed in messages",
+    ErrorCode.PRESEND_BLOCKED: "the marketplace does not allow this message",
+    ErrorCode.BLOCKED: "messages between this buyer and this shop are blocked",
     ErrorCode.INTERNAL: "internal server error; retrying is safe",
     ErrorCode.UNAVAILABLE: "a backend is unavailable; retry shortly",
 }

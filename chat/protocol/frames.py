@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from .safety_frames import Block, Report, Reported, Unblock
+
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:@-]+$")]
 """Identifiers of users, shops, listings and conversations: short, printable."""
 
@@ -392,7 +394,8 @@ class Wallet(_Frame):
 ClientFrame = Annotated[
     Auth | Open | Send | Sync | History | ListConversations | Read | Typing | Recall | SetPresence | Assign
     | AutoReply | Stats | Ping | Offer | Pay | Ship | OrderAction | RequestRefund | AnswerRefund | Dispute | Decide
-    | SendTransfer | AnswerTransfer | Rate | SetPin | SetQuickPay | Wallet,
+    | SendTransfer | AnswerTransfer | Rate | SetPin | SetQuickPay | Wallet
+    | Report | Block | Unblock,
     Field(discriminator="type"),
 ]
 
@@ -402,10 +405,11 @@ MONEY_FRAME_TYPES: tuple[type[_Frame], ...] = (
 )
 """The money commands: handled only where payments are enabled (else 5002)."""
 
-CLIENT_FRAME_TYPES: tuple[type[_Frame], ...] = (
+CLIENT_FRAME_TYPES: tuple[type[BaseModel], ...] = (
     Auth, Open, Send, Sync, History, ListConversations, Read, Typing, Recall, SetPresence, Assign, AutoReply,
     Stats, Ping, Offer, Pay, Ship, OrderAction, RequestRefund, AnswerRefund, Dispute, Decide,
     SendTransfer, AnswerTransfer, Rate, SetPin, SetQuickPay, Wallet,
+    Report, Block, Unblock,
 )
 
 
@@ -601,11 +605,13 @@ class Error(_Frame):
 
 ServerFrame = Annotated[
     MessageView | Welcome | Ack | Opened | Synced | ConversationsPage | HistoryPage | Ok | StatsView | Pong | Receipt
-    | TypingEvent | PresenceEvent | PaymentResult | WalletView | Error,
+    | TypingEvent | PresenceEvent | PaymentResult | WalletView | Error
+    | Reported,
     Field(discriminator="type"),
 ]
 
-SERVER_FRAME_TYPES: tuple[type[_Frame], ...] = (
+SERVER_FRAME_TYPES: tuple[type[BaseModel], ...] = (
     MessageView, Welcome, Ack, Opened, Synced, ConversationsPage, HistoryPage, Ok, StatsView, Pong, Receipt,
     TypingEvent, PresenceEvent, PaymentResult, WalletView, Error,
+    Reported,
 )

@@ -13,6 +13,9 @@ Guarantees every implementation keeps (checked by ``tests/chat/test_store_contra
   (:mod:`chat.store.chain`), computed in the transaction that stores it from the
   previous message's hash: ``chain.first_broken`` finds nothing in any conversation however many
   nodes append to it at once. ``recalled`` is not hashed, so a recall keeps it valid.
+* A report is stored once per ``(reporter, conversation, seq)``; report ids grow in
+  commit order. A block is one row per ``(shop, buyer, side)``; lifting it removes only
+  that side's.
 * Every committed message moves its conversation past the store's change
   token: a conversation written after ``change_token`` returned is listed by
   ``changed_since`` with that token. Resuming devices rely on this (not on any
@@ -66,6 +69,36 @@ class Appended:
     message: MessageRecord
     duplicate: bool
     agent: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRecord:
+    """A party's report of a message (``seq``) or of a whole conversation (``seq`` 0)."""
+
+    id: int
+    """Increasing in the order reports were committed: the server API pages by it."""
+    conv: str
+    seq: int
+    reporter: str
+    side: Side
+    """The reporter's side of the conversation."""
+    buyer: str
+    shop: str
+    reason: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRecord:
+    """One side's block between a buyer and a shop: ``side`` ``buyer`` means the buyer
+    blocked the shop, ``shop`` that an agent (``by``) blocked the buyer for the shop."""
+
+    shop: str
+    buyer: str
+    side: Side
+    by: str
+    reason: str | None
+    created_at: int
 
 
 class StoreError(Exception):
@@ -204,6 +237,31 @@ class Store(Protocol):
 
     async def agent_loads(self, shop: str) -> dict[str, int]:
         """Open conversations per known agent of a shop (zero for idle agents)."""
+
+    async def add_report(
+        self, conv_id: str, seq: int, reporter: str, side: Side, buyer: str, shop: str, reason: str, now: int
+    ) -> tuple[ReportRecord, bool]:
+        """Store a report (``seq`` 0: the conversation), or return the one ``(reporter,
+        conv_id, seq)`` already made (the first reason stays) with ``False``. Report ids
+        increase in commit order, so paging with ``reports(after=...)`` misses none."""
+
+    async def reports(self, *, after: int = 0, limit: int = 100) -> list[ReportRecord]:
+        """Reports with an id above ``after``, lowest id first."""
+
+    async def set_block(
+        self, shop: str, buyer: str, side: Side, by: str, reason: str | None, now: int
+    ) -> tuple[BlockRecord, bool]:
+        """Record ``side``'s block between ``buyer`` and ``shop``, or return the one already
+        there (unchanged) with ``False``."""
+
+    async def remove_block(self, shop: str, buyer: str, side: Side) -> bool:
+        """Lift ``side``'s block (only that side's); whether there was one."""
+
+    async def blocks_between(self, shop: str, buyer: str) -> list[BlockRecord]:
+        """Both sides' blocks between them (none, one or two), buyer's first."""
+
+    async def blocks_of_shop(self, shop: str) -> list[BlockRecord]:
+        """Every block the shop is in, either side's, oldest first."""
 
     async def change_token(self) -> str:
         """An opaque position in the store's history of changes, taken now."""

@@ -23,11 +23,13 @@ from typing import Any
 from . import chain
 from .base import (
     Appended,
+    BlockRecord,
     ClientIdReused,
     ConversationRecord,
     MessageRecord,
     NotFound,
     RecallRefused,
+    ReportRecord,
     Role,
     Side,
     StoreError,
@@ -104,6 +106,9 @@ class MemoryStore:
         self._by_cmid: dict[tuple[str, str, str], _Message] = {}  # (conversation, sender, cmid)
         self._agents: dict[tuple[str, str], _Agent] = {}  # (shop, agent)
         self._cursors: dict[str, int] = {}
+        self._reports: list[ReportRecord] = []  # id = index + 1
+        self._report_keys: dict[tuple[str, str, int], ReportRecord] = {}  # (reporter, conversation, seq)
+        self._blocks: dict[tuple[str, str, str], BlockRecord] = {}  # (shop, buyer, side)
         # The change clock: each message moves it by one and stamps its conversation. The
         # epoch names this instance, so a token of another store (or a restarted process)
         # cannot be mistaken for a position in this one.
@@ -314,6 +319,45 @@ class MemoryStore:
                 and m.record.kind not in NOT_UNREAD_KINDS and not m.record.recalled
             )
         return out
+
+    async def add_report(
+        self, conv_id: str, seq: int, reporter: str, side: Side, buyer: str, shop: str, reason: str, now: int
+    ) -> tuple[ReportRecord, bool]:
+        self._check_open()
+        found = self._report_keys.get((reporter, conv_id, seq))
+        if found is not None:
+            return found, False
+        report = ReportRecord(len(self._reports) + 1, conv_id, seq, reporter, side, buyer, shop, reason, now)
+        self._reports.append(report)
+        self._report_keys[(reporter, conv_id, seq)] = report
+        return report, True
+
+    async def reports(self, *, after: int = 0, limit: int = 100) -> list[ReportRecord]:
+        self._check_open()
+        return self._reports[max(0, after):][:limit]
+
+    async def set_block(
+        self, shop: str, buyer: str, side: Side, by: str, reason: str | None, now: int
+    ) -> tuple[BlockRecord, bool]:
+        self._check_open()
+        found = self._blocks.get((shop, buyer, side))
+        if found is not None:
+            return found, False
+        block = self._blocks[(shop, buyer, side)] = BlockRecord(shop, buyer, side, by, reason, now)
+        return block, True
+
+    async def remove_block(self, shop: str, buyer: str, side: Side) -> bool:
+        self._check_open()
+        return self._blocks.pop((shop, buyer, side), None) is not None
+
+    async def blocks_between(self, shop: str, buyer: str) -> list[BlockRecord]:
+        self._check_open()
+        return [b for side in ("buyer", "shop") if (b := self._blocks.get((shop, buyer, side))) is not None]
+
+    async def blocks_of_shop(self, shop: str) -> list[BlockRecord]:
+        self._check_open()
+        return sorted((b for b in self._blocks.values() if b.shop == shop),
+                      key=lambda b: (b.created_at, b.buyer, b.side))
 
     async def message_by_cmid(self, conv_id: str, sender: str, cmid: str) -> MessageRecord | None:
         self._check_open()

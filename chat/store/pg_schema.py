@@ -126,6 +126,31 @@ MIGRATIONS: tuple[tuple[int, tuple[Step, ...]], ...] = (
         "CREATE AGGREGATE chain_link(bytea, bytea) (SFUNC = chain_step, STYPE = bytea)",
         backfill_chain,
     )),
+    # Reports and blocks (chat.store.safety_pg). Reports are inserted under a table lock,
+    # so ids commit in order and the server API's ``after`` cursor misses none.
+    (3, (
+        """CREATE TABLE reports (
+            id bigserial PRIMARY KEY,
+            conv text NOT NULL,
+            seq bigint NOT NULL,
+            reporter text NOT NULL,
+            side text NOT NULL,
+            buyer text NOT NULL,
+            shop text NOT NULL,
+            reason text NOT NULL,
+            created_at bigint NOT NULL,
+            UNIQUE (reporter, conv, seq)
+        )""",
+        """CREATE TABLE blocks (
+            shop text NOT NULL,
+            buyer text NOT NULL,
+            side text NOT NULL,
+            by_user text NOT NULL,
+            reason text,
+            created_at bigint NOT NULL,
+            PRIMARY KEY (shop, buyer, side)
+        )""",
+    )),
 )
 
 LATEST = MIGRATIONS[-1][0]

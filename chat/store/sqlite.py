@@ -31,6 +31,7 @@ from .base import (
     newer_signed_card,
 )
 from .encoding import digest, legacy_digest, pack, unpack
+from .safety_sqlite import SQLiteSafety
 from .sqlite_schema import migrate
 from .sqlite_worker import Worker, connect
 
@@ -57,7 +58,7 @@ def _conversation(row: tuple[Any, ...]) -> ConversationRecord:
 _CONV_COLUMNS = "id, buyer, shop, listing, agent, last_seq, created_at, status, updated_at"
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteSafety):
     """The embedded default store (see :mod:`chat.store.base` for its guarantees)."""
 
     def __init__(self, path: str, *, synchronous: str = "FULL") -> None:

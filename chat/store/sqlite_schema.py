@@ -139,7 +139,23 @@ def backfill(conn: sqlite3.Connection) -> int:
     return done
 
 
-MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], None]], ...] = ((1, _version_1), (2, _version_2))
+def _version_3(conn: sqlite3.Connection) -> None:
+    """Reports and blocks (:mod:`chat.store.safety_sqlite`). ``AUTOINCREMENT``: a report id
+    is never reused, so the server API's ``after`` cursor stays valid."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS reports (id INTEGER PRIMARY KEY AUTOINCREMENT, conv TEXT NOT NULL,"
+        " seq INTEGER NOT NULL, reporter TEXT NOT NULL, side TEXT NOT NULL, buyer TEXT NOT NULL,"
+        " shop TEXT NOT NULL, reason TEXT NOT NULL, created_at INTEGER NOT NULL, UNIQUE (reporter, conv, seq)) STRICT"
+    )
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS blocks (shop TEXT NOT NULL, buyer TEXT NOT NULL, side TEXT NOT NULL,"
+        " by_user TEXT NOT NULL, reason TEXT, created_at INTEGER NOT NULL, PRIMARY KEY (shop, buyer, side)) STRICT"
+    )
+
+
+MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], None]], ...] = (
+    (1, _version_1), (2, _version_2), (3, _version_3),
+)
 """Each step's number and what it does, in order; a file records the steps it took in
 ``schema_version``. Steps only add, so a node of the previous release can still open the
 file. Append new steps here, never change one that has shipped."""

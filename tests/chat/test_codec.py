@@ -61,6 +61,9 @@ def test_every_client_frame_type_decodes() -> None:
         {"type": "set_quick_pay", "enabled": False},
         {"type": "rate", "conv": "c1", "order": "o1", "score": "good", "item": 5},
         {"type": "wallet"},
+        {"type": "report", "conv": "c", "reason": "spam"},
+        {"type": "block", "conv": "c"},
+        {"type": "unblock", "conv": "c"},
     ]
     decoded = {type(decode(pack(s))) for s in samples}
     assert decoded == set(f.CLIENT_FRAME_TYPES)

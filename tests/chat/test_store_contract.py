@@ -869,3 +869,57 @@ async def test_postgres_backfill_chains_messages_stored_before_the_chain(new_pla
         assert chain.first_broken("c1", links(stored), last_seq=3) is None
     finally:
         await store.close()
+
+
+# --- reports and blocks ---------------------------------------------------------------
+
+
+async def test_reports_are_stored_once_per_reporter_and_target_and_page_by_id(
+    open_store: Callable[[], Awaitable[Store]],
+) -> None:
+    """A report of the same message (or conversation, seq 0) by the same reporter comes back
+    unchanged; ids grow, ``after`` pages past them, and a reopened store (another node) sees them."""
+    store = await open_store()
+    first, made = await store.add_report("c1", 3, "b", "buyer", "b", "s", "spam", 10)
+    assert made and first.id > 0 and (first.conv, first.seq, first.reason, first.created_at) == ("c1", 3, "spam", 10)
+    again, made_again = await store.add_report("c1", 3, "b", "buyer", "b", "s", "another reason", 11)
+    assert not made_again and again == first
+    whole, _ = await store.add_report("c1", 0, "b", "buyer", "b", "s", "rude", 12)
+    by_agent, _ = await store.add_report("c1", 3, "a", "shop", "b", "s", "fraud", 13)
+    assert first.id < whole.id < by_agent.id
+    assert await store.reports() == [first, whole, by_agent]
+    assert await store.reports(after=first.id, limit=1) == [whole]
+    assert await store.reports(after=by_agent.id) == []
+    other = await open_store()
+    assert [r.id for r in await other.reports()] == [first.id, whole.id, by_agent.id]
+
+
+async def test_concurrent_reports_get_distinct_increasing_ids(open_store: Callable[[], Awaitable[Store]]) -> None:
+    """Reports made at once from two instances all get distinct ids and are all listed."""
+    one, two = await open_store(), await open_store()
+    made = await asyncio.gather(
+        *((one if i % 2 else two).add_report(f"c{i}", 0, "b", "buyer", "b", "s", "r", i) for i in range(40))
+    )
+    ids = [r.id for r, _ in made]
+    assert len(set(ids)) == 40
+    listed = await one.reports(limit=1000)
+    assert sorted(r.id for r in listed) == [r.id for r in listed] == sorted(ids)
+
+
+async def test_blocks_are_per_side_and_lifted_per_side(open_store: Callable[[], Awaitable[Store]]) -> None:
+    """Each side's block is its own row: setting it twice keeps the first, lifting it leaves
+    the other side's; the shop's list has both sides, oldest first."""
+    store = await open_store()
+    assert await store.blocks_between("s", "b") == []
+    by_shop, made = await store.set_block("s", "b", "shop", "a1", "abusive", 5)
+    assert made and (by_shop.side, by_shop.by, by_shop.reason, by_shop.created_at) == ("shop", "a1", "abusive", 5)
+    same, made_again = await store.set_block("s", "b", "shop", "a2", None, 6)
+    assert not made_again and same == by_shop
+    by_buyer, _ = await store.set_block("s", "b", "buyer", "b", None, 7)
+    await store.set_block("s", "b2", "shop", "a1", None, 4)
+    await store.set_block("other", "b", "buyer", "b", None, 3)
+    assert await store.blocks_between("s", "b") == [by_buyer, by_shop]
+    assert [(x.buyer, x.side) for x in await store.blocks_of_shop("s")] == [("b2", "shop"), ("b", "shop"), ("b", "buyer")]
+    assert await store.remove_block("s", "b", "shop") is True
+    assert await store.remove_block("s", "b", "shop") is False
+    assert await (await open_store()).blocks_between("s", "b") == [by_buyer]
