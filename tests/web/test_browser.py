@@ -14,18 +14,19 @@ from chat.server import ChatServer
 from .conftest import PageFactory, shot
 
 PIN = "123456"
-WIDGET = "iframe[title='Chat with the shop']"
+WIDGET = "iframe[src*='/web/widget.html']"
 
 
-async def open_backoffice(new_page: PageFactory, base_url: str, agent: str = "demo-agent-1") -> Page:
+async def open_backoffice(new_page: PageFactory, base_url: str, agent: str = "demo-agent-1", lang: str = "en") -> Page:
     _, page = await new_page()
-    await page.goto(f"{base_url}/demo/backoffice?agent={agent}")
+    await page.goto(f"{base_url}/demo/backoffice?agent={agent}&lang={lang}")
     await expect(page.locator(".conn[data-status=online]")).to_be_visible()
     return page
 
 
-async def open_widget(page: Page, base_url: str, query: str = "") -> FrameLocator:
-    await page.goto(f"{base_url}/demo/{query}")
+async def open_widget(page: Page, base_url: str, query: str = "", lang: str = "en") -> FrameLocator:
+    """The demo listing page (Chinese unless `lang` says otherwise) and its widget's frame."""
+    await page.goto(f"{base_url}/demo/{query}{'&' if '?' in query else '?'}lang={lang}")
     widget = page.frame_locator(WIDGET)
     await expect(widget.locator(".launcher")).to_be_visible()
     return widget

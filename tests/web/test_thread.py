@@ -10,7 +10,7 @@ from playwright.async_api import Route, expect
 from chat.server import ChatServer
 
 from .conftest import PageFactory, shot
-from .test_browser import open_backoffice, open_widget
+from .test_browser import WIDGET, open_backoffice, open_widget
 
 TALL_SVG = ('<svg xmlns="http://www.w3.org/2000/svg" width="220" height="260" viewBox="0 0 220 260">'
             '<rect width="220" height="260" fill="#8fbc8f"/></svg>')
@@ -46,7 +46,7 @@ async def test_list_stays_pinned_after_a_picture_loads_and_a_pill_shows_new_mess
     picture = widget.locator(".row.theirs .bubble.image img")
     await expect(picture).to_have_count(1)
     await asyncio.wait_for(loaded.wait(), 10)
-    await buyer.frame_locator("iframe[title='Chat with the shop']").locator(".row.theirs img").evaluate(
+    await buyer.frame_locator(WIDGET).locator(".row.theirs img").evaluate(
         "img => img.decode()")
     list_ = widget.locator(".messages")
     box = await picture.bounding_box()

@@ -6,35 +6,17 @@ import { tickTimers, preview, orderStateLabel, renderCard, cardSteps } from "./c
 import { renderThread, productCard } from "./thread.js";
 import { QuickReplies } from "./quick.js";
 import { dialogAction } from "./backoffice_actions.js";
+import { t, setLang, pickLang, formatDateTime } from "./i18n.js";
+import { isBuyerQuestion, isShopReply, waitingSince } from "./waits.js";
 
 // Conversations handed to another agent are not pushed to this one (docs/protocol.md, "What each
 // connection receives live"): the inbox asks the hub for what changed (a sync with the inbox
 // cursor, answered with the changed conversations only) this often while the page is visible.
 const INBOX_POLL_MS = 10000;
 
-/** A human reply from the shop (auto-replies are flagged `auto` and do not count). */
-function isShopReply(msg) {
-  return msg.role === "agent" && !msg.recalled && ["text", "image", "product"].includes(msg.kind) &&
-    !(msg.body && msg.body.auto);
-}
-function isBuyerQuestion(msg) {
-  return msg.role === "buyer" && !msg.recalled && (msg.kind === "text" || msg.kind === "image");
-}
-
-/** When the buyer's oldest unanswered message was sent, or null if nothing waits for an answer. */
-export function waitingSince(conv) {
-  const msgs = conv.sorted();
-  let since = null;
-  for (let i = msgs.length - 1; i >= 0; i--) {
-    const m = msgs[i];
-    if (isShopReply(m)) break;
-    if (isBuyerQuestion(m)) since = m.ts;
-  }
-  if (!msgs.length && conv.view.last_message && isBuyerQuestion(conv.view.last_message)) since = conv.view.last_message.ts;
-  return since;
-}
-
-export function startBackoffice({ root, hub, getToken, agents = [], shopName, demo = false, inboxPollMs = INBOX_POLL_MS }) {
+export function startBackoffice({ root, hub, getToken, agents = [], shopName, demo = false, inboxPollMs = INBOX_POLL_MS,
+  lang = document.documentElement.lang || navigator.language }) {
+  document.documentElement.lang = setLang(pickLang(lang));
   const client = new ChatClient({ url: hub.replace(/^http/, "ws") + "/ws", getToken, storageKey: "tradechat:backoffice" });
   const state = {
     selected: null, loaded: new Set(), loadingOlder: false, toast: "", filter: "",
@@ -44,32 +26,32 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
   // --- layout -----------------------------------------------------------------------------------
   const statusEl = h("span.conn");
   const awayBox = h("input", { type: "checkbox", id: "away" });
-  const autoInput = h("input.auto-text", { type: "text", maxlength: 500, "aria-label": "Auto-reply text while away",
-    placeholder: "Auto-reply while away" });
+  const autoInput = h("input.auto-text", { type: "text", maxlength: 500, "aria-label": t("autoReplyLabel"),
+    placeholder: t("autoReplyPlaceholder") });
   const figures = h("div.figures", { "aria-live": "polite" });
   const whoEl = h("span.who");
   const topbar = h("header.topbar",
-    h("div.brand", demo ? h("span.badge.demo-flag", "DEMO") : null, " Back office · ", h("b", shopName || "")),
+    h("div.brand", demo ? h("span.badge.demo-flag", "DEMO") : null, ` ${t("backOffice")} · `, h("b", shopName || "")),
     whoEl, statusEl,
-    h("label.away", awayBox, " Away"), autoInput, figures);
+    h("label.away", awayBox, " " + t("away")), autoInput, figures);
   // A plain list of buttons: an option role around a button nests one control in another.
-  const inboxList = h("ul.inbox-list", { "aria-label": "Conversations" });
-  const filterInput = h("input.filter", { type: "search", placeholder: "Filter by buyer or product", "aria-label": "Filter conversations" });
-  const inbox = h("aside.inbox", h("div.inbox-head", h("h2", "Inbox"), filterInput), inboxList);
+  const inboxList = h("ul.inbox-list", { "aria-label": t("conversations") });
+  const filterInput = h("input.filter", { type: "search", placeholder: t("filterPlaceholder"), "aria-label": t("filterLabel") });
+  const inbox = h("aside.inbox", h("div.inbox-head", h("h2", t("inbox")), filterInput), inboxList);
   const chatHead = h("div.chat-head");
-  const list = h("div.messages", { role: "log", "aria-label": "Messages", tabindex: 0 });
+  const list = h("div.messages", { role: "log", "aria-label": t("messages"), tabindex: 0 });
   const typingEl = h("div.typing");
   const toastEl = h("div.toast", { role: "alert", hidden: true });
-  const quickBar = h("div.quick", { role: "group", "aria-label": "Quick replies" });
-  const textarea = h("textarea", { rows: 2, placeholder: "Reply… (Enter to send, Shift+Enter for a new line)", "aria-label": "Reply", maxlength: 4000 });
+  const quickBar = h("div.quick", { role: "group", "aria-label": t("quickReplies") });
+  const textarea = h("textarea", { rows: 2, placeholder: t("replyPlaceholder"), "aria-label": t("reply"), maxlength: 4000 });
   const quick = new QuickReplies({ bar: quickBar, textarea });
   const composer = h("form.composer",
-    h("button.icon-btn", { type: "button", dataset: { action: "image" }, title: "Send a picture by its address", "aria-label": "Send a picture" }, icon("image")),
+    h("button.icon-btn", { type: "button", dataset: { action: "image" }, title: t("sendPictureByAddress"), "aria-label": t("sendPicture") }, icon("image")),
     textarea,
-    h("button.btn.primary.send", { type: "submit" }, "Send"));
+    h("button.btn.primary.send", { type: "submit" }, t("send")));
   const chat = h("section.chat", chatHead, list, typingEl, toastEl, quickBar, composer);
-  const side = h("aside.side", { "aria-label": "Order and escrow" });
-  const empty = h("div.placeholder", "Choose a conversation on the left.");
+  const side = h("aside.side", { "aria-label": t("orderAndEscrow") });
+  const empty = h("div.placeholder", t("chooseConversation"));
   const main = h("main.grid", inbox, chat, side);
   root.replaceChildren(topbar, main);
   chat.hidden = true;
@@ -88,7 +70,7 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
     whoEl.textContent = me.user;
     quick.load(me.shop);
     const saved = JSON.parse(localStorage.getItem(`tradechat:away:${me.user}`) || "{}");
-    state.autoText = saved.text || "Thanks for your message! We are away right now and will answer as soon as we are back.";
+    state.autoText = saved.text || t("autoReplyDefault");
     autoInput.value = state.autoText;
     if (saved.away && !state.away) setAway(true);
   });
@@ -201,14 +183,14 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
           h("div.conv-top",
             h("span.presence-dot", { dataset: { status: buyerPresence ? buyerPresence.status : "offline" }, "aria-hidden": "true" }),
             h("b.conv-buyer", v.buyer),
-            v.unread ? h("span.unread", { "aria-label": `${v.unread} unread` }, String(v.unread)) : null,
-            wait !== null ? h("span.wait" + (wait > 5 * 60000 ? ".late" : ""), { dataset: { since: waiting } }, `waiting ${duration(wait)}`) : null),
-          urgent ? h("div.urgent", "Refund requested: answer it") : null,
+            v.unread ? h("span.unread", { "aria-label": t("nUnread", { n: v.unread }) }, String(v.unread)) : null,
+            wait !== null ? h("span.wait" + (wait > 5 * 60000 ? ".late" : ""), { dataset: { since: waiting } }, t("waitingFor", { d: duration(wait) })) : null),
+          urgent ? h("div.urgent", t("refundUrgent")) : null,
           h("div.conv-listing", v.listing.title),
           h("div.conv-last", preview(v.last_message)),
-          h("div.conv-agent", v.agent ? `→ ${v.agent}` : "unassigned"))));
+          h("div.conv-agent", v.agent ? `→ ${v.agent}` : t("unassigned")))));
     }
-    if (!items.length) items.push(h("li.none", client.status === "online" ? "No conversations yet." : "Connecting…"));
+    if (!items.length) items.push(h("li.none", t(client.status === "online" ? "noConversations" : "connecting")));
     const focused = inboxList.contains(document.activeElement) ? document.activeElement.dataset.conv : null;
     inboxList.replaceChildren(...items);
     if (focused) inboxList.querySelector(`button[data-conv="${CSS.escape(focused)}"]`)?.focus();
@@ -262,15 +244,15 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
     const v = conv.view;
     const bp = client.presence.get("u:" + v.buyer);
     const others = knownAgents().filter((a) => a !== v.agent);
-    const handSelect = h("select", { "aria-label": "Hand over to" },
-      h("option", { value: "" }, "Hand over to…"), others.map((a) => h("option", { value: a }, a)));
+    const handSelect = h("select", { "aria-label": t("handOverTo") },
+      h("option", { value: "" }, t("handOverToMenu")), others.map((a) => h("option", { value: a }, a)));
     handSelect.addEventListener("change", () => handOver(conv, handSelect.value));
     chatHead.replaceChildren(
       h("div.chat-title",
         h("b", v.buyer), " ",
         h("span.presence-dot", { dataset: { status: bp ? bp.status : "offline" } }),
-        h("span.muted", bp ? ` ${bp.status}` : " offline"),
-        h("div.muted", `about “${v.listing.title}” · `, v.agent ? `assigned to ${v.agent}` : "unassigned")),
+        h("span.muted", " " + t({ online: "stOnline", away: "stAway" }[bp && bp.status] || "stOffline")),
+        h("div.muted", t("aboutListing", { title: v.listing.title }), v.agent ? t("assignedTo", { agent: v.agent }) : t("unassigned"))),
       handSelect);
     renderThread(list, conv, {
       client, role: "agent", counterpartSide: "buyer", loadingOlder: state.loadingOlder, stick: opts.stick,
@@ -292,14 +274,14 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
     const orders = [...conv.cards.values()].filter((c) => c.entity === "order").sort((a, b) => b.seq - a.seq);
     const transfers = [...conv.cards.values()].filter((c) => c.entity === "transfer").sort((a, b) => b.seq - a.seq);
     const open = orders.find((o) => o.state === "OFFERED");
-    const price = h("input", { name: "price", inputmode: "decimal", required: true, "aria-label": "Unit price",
+    const price = h("input", { name: "price", inputmode: "decimal", required: true, "aria-label": t("unitPrice"),
       value: ((open ? open.view.unit_price : v.listing.price) / 100).toFixed(2) });
-    const qty = h("input", { name: "quantity", type: "number", min: 1, max: 9999, value: open ? open.view.quantity : 1, "aria-label": "Quantity" });
+    const qty = h("input", { name: "quantity", type: "number", min: 1, max: 9999, value: open ? open.view.quantity : 1, "aria-label": t("quantity") });
     const offerForm = h("form.offer",
-      h("h3", open ? "Change the open offer" : "Make an offer"),
-      h("div.offer-row", h("label.field", h("span", `Unit price (${v.listing.currency})`), price),
-        h("label.field", h("span", "Quantity"), qty)),
-      h("button.btn.primary", { type: "submit" }, open ? "Update offer" : "Send offer"));
+      h("h3", t(open ? "changeOpenOffer" : "makeOffer")),
+      h("div.offer-row", h("label.field", h("span", t("unitPriceLabel", { currency: v.listing.currency })), price),
+        h("label.field", h("span", t("quantity")), qty)),
+      h("button.btn.primary", { type: "submit" }, t(open ? "updateOffer" : "sendOffer")));
     offerForm.addEventListener("submit", (ev) => {
       ev.preventDefault();
       sendOffer(conv, price.value, qty.value, open ? open.id : null, offerForm);
@@ -314,12 +296,12 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
     }
     const now = client.now();
     side.replaceChildren(...[
-      h("h3", "Listing"),
+      h("h3", t("listing")),
       productCard(v.listing),
       offerForm,
-      h("h3", "Orders and escrow"),
-      orders.length ? orders.map((o) => h("div.side-card", orderFacts(o), renderCardFor(o, now))) : h("p.muted", "No order yet. Agree on a price, then send an offer."),
-      transfers.length ? [h("h3", "Transfers"), transfers.map((t) => renderCardFor(t, now))] : null,
+      h("h3", t("ordersAndEscrow")),
+      orders.length ? orders.map((o) => h("div.side-card", orderFacts(o), renderCardFor(o, now))) : h("p.muted", t("noOrderYet")),
+      transfers.length ? [h("h3", t("transfers")), transfers.map((tr) => renderCardFor(tr, now))] : null,
     ].flat(Infinity).filter(Boolean));
     if (focused && offerForm.elements[focused]) offerForm.elements[focused].focus();
   }
@@ -327,9 +309,9 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
   function orderFacts(o) {
     const v = o.view;
     const facts = [`${orderStateLabel(o.state)} · ${money(v.amount, v.currency)}`];
-    if (v.paid_at) facts.push(`paid ${new Date(v.paid_at).toLocaleString()}`);
-    if (v.shipped_at) facts.push(`shipped ${new Date(v.shipped_at).toLocaleString()}`);
-    if (v.held) facts.push(`held in escrow: ${money(v.held, v.currency)}`);
+    if (v.paid_at) facts.push(t("factPaid", { when: formatDateTime(v.paid_at) }));
+    if (v.shipped_at) facts.push(t("factShipped", { when: formatDateTime(v.shipped_at) }));
+    if (v.held) facts.push(t("factHeld", { amount: money(v.held, v.currency) }));
     return h("div.facts", facts.join(" · "));
   }
 
@@ -339,13 +321,14 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
   }
 
   function render(opts = {}) {
-    statusEl.textContent = {
-      online: "● connected",
-      reconnecting: client.problem === "token" ? "Reconnecting… (signing in failed, trying again)" : "Reconnecting…",
-      offline: "Waiting for network…",
-      connecting: "Connecting…",
-      stopped: state.fatal === 4001 ? "Sign-in refused: reload the page" : state.fatal ? "Stopped: reload the page" : "Signed out",
-    }[client.status] || "";
+    const statusKey = {
+      online: "connected",
+      reconnecting: client.problem === "token" ? "boReconnectingToken" : "boReconnecting",
+      offline: "boWaitingNetwork",
+      connecting: "connecting",
+      stopped: state.fatal === 4001 ? "boRefused" : state.fatal ? "boStopped" : "boSignedOut",
+    }[client.status];
+    statusEl.textContent = statusKey ? t(statusKey) : "";
     statusEl.dataset.status = client.status;
     renderInbox();
     if (state.selected) renderChat(opts);
@@ -355,15 +338,15 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
   function renderFigures() {
     const f = state.stats;
     if (!f) {
-      figures.replaceChildren(h("span.muted", "Response figures loading…"));
+      figures.replaceChildren(h("span.muted", t("figuresLoading")));
       return;
     }
     const first = f.first_response_p50_ms === null ? "–" : duration(f.first_response_p50_ms);
     const rate = f.response_rate === null ? "–" : `${Math.round(f.response_rate * 100)}% (${f.answered}/${f.asked})`;
     figures.replaceChildren(
-      h("span", h("b", "First response "), first), " · ",
-      h("span", h("b", "Response rate "), rate),
-      h("span.muted", " · last 7 days, whole shop; auto-replies excluded"));
+      h("span", h("b", t("firstResponse")), first), " · ",
+      h("span", h("b", t("responseRate")), rate),
+      h("span.muted", t("figuresNote")));
   }
 
   async function refreshStats() {
@@ -388,7 +371,7 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
     const unit = parseMoney(priceText, conv.view.listing.currency);
     const quantity = parseInt(qtyText, 10);
     if (!unit || !(quantity >= 1)) {
-      state.toast = "Please enter a price and a quantity.";
+      state.toast = t("enterPriceQty");
       return render();
     }
     // The same key while the same form values are retried; a new one for a new offer.
@@ -469,7 +452,7 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
       else if (action === "recall") await client.recall(conv.id, Number(target.dataset.seq));
       else if (quick.onAction(action, target)) return;
       else if (action === "quick-add") {
-        if (!quick.add()) throw wordsError("Type the reply first, then save it.");
+        if (!quick.add()) throw wordsError(t("typeReplyFirst"));
       } else await dialogAction(action, { client, conv, card, host });
     } catch (err) {
       state.toast = err.words || errorWords(err);
@@ -481,7 +464,7 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
     tickTimers(root, client.now());
     for (const el of inboxList.querySelectorAll("[data-since]")) {
       const wait = client.now() - Number(el.dataset.since);
-      el.textContent = `waiting ${duration(wait)}`;
+      el.textContent = t("waitingFor", { d: duration(wait) });
       el.classList.toggle("late", wait > 5 * 60000);
     }
     const conv = state.selected && client.conversations.get(state.selected);

@@ -3,6 +3,7 @@
 // Each money action makes its idempotency key once and reuses it on every retry.
 import { money, parseMoney, modal, wordsError } from "./ui.js";
 import { randomId } from "./client.js";
+import { t } from "./i18n.js";
 
 function moneyCommand(client, frame) {
   const key = randomId(frame.type).slice(0, 40);
@@ -13,9 +14,9 @@ function moneyCommand(client, frame) {
 export async function dialogAction(action, { client, conv, card, host }) {
   if (action === "image") {
     await modal(host, {
-      title: "Send a picture", fields: [{ name: "url", label: "Picture address", type: "url", placeholder: "https://…" }],
-      submit: "Send", onSubmit: async ({ url }) => {
-        if (!/^https?:\/\/\S+$/.test(url)) throw wordsError("Please paste an address that starts with https://");
+      title: t("sendPicture"), fields: [{ name: "url", label: t("pictureAddress"), type: "url", placeholder: "https://…" }],
+      submit: t("send"), onSubmit: async ({ url }) => {
+        if (!/^https?:\/\/\S+$/.test(url)) throw wordsError(t("needHttps"));
         client.send(conv.id, { kind: "image", url });
         return true;
       },
@@ -23,21 +24,21 @@ export async function dialogAction(action, { client, conv, card, host }) {
   } else if (action === "reprice") {
     const run = moneyCommand(client, { type: "offer", conv: conv.id, order: card.id, quantity: card.view.quantity });
     await modal(host, {
-      title: "Change the price", fields: [{ name: "price", label: `Unit price (${card.view.currency})`, inputmode: "decimal",
+      title: t("changePriceTitle"), fields: [{ name: "price", label: t("unitPriceLabel", { currency: card.view.currency }), inputmode: "decimal",
         value: (card.view.unit_price / 100).toFixed(2) }],
-      submit: "Update offer", onSubmit: ({ price }) => {
+      submit: t("updateOffer"), onSubmit: ({ price }) => {
         const unit = parseMoney(price, card.view.currency);
-        if (!unit) throw wordsError("Please enter a price.");
+        if (!unit) throw wordsError(t("enterPrice"));
         return run({ price: unit });
       },
     });
   } else if (action === "ship") {
     const run = moneyCommand(client, { type: "ship", conv: conv.id, order: card.id });
     await modal(host, {
-      title: "Mark as shipped", text: "The buyer's auto-confirm countdown starts now.",
-      fields: [{ name: "tracking", label: "Carrier and tracking number", maxlength: 200, placeholder: "SF Express SF1234567890" }],
-      submit: "Mark shipped", onSubmit: ({ tracking }) => {
-        if (!tracking.trim()) throw wordsError("Please enter the carrier and tracking number.");
+      title: t("shipTitle"), text: t("shipText"),
+      fields: [{ name: "tracking", label: t("trackingLabel"), maxlength: 200, placeholder: t("trackingPlaceholder") }],
+      submit: t("markShipped"), onSubmit: ({ tracking }) => {
+        if (!tracking.trim()) throw wordsError(t("enterTracking"));
         return run({ tracking: tracking.trim() });
       },
     });
@@ -45,24 +46,24 @@ export async function dialogAction(action, { client, conv, card, host }) {
     const accept = action === "refund-accept";
     const run = moneyCommand(client, { type: "refund_answer", conv: conv.id, order: card.id, accept });
     await modal(host, {
-      title: accept ? "Accept the refund?" : "Refuse the refund?",
-      text: accept ? `${money(card.view.refund_amount, card.view.currency)} goes back to the buyer.` : "The buyer may then ask the platform to decide.",
-      submit: accept ? "Accept refund" : "Refuse", onSubmit: () => run(),
+      title: t(accept ? "acceptRefundQ" : "refuseRefundQ"),
+      text: accept ? t("refundGoesBack", { amount: money(card.view.refund_amount, card.view.currency) }) : t("buyerMayAsk"),
+      submit: t(accept ? "acceptRefund" : "refuse"), onSubmit: () => run(),
     });
   } else if (action === "dispute") {
     const run = moneyCommand(client, { type: "dispute", conv: conv.id, order: card.id });
     await modal(host, {
-      title: "Ask the platform to decide", fields: [{ name: "reason", label: "Why?", type: "textarea", maxlength: 500 }],
-      submit: "Ask the platform", onSubmit: ({ reason }) => {
-        if (!reason.trim()) throw wordsError("Please say why the platform should decide.");
+      title: t("disputeTitle"), fields: [{ name: "reason", label: t("why"), type: "textarea", maxlength: 500 }],
+      submit: t("askPlatform"), onSubmit: ({ reason }) => {
+        if (!reason.trim()) throw wordsError(t("sayWhyPlatform"));
         return run({ reason: reason.trim() });
       },
     });
   } else if (action === "cancel") {
     const run = moneyCommand(client, { type: "cancel", conv: conv.id, order: card.id });
     await modal(host, {
-      title: "Cancel this offer?", text: "The buyer can no longer pay it; you can make a new offer.",
-      submit: "Cancel offer", onSubmit: () => run(),
+      title: t("cancelOfferQ"), text: t("agentCancelText"),
+      submit: t("cancelOffer"), onSubmit: () => run(),
     });
   } else if (action === "transfer-accept" || action === "transfer-decline") {
     await moneyCommand(client, { type: "transfer_answer", conv: conv.id, transfer: card.id, accept: action === "transfer-accept" })();

@@ -34,14 +34,16 @@
       image: d.listingImage ? new URL(d.listingImage, location.href).href : null,
     }),
     listingToken: d.listingToken || "",
-    lang: document.documentElement.lang || "",
+    // The widget speaks data-lang ("zh-CN", "en"), else the page's own language.
+    lang: d.lang || document.documentElement.lang || "",
   });
 
   var frame = document.createElement("iframe");
-  frame.title = "Chat with the shop";
-  frame.setAttribute("allow", "clipboard-write");
+  // The frame's name for screen readers, in the widget's language (it renames itself on "ready").
+  frame.title = /^zh/i.test(d.lang || document.documentElement.lang || "") ? "联系卖家" : "Chat with the shop";
+  frame.setAttribute("allow", "clipboard-write; autoplay");
   frame.src = hub + "/web/widget.html#" + params.toString();
-  var state = { open: false, ready: false, unread: 0, token: null, listeners: [], queue: [] };
+  var state = { open: false, ready: false, unread: 0, token: null, listeners: [], queue: [], asked: false };
   var phone = window.matchMedia("(max-width: 600px)");
 
   function css(el, styles) {
@@ -89,6 +91,7 @@
     var m = ev.data;
     if (m.event === "ready") {
       state.ready = true;
+      if (typeof m.title === "string") frame.title = m.title;
       var queued = state.queue;
       state.queue = [];
       queued.forEach(post);
@@ -100,9 +103,14 @@
       if (state.open) frame.focus();
     } else if (m.event === "unread") {
       state.unread = m.count;
+      titleUnread(m.count);
       state.listeners.forEach(function (fn) {
         try { fn(m.count); } catch (e) { setTimeout(function () { throw e; }); }
       });
+    } else if (m.event === "notify") {
+      notify(m.title, m.body);
+    } else if (m.event === "ask-notify") {
+      askNotify();
     } else if (m.event === "token") {
       // The widget needs a (fresh) token: ask the page's provider. A provider that rejects or
       // throws is reported as failed (the widget retries with backoff), not as "signed out".
@@ -113,6 +121,45 @@
       });
     }
   });
+
+  // The unread count in front of the page's title, "(2) …" (data-title-unread="off" leaves the
+  // title alone). A title the page sets itself later becomes the new base.
+  var titleBase = null, titleSet = null;
+  function titleUnread(count) {
+    if (d.titleUnread === "off") return;
+    if (document.title !== titleSet) titleBase = document.title;
+    titleSet = (count > 0 ? "(" + (count > 99 ? "99+" : count) + ") " : "") + titleBase;
+    document.title = titleSet;
+  }
+
+  // Desktop notifications are the page's (browsers do not let a cross-origin frame ask): shown
+  // only when the buyer allowed them, asked for only right after a gesture in the chat (the
+  // frame's user activation counts for this page too) and at most once per page view.
+  // data-notifications="off" turns both off.
+  var canNotify = typeof window.Notification === "function" && d.notifications !== "off";
+  function askNotify() {
+    if (!canNotify || state.asked || Notification.permission !== "default") return;
+    state.asked = true;
+    try {
+      var asked = Notification.requestPermission();
+      if (asked && asked.catch) asked.catch(function () {});
+    } catch (e) {
+      /* an old browser's callback-only form: nothing to do */
+    }
+  }
+  function notify(title, body) {
+    if (!canNotify || Notification.permission !== "granted") return;
+    try {
+      var n = new Notification(title, { body: body, tag: "tradechat:" + (d.shop || ""), lang: d.lang || document.documentElement.lang || "" });
+      n.onclick = function () {
+        window.focus();
+        post({ cmd: "open" });
+        n.close();
+      };
+    } catch (e) {
+      /* phones: only a service worker may show notifications; the title and chime still tell */
+    }
+  }
 
   var api = {
     push: function (command) {

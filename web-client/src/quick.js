@@ -2,12 +2,10 @@
 // the draft at the caret (never replacing what the agent typed), and a removed chip can be
 // brought back with Undo.
 import { h } from "./ui.js";
+import { t } from "./i18n.js";
 
-const DEFAULT_QUICK = [
-  "您好！请问有什么可以帮您？",
-  "Yes, it is in stock and ships within 24 hours.",
-  "Thank you for your order! We ship it today.",
-];
+// The starting set, in the back office's language (an agent's own replies are kept as typed).
+const defaultQuick = () => [t("quickDefault1"), t("quickDefault2"), t("quickDefault3")];
 const UNDO_MS = 10000;
 
 export class QuickReplies {
@@ -23,9 +21,9 @@ export class QuickReplies {
     this.shop = shop;
     try {
       const saved = JSON.parse(localStorage.getItem(`tradechat:quick:${shop}`) || "null");
-      this.items = Array.isArray(saved) ? saved : [...DEFAULT_QUICK];
+      this.items = Array.isArray(saved) ? saved : defaultQuick();
     } catch {
-      this.items = [...DEFAULT_QUICK];
+      this.items = defaultQuick();
     }
   }
 
@@ -91,14 +89,14 @@ export class QuickReplies {
 
   render() {
     const undo = this.removed
-      ? h("span.quick-undo", { role: "status" }, `Removed “${this.removed.text}”. `,
-        h("button.link", { type: "button", dataset: { action: "quick-undo" } }, "Undo"))
+      ? h("span.quick-undo", { role: "status" }, t("removedQuick", { text: this.removed.text }),
+        h("button.link", { type: "button", dataset: { action: "quick-undo" } }, t("undo")))
       : null;
     this.bar.replaceChildren(
       ...this.items.map((text, i) => h("span.chip",
-        h("button.chip-text", { type: "button", dataset: { action: "quick", index: i }, title: "Insert this reply" }, text),
-        h("button.chip-x", { type: "button", dataset: { action: "quick-remove", index: i }, "aria-label": `Remove quick reply: ${text}` }, "×"))),
-      h("button.link", { type: "button", dataset: { action: "quick-add" } }, "+ Save reply as quick reply"),
-      undo);
+        h("button.chip-text", { type: "button", dataset: { action: "quick", index: i }, title: t("insertReply") }, text),
+        h("button.chip-x", { type: "button", dataset: { action: "quick-remove", index: i }, "aria-label": t("removeQuick", { text }) }, "×"))),
+      h("button.link", { type: "button", dataset: { action: "quick-add" } }, t("saveQuick")),
+      ...(undo ? [undo] : [])); // replaceChildren(null) would write "null"
   }
 }

@@ -1,6 +1,7 @@
 // The message list of one conversation, shared by the widget and the back office.
 import { h, money, clock, dayLabel, errorWords } from "./ui.js";
 import { renderCard, cardSteps } from "./cards.js";
+import { t } from "./i18n.js";
 
 /** The product card a conversation is about (also the `product` message kind). */
 export function productCard(listing, extra) {
@@ -44,10 +45,10 @@ export function renderThread(list, conv, opts) {
   pin.lastSeq = newest;
   const want = []; // [key, signature, build]
   if (conv.more && conv.messages.size && !conv.messages.has(1)) {
-    const words = opts.loadingOlder ? "Loading earlier messages…" : "Scroll up for earlier messages";
+    const words = t(opts.loadingOlder ? "loadingOlder" : "scrollForOlder");
     want.push(["older", words, () => h("div.older", { role: "status" }, words)]);
   } else if (conv.messages.size) {
-    want.push(["start", "", () => h("div.older.start", "Start of the conversation")]);
+    want.push(["start", "", () => h("div.older.start", t("startOfConversation"))]);
   }
   let lastDay = "";
   const readMark = (conv.view.read || {})[opts.counterpartSide] || 0;
@@ -71,7 +72,7 @@ export function renderThread(list, conv, opts) {
   }
   if (stick) pin.unseen = false;
   if (!pin.pill) {
-    pin.pill = h("div.new-below-wrap", h("button.new-below", { type: "button", onclick: () => toBottom(list) }, "New messages ↓"));
+    pin.pill = h("div.new-below-wrap", h("button.new-below", { type: "button", onclick: () => toBottom(list) }, t("newBelow")));
   }
   pin.pill.hidden = !pin.unseen;
   const rows = new Map();
@@ -157,24 +158,24 @@ function renderMessage(msg, conv, opts) {
       renderCard(card, { role: opts.role, me: opts.me, now: opts.now, steps: cardSteps(conv, card.id) }));
   }
   if (msg.recalled) {
-    const who = msg.sender === opts.me ? "You" : opts.role === "agent" && msg.role === "buyer" ? "The buyer" : msg.role === "agent" ? "The shop" : "The buyer";
-    return h("div.note.recalled", { dataset }, `${who} recalled a message`);
+    const who = t(msg.sender === opts.me ? "you" : msg.role === "agent" ? "theShop" : "theBuyer");
+    return h("div.note.recalled", { dataset }, t("recalledBy", { who }));
   }
   let content;
   if (msg.kind === "text") content = h("div.bubble", msg.body.text);
   else if (msg.kind === "image") {
-    content = h("div.bubble.image", h("img", { src: msg.body.url, alt: "Picture", loading: "lazy",
+    content = h("div.bubble.image", h("img", { src: msg.body.url, alt: t("picture"), loading: "lazy",
       width: msg.body.width, height: msg.body.height }));
   } else if (msg.kind === "product") content = h("div.bubble.product-bubble", productCard(msg.body.listing));
-  else content = h("div.bubble", "This message needs a newer version of the chat.");
+  else content = h("div.bubble", t("needsNewer"));
   // The hub's away message: say so, so nobody takes it for a person's answer.
-  const meta = h("div.meta", msg.body.auto ? [h("span.auto-tag", "Automatic reply"), " · "] : null, clock(msg.ts));
+  const meta = h("div.meta", msg.body.auto ? [h("span.auto-tag", t("autoReply")), " · "] : null, clock(msg.ts));
   if (msg.sender === opts.me || (opts.role === "agent" && msg.role === "agent")) {
     if (opts.role === "agent" && msg.sender !== opts.me) meta.append(" · " + msg.sender);
     meta.append(" · ", status(msg, opts));
     if (msg.sender === opts.me && msg.cmid && opts.canRecall(msg)) {
       meta.append(" ", h("button.link", { type: "button", dataset: { action: "recall", seq: msg.seq },
-        "aria-label": "Recall this message" }, "Recall"));
+        "aria-label": t("recallThis") }, t("recall")));
     }
   }
   return h("div.row" + (mine ? ".mine" : ".theirs"), { dataset }, content, meta);
@@ -184,9 +185,9 @@ function renderMessage(msg, conv, opts) {
 function systemWords(msg, opts) {
   const b = msg.body || {};
   if (b.event === "assigned" && b.agent) {
-    if (opts.role !== "agent") return "Another member of the shop's team is now answering you.";
-    if (!b.by || b.by === b.agent) return `${b.agent} took this conversation.`;
-    return `${b.by} handed this conversation over to ${b.agent}.`;
+    if (opts.role !== "agent") return t("teamAnswering");
+    if (!b.by || b.by === b.agent) return t("tookConv", { agent: b.agent });
+    return t("handedConv", { by: b.by, agent: b.agent });
   }
   return b.text || "";
 }
@@ -196,21 +197,22 @@ function tickOf(msg, opts) {
   return opts.delivered(msg) ? "delivered" : "sent";
 }
 
-const TICKS = { read: ["Read", "✓✓ Read"], delivered: ["Delivered", "✓✓ Delivered"], sent: ["Sent", "✓ Sent"] };
+const TICKS = { read: ["tickRead", "✓✓"], delivered: ["tickDelivered", "✓✓"], sent: ["tickSent", "✓"] };
 
 function status(msg, opts) {
   const tick = tickOf(msg, opts);
-  return h("span.tick." + tick, { title: TICKS[tick][0] }, TICKS[tick][1]);
+  const [key, mark] = TICKS[tick];
+  return h("span.tick." + tick, { title: t(key) }, `${mark} ${t(key)}`);
 }
 
 function renderPending(p, opts) {
   const content = p.body.kind === "image"
-    ? h("div.bubble.image", h("img", { src: p.body.url, alt: "Picture" }))
+    ? h("div.bubble.image", h("img", { src: p.body.url, alt: t("picture") }))
     : h("div.bubble", p.body.text || "");
   const meta = p.error
-    ? h("div.meta.failed", "Not sent: ", p.error.words || errorWords(p.error), " ",
-      h("button.link", { type: "button", dataset: { action: "retry", cmid: p.cmid } }, "Retry"), " ",
-      h("button.link", { type: "button", dataset: { action: "discard", cmid: p.cmid } }, "Delete"))
-    : h("div.meta", h("span.tick.pending", { title: "Sending" }, "◷ Sending…"));
+    ? h("div.meta.failed", t("notSent"), p.error.words || errorWords(p.error), " ",
+      h("button.link", { type: "button", dataset: { action: "retry", cmid: p.cmid } }, t("retry")), " ",
+      h("button.link", { type: "button", dataset: { action: "discard", cmid: p.cmid } }, t("delete")))
+    : h("div.meta", h("span.tick.pending", { title: t("sending") }, "◷ " + t("sending")));
   return h("div.row.mine.pending", { dataset: { cmid: p.cmid } }, content, meta);
 }

@@ -1,14 +1,19 @@
 // The listing-page widget: runs inside the iframe the embed script adds to the page.
 import { ChatClient, tokenExpiry } from "./client.js";
 import { h, errorWords, duration, icon } from "./ui.js";
-import { tickTimers } from "./cards.js";
+import { tickTimers, preview } from "./cards.js";
 import { renderThread, productCard } from "./thread.js";
 import { dialogAction } from "./widget_actions.js";
 import { bannerText, emptyWords, presenceLine } from "./widget_words.js";
+import { t, setLang, pickLang } from "./i18n.js";
+import { Chime, alertBody, shouldAlert } from "./notify.js";
 
 const params = new URLSearchParams(location.hash.slice(1));
 const SHOP = params.get("shop") || "";
 const SHOP_NAME = params.get("shopName") || SHOP;
+// The embed script's data-lang, else the listing page's lang, else the browser's.
+document.documentElement.lang = setLang(pickLang(params.get("lang"), navigator.language));
+document.title = t("frameTitle");
 let LISTING = null;
 try {
   const raw = JSON.parse(params.get("listing") || "null");
@@ -90,7 +95,7 @@ async function getToken() {
   if (state.provider) return askPageForToken();
   const exp = state.token ? tokenExpiry(state.token) : null;
   if (exp && exp * 1000 < Date.now() + 5000) {
-    say("Your sign-in has expired. Please reload the page.");
+    say(t("signInExpired"));
     render();
     return null;
   }
@@ -128,7 +133,10 @@ function identify({ token, provider }) {
     if (state.open) ensureOpen();
   });
   client.addEventListener("message", (ev) => {
-    if (state.open && state.conv && ev.detail.conv === state.conv && !document.hidden) client.markRead(state.conv.id);
+    const { conv, msg } = ev.detail;
+    if (state.open && state.conv && conv === state.conv && !document.hidden) client.markRead(state.conv.id);
+    const ours = conv.view.shop === SHOP || !conv.view.shop; // not yet synced: only this shop answers here
+    if (ours && shouldAlert(msg, { mine: client.isMine(msg), panelOpen: state.open, hidden: document.hidden })) alertBuyer(msg);
   });
   client.addEventListener("fatal", (ev) => {
     state.fatal = ev.detail.code;
@@ -161,6 +169,16 @@ async function ensureOpen() {
     state.opening = false;
     render({ stick: true });
   }
+}
+
+// --- alerts (see notify.js): a chime here, the desktop notification and the title on the page ---
+
+const chime = new Chime(window);
+for (const type of ["pointerdown", "keydown"]) window.addEventListener(type, () => chime.unlock(), true);
+
+function alertBuyer(msg) {
+  state.chimes = (state.chimes || 0) + (chime.play() ? 1 : 0);
+  toPage({ event: "notify", title: t("newMessageFrom", { shop: SHOP_NAME }), body: alertBody(preview(msg)) });
 }
 
 function setOpen(open) {
@@ -247,13 +265,12 @@ function render(opts = {}) {
 function renderLauncher(unread) {
   const p = shopPresence();
   const lit = p.status === "online";
-  const words = { online: "online", away: "away", unknown: "status unknown" }[p.status] || "offline";
-  const label = `Chat with ${SHOP_NAME}: ${words}` +
-    (unread ? `, ${unread} unread` : "");
+  const words = t({ online: "stOnline", away: "stAway", unknown: "stUnknown" }[p.status] || "stOffline");
+  const label = t("launcherLabel", { shop: SHOP_NAME, status: words }) + (unread ? t("launcherUnread", { n: unread }) : "");
   let btn = app.querySelector(".launcher");
   if (!btn) {
     btn = h("button.launcher", { type: "button", onclick: () => setOpen(true) },
-      h("span.launcher-icon", { "aria-hidden": "true" }, chatIcon()), h("span.badge-count"));
+      h("span.launcher-icon", { "aria-hidden": "true" }, icon("chat", 30)), h("span.badge-count"));
     app.replaceChildren(btn);
   }
   btn.classList.toggle("lit", lit);
@@ -266,20 +283,6 @@ function renderLauncher(unread) {
   badge.hidden = !unread;
 }
 
-function chatIcon() {
-  const ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("viewBox", "0 0 24 24");
-  svg.setAttribute("width", "30");
-  svg.setAttribute("height", "30");
-  const path = document.createElementNS(ns, "path");
-  path.setAttribute("d", "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z");
-  path.setAttribute("fill", "currentColor");
-  svg.append(path);
-  return svg;
-}
-
-
 function renderPanel(opts) {
   let panel = app.querySelector(".panel");
   if (!panel) panel = buildPanel();
@@ -288,7 +291,7 @@ function renderPanel(opts) {
   panel.querySelector(".presence-dot").dataset.status = p.status;
   panel.querySelector(".presence-text").textContent = presenceLine(shopPresence(), state.client);
   const typical = panel.querySelector(".typical");
-  typical.textContent = state.typical ? `Usually replies in ${duration(state.typical)}` : "";
+  typical.textContent = state.typical ? t("usuallyReplies", { d: duration(state.typical) }) : "";
   typical.hidden = !state.typical;
 
   const banner = panel.querySelector(".banner");
@@ -324,7 +327,7 @@ function renderPanel(opts) {
   }
   const typing = panel.querySelector(".typing");
   const isTyping = conv && conv.typingUntil > Date.now();
-  typing.textContent = isTyping ? `${SHOP_NAME} is typing…` : "";
+  typing.textContent = isTyping ? t("isTyping", { name: SHOP_NAME }) : "";
   typing.classList.toggle("on", !!isTyping);
   const canType = !!(c && conv && c.status !== "stopped");
   for (const el of panel.querySelectorAll(".composer textarea, .composer button")) el.disabled = !canType;
@@ -333,29 +336,28 @@ function renderPanel(opts) {
     state.wantFocus = false;
     box.focus();
   }
-  box.placeholder = canType ? "Write a message…"
-    : c && c.status !== "stopped" ? "You can write once the chat is connected" : "Sign in to write a message";
+  box.placeholder = t(canType ? "writeMessage" : c && c.status !== "stopped" ? "writeOnceConnected" : "signInToWrite");
 }
 
 
 
 function buildPanel() {
-  const close = h("button.icon-btn", { type: "button", "aria-label": "Close the chat", onclick: () => setOpen(false) }, icon("close"));
-  const buy = LISTING && LISTING_TOKEN ? h("button.btn.small", { type: "button", dataset: { action: "buy-now" } }, "Buy now") : null;
+  const close = h("button.icon-btn", { type: "button", "aria-label": t("closeChat"), onclick: () => setOpen(false) }, icon("close"));
+  const buy = LISTING && LISTING_TOKEN ? h("button.btn.small", { type: "button", dataset: { action: "buy-now" } }, t("buyNow")) : null;
   const header = h("header.head",
     h("div.head-text",
       h("div.shop-name", SHOP_NAME),
       h("div.presence", h("span.presence-dot", { "aria-hidden": "true" }), h("span.presence-text")),
       h("div.typical", { hidden: true })),
     close);
-  const textarea = h("textarea", { rows: 1, placeholder: "Write a message…", "aria-label": "Message", maxlength: 4000 });
+  const textarea = h("textarea", { rows: 1, placeholder: t("writeMessage"), "aria-label": t("message"), maxlength: 4000 });
   const composer = h("form.composer",
-    h("button.icon-btn", { type: "button", dataset: { action: "image" }, "aria-label": "Send a picture by its address", title: "Picture" }, icon("image")),
-    h("button.icon-btn", { type: "button", dataset: { action: "transfer" }, "aria-label": "Send money", title: "Send money" }, "¥"),
+    h("button.icon-btn", { type: "button", dataset: { action: "image" }, "aria-label": t("sendPictureByAddress"), title: t("picture") }, icon("image")),
+    h("button.icon-btn", { type: "button", dataset: { action: "transfer" }, "aria-label": t("sendMoney"), title: t("sendMoney") }, "¥"),
     textarea,
-    h("button.btn.primary.send", { type: "submit" }, "Send"));
-  const list = h("div.messages", { role: "log", "aria-live": "polite", "aria-label": "Messages", tabindex: 0 });
-  const panel = h("section.panel", { "aria-label": `Chat with ${SHOP_NAME}` },
+    h("button.btn.primary.send", { type: "submit" }, t("send")));
+  const list = h("div.messages", { role: "log", "aria-live": "polite", "aria-label": t("messages"), tabindex: 0 });
+  const panel = h("section.panel", { "aria-label": t("chatWith", { shop: SHOP_NAME }) },
     header,
     h("div.banner", { role: "status", hidden: true }),
     LISTING ? productCard(LISTING, buy) : null,
@@ -411,6 +413,9 @@ function sendText(textarea) {
   const text = textarea.value.trim();
   if (!text || !state.conv) return;
   state.client.send(state.conv.id, { kind: "text", text });
+  // A reply is now worth waiting for, and this is a gesture of the buyer: the page may ask for
+  // permission to show desktop notifications (once; the embed script decides).
+  toPage({ event: "ask-notify" });
   textarea.value = "";
   textarea.style.height = "auto";
   typing(false);
@@ -485,7 +490,7 @@ document.addEventListener("visibilitychange", () => {
 pollPresence();
 schedulePresencePoll();
 render();
-toPage({ event: "ready" });
+toPage({ event: "ready", title: t("frameTitle") });
 // Standalone (not framed): open at once, e.g. when a phone app shows this page full screen.
 if (window.parent === window) setOpen(true);
 // For tests and support: the live state of the widget.

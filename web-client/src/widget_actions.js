@@ -3,6 +3,7 @@
 // key once and reuses it on every retry of that action.
 import { money, parseMoney, modal, wordsError } from "./ui.js";
 import { randomId } from "./client.js";
+import { t } from "./i18n.js";
 
 async function wallet(client) {
   try {
@@ -13,8 +14,8 @@ async function wallet(client) {
   }
 }
 
-const pinField = { name: "pin", label: "Payment PIN (6 digits)", type: "password", inputmode: "numeric",
-  maxlength: 6, autocomplete: "off" };
+const pinField = () => ({ name: "pin", label: t("pinLabel"), type: "password", inputmode: "numeric",
+  maxlength: 6, autocomplete: "off" });
 
 /** Run a money command; the key is made once per user action and reused on every retry. */
 function moneyCommand(client, frame) {
@@ -22,7 +23,7 @@ function moneyCommand(client, frame) {
   return async (values) => {
     const extra = typeof frame.build === "function" ? frame.build(values) : {};
     const { build, ...rest } = frame;
-    if (values.pin !== undefined && !/^[0-9]{6}$/.test(values.pin)) throw wordsError("The payment PIN must be 6 digits.");
+    if (values.pin !== undefined && !/^[0-9]{6}$/.test(values.pin)) throw wordsError(t("err6043"));
     const reply = await client.money({ ...rest, ...extra, key, ...(values.pin ? { pin: values.pin } : {}) });
     return reply;
   };
@@ -36,10 +37,10 @@ export async function dialogAction(action, { client: c, conv, card, host, listin
   const v = card ? card.view : {};
   if (action === "image") {
     await modal(host, {
-      title: "Send a picture", text: "Paste the address of a picture (for example from your photo storage).",
-      fields: [{ name: "url", label: "Picture address", type: "url", placeholder: "https://…" }], submit: "Send",
+      title: t("sendPicture"), text: t("sendPictureText"),
+      fields: [{ name: "url", label: t("pictureAddress"), type: "url", placeholder: "https://…" }], submit: t("send"),
       onSubmit: async ({ url }) => {
-        if (!/^https?:\/\/\S+$/.test(url)) throw wordsError("Please paste an address that starts with https://");
+        if (!/^https?:\/\/\S+$/.test(url)) throw wordsError(t("needHttps"));
         c.send(conv.id, { kind: "image", url });
         return true;
       },
@@ -48,13 +49,13 @@ export async function dialogAction(action, { client: c, conv, card, host, listin
     let amount = action === "pay" ? v.amount : LISTING.price;
     const currency = action === "pay" ? v.currency : LISTING.currency;
     const balance = await wallet(c);
-    const have = balance && balance[currency] !== undefined ? ` Your balance: ${money(balance[currency], currency)}.` : "";
+    const have = balance && balance[currency] !== undefined ? t("yourBalance", { amount: money(balance[currency], currency) }) : "";
     const order = action === "pay" ? card.id : undefined;
     let run = moneyCommand(c, { type: "pay", conv: conv.id, order, amount });
     const done = await modal(host, {
-      title: `Pay ${money(amount, currency)}`,
-      text: "The money is held safely and only goes to the shop when you confirm that you received the item." + have,
-      fields: [pinField], submit: "Pay",
+      title: t("payAmount", { amount: money(amount, currency) }),
+      text: t("payText") + have,
+      fields: [pinField()], submit: t("pay"),
       onSubmit: async (values, dialog) => {
         try {
           return await run(values);
@@ -64,63 +65,63 @@ export async function dialogAction(action, { client: c, conv, card, host, listin
           if (err.code === 6023 && err.details && Number.isInteger(err.details.amount)) {
             amount = err.details.amount;
             run = moneyCommand(c, { type: "pay", conv: conv.id, order, amount });
-            dialog.setTitle(`Pay ${money(amount, currency)}`);
-            throw wordsError(`The seller changed the price to ${money(amount, currency)}. Press Pay to pay the new price.`);
+            dialog.setTitle(t("payAmount", { amount: money(amount, currency) }));
+            throw wordsError(t("priceChangedTo", { amount: money(amount, currency) }));
           }
           throw err;
         }
       },
     });
-    if (done) say("Paid. The money is held until you confirm receipt.", true);
+    if (done) say(t("paidHeld"), true);
   } else if (action === "cancel") {
     const done = await modal(host, {
-      title: "Cancel this offer?", text: `Nobody has paid “${v.title}” yet. The shop can make a new offer later.`,
-      submit: "Cancel offer", onSubmit: moneyCommand(c, { type: "cancel", conv: conv.id, order: card.id }),
+      title: t("cancelOfferQ"), text: t("cancelOfferText", { title: v.title }),
+      submit: t("cancelOffer"), onSubmit: moneyCommand(c, { type: "cancel", conv: conv.id, order: card.id }),
     });
-    if (done) say("The offer was cancelled.", true);
+    if (done) say(t("offerCancelled"), true);
   } else if (action === "confirm") {
     const done = await modal(host, {
-      title: "Confirm receipt?", text: `Only confirm if you received “${v.title}” as described. ${money(v.amount, v.currency)} will be paid to the shop.`,
-      submit: "Confirm receipt", onSubmit: moneyCommand(c, { type: "confirm", conv: conv.id, order: card.id }),
+      title: t("confirmQ"), text: t("confirmText", { title: v.title, amount: money(v.amount, v.currency) }),
+      submit: t("confirmReceipt"), onSubmit: moneyCommand(c, { type: "confirm", conv: conv.id, order: card.id }),
     });
-    if (done) say("Thank you! The order is complete.", true);
+    if (done) say(t("thanksComplete"), true);
   } else if (action === "extend") {
     await modal(host, {
-      title: "More time to confirm?", text: "You can add time once, for example when a parcel is late.",
-      submit: "Add time", onSubmit: moneyCommand(c, { type: "extend", conv: conv.id, order: card.id }),
+      title: t("moreTimeQ"), text: t("moreTimeText"),
+      submit: t("addTime"), onSubmit: moneyCommand(c, { type: "extend", conv: conv.id, order: card.id }),
     });
   } else if (action === "refund") {
     await modal(host, {
-      title: "Request a refund", text: "The automatic completion pauses while the shop answers.",
+      title: t("refundTitle"), text: t("refundText"),
       fields: [
-        { name: "amount", label: `Amount to get back (${v.currency})`, inputmode: "decimal", value: (v.amount / 100).toFixed(2) },
-        { name: "reason", label: "What went wrong?", type: "textarea", maxlength: 500 },
+        { name: "amount", label: t("refundAmountLabel", { currency: v.currency }), inputmode: "decimal", value: (v.amount / 100).toFixed(2) },
+        { name: "reason", label: t("whatWrong"), type: "textarea", maxlength: 500 },
       ],
-      submit: "Send request",
+      submit: t("sendRequest"),
       onSubmit: moneyCommand(c, { type: "refund", conv: conv.id, order: card.id, build: (vals) => {
         const amount = parseMoney(vals.amount, v.currency);
-        if (!amount) throw wordsError("Please enter the amount you want back.");
-        if (!vals.reason.trim()) throw wordsError("Please say what went wrong.");
+        if (!amount) throw wordsError(t("enterRefundAmount"));
+        if (!vals.reason.trim()) throw wordsError(t("sayWhatWrong"));
         return { amount, reason: vals.reason.trim() };
       } }),
     });
   } else if (action === "dispute") {
     await modal(host, {
-      title: "Ask the platform to decide", text: "An arbiter of the marketplace looks at the conversation and decides.",
-      fields: [{ name: "reason", label: "Why?", type: "textarea", maxlength: 500 }], submit: "Ask the platform",
+      title: t("disputeTitle"), text: t("disputeText"),
+      fields: [{ name: "reason", label: t("why"), type: "textarea", maxlength: 500 }], submit: t("askPlatform"),
       onSubmit: moneyCommand(c, { type: "dispute", conv: conv.id, order: card.id, build: (vals) => {
-        if (!vals.reason.trim()) throw wordsError("Please say why the platform should decide.");
+        if (!vals.reason.trim()) throw wordsError(t("sayWhyPlatform"));
         return { reason: vals.reason.trim() };
       } }),
     });
   } else if (action === "transfer") {
     const currency = LISTING ? LISTING.currency : "CNY";
     await modal(host, {
-      title: "Send money to the shop", text: "The shop has to accept it; if it does not within the time limit, the money comes back to you.",
-      fields: [{ name: "amount", label: `Amount (${currency})`, inputmode: "decimal" }, pinField], submit: "Send money",
+      title: t("transferTitle"), text: t("transferText"),
+      fields: [{ name: "amount", label: t("amountLabel", { currency }), inputmode: "decimal" }, pinField()], submit: t("sendMoney"),
       onSubmit: moneyCommand(c, { type: "transfer", conv: conv.id, currency, build: (vals) => {
         const amount = parseMoney(vals.amount, currency);
-        if (!amount) throw wordsError("Please enter an amount.");
+        if (!amount) throw wordsError(t("enterAmount"));
         return { amount };
       } }),
     });
