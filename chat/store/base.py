@@ -1,4 +1,10 @@
-"""The durable store of conversations and messages, as a small interface.
+"""The durable store of conversations and messages, as small interfaces.
+
+:class:`Store` is the sum of what it holds: the message log (:class:`MessageLog`), the
+directory of conversations and agents (:class:`Directory`), named cursors
+(:class:`Cursors`), reports and blocks (:class:`Safety`), and its lifecycle.
+Implementations: ``memory`` (the reference), ``sqlite`` (the embedded default) and
+``postgres``.
 
 Guarantees every implementation keeps (checked by ``tests/chat/test_store_contract.py``):
 
@@ -139,12 +145,73 @@ def newer_signed_card(offered: dict[str, Any], stored: dict[str, Any]) -> bool:
     return int(offered.get("signed_at") or 0) > int(stored.get("signed_at") or 0)
 
 
-class Store(Protocol):
+class Lifecycle(Protocol):
+    """Opening and closing the store, and whether it answers (``/readyz``)."""
+
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
 
     async def ping(self) -> bool: ...
+
+
+class MessageLog(Protocol):
+    """The messages: appended under gapless per-conversation seqs, idempotent by cmid, never
+    deleted, hash-chained; read by range; recall, read marks and the response figures
+    (queries over the log)."""
+
+    async def append(
+        self,
+        conv_id: str,
+        sender: str,
+        role: Role,
+        kind: str,
+        body: dict[str, Any],
+        cmid: str | None,
+        now: int,
+    ) -> Appended:
+        """Store a message under the next seq (or find the one ``cmid`` already stored)."""
+
+    async def messages(
+        self, conv_id: str, *, after: int = 0, before: int | None = None, limit: int = 50
+    ) -> list[MessageRecord]:
+        """Oldest first. With ``before``, the newest ``limit`` messages below it."""
+
+    async def last_messages(self, conv_ids: list[str]) -> dict[str, MessageRecord]: ...
+
+    async def message_by_cmid(self, conv_id: str, sender: str, cmid: str) -> MessageRecord | None: ...
+
+    async def recall(self, conv_id: str, seq: int, by: str, now: int, window_ms: int) -> Appended:
+        """Mark ``seq`` recalled and append the ``recall`` message announcing it."""
+
+    async def set_read(self, conv_id: str, side: Side, seq: int) -> int:
+        """Move a side's read mark forward (never back); returns the mark now."""
+
+    async def read_marks(self, conv_ids: list[str]) -> dict[str, dict[str, int]]: ...
+
+    async def unread_counts(self, conv_ids: list[str], side: Side) -> dict[str, int]:
+        """Messages the other side (or the system, or an arbiter) posted after ``side``'s read
+        mark; recalled messages, ``recall`` notices and ``card_update`` messages never count."""
+
+    async def first_responses(self, shop: str, since: int) -> list[int | None]:
+        """Per conversation of the shop where the buyer wrote at or after ``since``: ms from
+        the buyer's first message in the window to the first agent reply after it that is
+        not an auto-reply, or None if none came."""
+
+    async def change_token(self) -> str:
+        """An opaque position in the store's history of changes, taken now."""
+
+    async def changed_since(
+        self, token: str, *, buyer: str | None = None, shop: str | None = None, limit: int = 10_000
+    ) -> list[ConversationRecord] | None:
+        """The buyer's (or the shop's) conversations that got a message after ``token`` was
+        taken, in no particular order; it may list a few more. ``None`` when the token cannot
+        be used (another store's, garbage) or more than ``limit`` changed: read them all."""
+
+
+class Directory(Protocol):
+    """Who talks to whom: conversations (one per buyer, shop and listing) with their product
+    card and assigned agent, the shops' agents and their away replies."""
 
     async def open_conversation(
         self,
@@ -180,53 +247,9 @@ class Store(Protocol):
         the ``(updated_at, id)`` position ``before`` (keyset paging; an empty id means "at or
         before that time")."""
 
-    async def append(
-        self,
-        conv_id: str,
-        sender: str,
-        role: Role,
-        kind: str,
-        body: dict[str, Any],
-        cmid: str | None,
-        now: int,
-    ) -> Appended:
-        """Store a message under the next seq (or find the one ``cmid`` already stored)."""
-
-    async def messages(
-        self, conv_id: str, *, after: int = 0, before: int | None = None, limit: int = 50
-    ) -> list[MessageRecord]:
-        """Oldest first. With ``before``, the newest ``limit`` messages below it."""
-
-    async def last_messages(self, conv_ids: list[str]) -> dict[str, MessageRecord]: ...
-
-    async def recall(self, conv_id: str, seq: int, by: str, now: int, window_ms: int) -> Appended:
-        """Mark ``seq`` recalled and append the ``recall`` message announcing it."""
-
-    async def set_read(self, conv_id: str, side: Side, seq: int) -> int:
-        """Move a side's read mark forward (never back); returns the mark now."""
-
-    async def read_marks(self, conv_ids: list[str]) -> dict[str, dict[str, int]]: ...
-
-    async def unread_counts(self, conv_ids: list[str], side: Side) -> dict[str, int]:
-        """Messages the other side (or the system, or an arbiter) posted after ``side``'s read
-        mark; recalled messages, ``recall`` notices and ``card_update`` messages never count."""
-
     async def assign(self, conv_id: str, agent: str) -> ConversationRecord: ...
 
     async def register_agent(self, shop: str, agent: str, now: int) -> None: ...
-
-    async def message_by_cmid(self, conv_id: str, sender: str, cmid: str) -> MessageRecord | None: ...
-
-    async def get_cursor(self, name: str) -> int:
-        """A named, durable position (0 if never set), e.g. how far payment events were posted."""
-
-    async def set_cursor(self, name: str, value: int) -> None:
-        """Move a named cursor forward (never back)."""
-
-    async def first_responses(self, shop: str, since: int) -> list[int | None]:
-        """Per conversation of the shop where the buyer wrote at or after ``since``: ms from
-        the buyer's first message in the window to the first agent reply after it that is
-        not an auto-reply, or None if none came."""
 
     async def set_auto_reply(self, shop: str, agent: str, active: bool, text: str | None) -> str | None:
         """Switch an agent's away reply on or off (``text`` None keeps the stored text);
@@ -237,6 +260,20 @@ class Store(Protocol):
 
     async def agent_loads(self, shop: str) -> dict[str, int]:
         """Open conversations per known agent of a shop (zero for idle agents)."""
+
+
+class Cursors(Protocol):
+    """Named durable positions (how far a relay got in another log)."""
+
+    async def get_cursor(self, name: str) -> int:
+        """A named, durable position (0 if never set), e.g. how far payment events were posted."""
+
+    async def set_cursor(self, name: str, value: int) -> None:
+        """Move a named cursor forward (never back)."""
+
+
+class Safety(Protocol):
+    """Reports of messages and conversations, and blocks between a buyer and a shop."""
 
     async def add_report(
         self, conv_id: str, seq: int, reporter: str, side: Side, buyer: str, shop: str, reason: str, now: int
@@ -263,12 +300,8 @@ class Store(Protocol):
     async def blocks_of_shop(self, shop: str) -> list[BlockRecord]:
         """Every block the shop is in, either side's, oldest first."""
 
-    async def change_token(self) -> str:
-        """An opaque position in the store's history of changes, taken now."""
 
-    async def changed_since(
-        self, token: str, *, buyer: str | None = None, shop: str | None = None, limit: int = 10_000
-    ) -> list[ConversationRecord] | None:
-        """The buyer's (or the shop's) conversations that got a message after ``token`` was
-        taken, in no particular order; it may list a few more. ``None`` when the token cannot
-        be used (another store's, garbage) or more than ``limit`` changed: read them all."""
+class Store(Lifecycle, MessageLog, Directory, Cursors, Safety, Protocol):
+    """Everything a hub node keeps durably. The parts are separate so that code (and a
+    future implementation) can depend on only what it uses, e.g. a relay on
+    :class:`Cursors` and a read path on :class:`MessageLog`; one contract suite checks all."""
