@@ -1,24 +1,13 @@
-"""Frames of reporting and blocking (protocol v1), registered in :mod:`chat.protocol.frames`' unions.
-
-Kept apart from ``frames.py`` so that module stays readable; it imports these, so these
-cannot import it: the base model and the id types repeat its definitions (a test checks
-they are equal).
-"""
+"""Frames of reporting and blocking (protocol v1), registered in :mod:`.frames`' unions."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import Field
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:@-]+$")]
-RequestId = Annotated[int, Field(ge=0, le=2**53)]
-Reason = Annotated[str, StringConstraints(min_length=1, max_length=500)]
-
-
-class _Frame(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
+from .fields import Frame as _Frame
+from .fields import Id, Reason, RequestId
 
 # --- client → server ---------------------------------------------------------
 

@@ -11,10 +11,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from pydantic import TypeAdapter
 
 from chat import presend
-from chat.protocol import frames, safety_frames
 
 from .test_delivery import open_pair
 
@@ -185,11 +183,3 @@ def test_parse_refuses_answers_that_are_not_verdicts() -> None:
                 {"verdict": "mask", "text": "x" * 4001}):
         with pytest.raises(presend.HookFailed):
             presend.parse(bad)
-
-
-def test_safety_frames_share_the_id_types_of_frames() -> None:
-    """``safety_frames`` repeats three types of ``frames`` (it cannot import them): they must not drift."""
-    for name in ("Id", "RequestId", "Reason"):
-        ours, theirs = getattr(safety_frames, name), getattr(frames, name)
-        assert TypeAdapter(ours).json_schema() == TypeAdapter(theirs).json_schema(), name
-    assert safety_frames._Frame.model_config == frames._Frame.model_config
