@@ -9,9 +9,11 @@ digest canonicalises maps (keys sorted), so it does not depend on key order.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, cast
 
 import msgpack
+
+from .base import BlockRecord, ReportRecord, Side
 
 
 def pack(obj: Any) -> bytes:
@@ -39,3 +41,18 @@ def digest(kind: str, body: dict[str, Any]) -> bytes:
 def legacy_digest(kind: str, body: dict[str, Any]) -> bytes:
     """The digest rows written before bodies were canonicalised carry (key order kept)."""
     return hashlib.blake2b(pack([kind, body]), digest_size=16).digest()
+
+
+REPORT_COLUMNS = "id, conv, seq, reporter, side, buyer, shop, reason, created_at"
+BLOCK_COLUMNS = "shop, buyer, side, by_user, reason, created_at"
+
+
+def report_row(row: tuple[Any, ...]) -> ReportRecord:
+    """A report from a row of :data:`REPORT_COLUMNS` (both SQL stores use the same columns)."""
+    return ReportRecord(int(row[0]), row[1], int(row[2]), row[3], cast(Side, row[4]), row[5], row[6], row[7],
+                        int(row[8]))
+
+
+def block_row(row: tuple[Any, ...]) -> BlockRecord:
+    """A block from a row of :data:`BLOCK_COLUMNS`."""
+    return BlockRecord(row[0], row[1], cast(Side, row[2]), row[3], row[4], int(row[5]))

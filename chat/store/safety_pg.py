@@ -13,21 +13,14 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .base import BlockRecord, ReportRecord, Side
+from .encoding import BLOCK_COLUMNS as _BLOCK
+from .encoding import REPORT_COLUMNS as _REPORT
+from .encoding import block_row as _block
+from .encoding import report_row as _report
 from .pg_writer import Conn
 
 T = TypeVar("T")
 
-_REPORT = "id, conv, seq, reporter, side, buyer, shop, reason, created_at"
-_BLOCK = "shop, buyer, side, by_user, reason, created_at"
-
-
-def _report(row: tuple[Any, ...]) -> ReportRecord:
-    return ReportRecord(int(row[0]), row[1], int(row[2]), row[3], cast(Side, row[4]), row[5], row[6], row[7],
-                        int(row[8]))
-
-
-def _block(row: tuple[Any, ...]) -> BlockRecord:
-    return BlockRecord(row[0], row[1], cast(Side, row[2]), row[3], row[4], int(row[5]))
 
 
 class PostgresSafety:
