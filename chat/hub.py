@@ -32,7 +32,7 @@ from .routing import (
     user_channel,
     user_entity,
 )
-from .store.base import ConversationRecord, MessageRecord, Store
+from .store.base import BlockRecord, ConversationRecord, MessageRecord, Store
 from .subscriber import Subscriber
 from .tasks import cancel_and_wait
 
@@ -70,6 +70,14 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self._detached: set[asyncio.Task[None]] = set()
         self._auto_replies: dict[tuple[str, str], tuple[int, str | None]] = {}
+        self._blocks: dict[tuple[str, str], list[BlockRecord]] = {}
+        self._blocks_generation = 0
+        self.caches: dict[str, object] = {}
+        """Per-node state a handler module keeps between requests, by the module's name
+        (the hub does not interpret it)."""
+        self.alone = False
+        """This node is the store's only writer (the embedded default: no broker to other
+        nodes), so what it caches of the store cannot be changed behind its back."""
         self._backend_warned: dict[str, float] = {}
         self.unreachable: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
         """What backends raise while they cannot be reached: such a failure is an outage to
@@ -159,6 +167,33 @@ class Hub:
         if len(self._auto_replies) > 100_000:
             self._auto_replies.clear()
         self._auto_replies[(shop, agent)] = (self.clock.now_ms(), text)
+
+    # --- blocks between buyers and shops ------------------------------------------
+
+    async def blocks_between(self, shop: str, buyer: str) -> list[BlockRecord]:
+        """The pair's blocks. Every ``send`` checks them and they almost never change, so a
+        node alone on its store caches them (changes go through :meth:`blocks_changed`).
+        Nodes that share a store read it every time: a block made on another node must stop
+        the very next message here, which no broker announcement could promise."""
+        if not self.alone:
+            return await self.store.blocks_between(shop, buyer)
+        key = (shop, buyer)
+        cached = self._blocks.get(key)
+        if cached is not None:
+            return cached
+        generation = self._blocks_generation
+        blocks = await self.store.blocks_between(shop, buyer)
+        # A change made while the store was read may not be in what it returned.
+        if generation == self._blocks_generation:
+            if len(self._blocks) > 100_000:
+                self._blocks.clear()
+            self._blocks[key] = blocks
+        return blocks
+
+    def blocks_changed(self, shop: str, buyer: str) -> None:
+        """Call once the store has committed a block or its removal."""
+        self._blocks_generation += 1
+        self._blocks.pop((shop, buyer), None)
 
     # --- channels -------------------------------------------------------------
 

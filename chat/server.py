@@ -317,6 +317,7 @@ def build(
     clock = clock or SystemClock()
     broker, presence = open_backends(config)
     hub = Hub(config, store or open_store(config), broker, presence, clock)
+    hub.alone = not config.redis_url
     if config.redis_url:
         from .backends.redis import UNREACHABLE
 

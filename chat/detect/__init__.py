@@ -45,11 +45,31 @@ class Finding:
     end: int
 
 
-def detect(text: str, previous: Sequence[str] = ()) -> list[Finding]:
-    """Findings in ``text``, sorted by position (see the module's docstring)."""
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A text folded once, for both :func:`continues_number` and :func:`detect`."""
+
+    text: str
+    folded: Folded
+    digits: str
+
+
+def prepare(text: str) -> Prepared:
     folded = fold(text)
+    return Prepared(text, folded, numbers.digit_text(folded.text))
+
+
+def continues_number(prepared: Prepared) -> bool:
+    """Whether the text may continue a number from earlier messages (so the caller
+    need only fetch them then)."""
+    return _LEADING_DIGIT.match(prepared.digits) is not None
+
+
+def detect(text: str | Prepared, previous: Sequence[str] = ()) -> list[Finding]:
+    """Findings in ``text``, sorted by position (see the module's docstring)."""
+    prepared = text if isinstance(text, Prepared) else prepare(text)
+    folded, digits = prepared.folded, prepared.digits
     found: list[Finding] = []
-    digits = numbers.digit_text(folded.text)
     for n in numbers.scan(digits):
         found.append(Finding(n.kind, *folded.span(n.start, n.end)))
     for w in words.scan(folded.text):
@@ -85,12 +105,6 @@ def _split_number(digits: str, folded: Folded, previous: Sequence[str]) -> list[
     return found
 
 
-def starts_with_number(text: str) -> bool:
-    """Whether ``text`` may continue a number from earlier messages (so the
-    caller need only fetch them then)."""
-    return _LEADING_DIGIT.match(numbers.digit_text(fold(text).text)) is not None
-
-
 def flags(findings: Sequence[Finding]) -> list[str]:
     """The distinct kinds of ``findings`` in :data:`KINDS` order (stored with a message)."""
     present = {f.kind for f in findings}
@@ -114,4 +128,5 @@ def mask(text: str, findings: Sequence[Finding]) -> str:
     return "".join(out)
 
 
-__all__ = ["KINDS", "MASK", "PREVIOUS_LIMIT", "Finding", "detect", "flags", "mask", "starts_with_number"]
+__all__ = ["KINDS", "MASK", "PREVIOUS_LIMIT", "Finding", "Prepared", "continues_number", "detect", "flags", "mask",
+           "prepare"]

@@ -43,7 +43,7 @@ def _blocked_error(blocks: list[BlockRecord], asking: Side | None) -> ProtocolEr
 
 async def check_not_blocked(hub: Hub, record: ConversationRecord, role: str) -> None:
     """Refuse (4008) a message between a buyer and a shop while either side blocks the other."""
-    blocks = await hub.store.blocks_between(record.shop, record.buyer)
+    blocks = await hub.blocks_between(record.shop, record.buyer)
     if blocks:
         raise _blocked_error(blocks, side_of(role))
 
@@ -52,7 +52,7 @@ async def open_unless_blocked(c: Connection, frame: f.Open, rid: int | None) -> 
     """``open``, refused while the buyer and the shop block each other (either side)."""
     ident = c.me
     if ident.role == "buyer":
-        blocks = await c.hub.store.blocks_between(frame.shop, ident.user)
+        blocks = await c.hub.blocks_between(frame.shop, ident.user)
         if blocks:
             raise _blocked_error(blocks, "buyer")
     await open_conversation(c, frame, rid)
@@ -86,6 +86,7 @@ async def block(c: Connection, frame: sf.Block, rid: int | None) -> None:
     side = _side(c)
     record = await c.conversation(frame.conv)
     await c.hub.store.set_block(record.shop, record.buyer, side, c.me.user, frame.reason, c.hub.clock.now_ms())
+    c.hub.blocks_changed(record.shop, record.buyer)
     c.reply(ok_frame(rid))
 
 
@@ -93,6 +94,7 @@ async def unblock(c: Connection, frame: sf.Unblock, rid: int | None) -> None:
     side = _side(c)
     record = await c.conversation(frame.conv)
     await c.hub.store.remove_block(record.shop, record.buyer, side)
+    c.hub.blocks_changed(record.shop, record.buyer)
     c.reply(ok_frame(rid))
 
 

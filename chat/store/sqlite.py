@@ -66,6 +66,10 @@ class SQLiteStore(SQLiteSafety):
             raise ValueError("synchronous must be FULL, NORMAL or EXTRA")
         self.path = path
         self.synchronous = synchronous
+        self._links: dict[str, tuple[int, bytes]] = {}
+        """Per conversation, the seq and hash of the last message this store's writer chained
+        (saves reading the previous link back per append). Writer thread only; emptied
+        whenever the writer rolls anything back, so it never names a link that did not commit."""
         # Not started yet: submitting to a worker whose thread is not running fails fast.
         self._writer = self._worker("store-writer", batch=True)
         self._reader = self._worker("store-reader", batch=False)
@@ -74,7 +78,7 @@ class SQLiteStore(SQLiteSafety):
         """The schema version found or reached by the last ``start``/``migrate``."""
 
     def _worker(self, name: str, *, batch: bool) -> Worker:
-        return Worker(name, lambda: connect(self.path, self.synchronous), batch=batch)
+        return Worker(name, lambda: connect(self.path, self.synchronous), batch=batch, on_rollback=self._links.clear)
 
     async def start(self) -> None:
         if self._started:
@@ -132,7 +136,7 @@ class SQLiteStore(SQLiteSafety):
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (conv_id, buyer, shop, listing["id"], pack(listing), agent, now, now),
             )
-            card = _append(c, conv_id, buyer, "buyer", "product", {"listing": listing}, None, now).message
+            card = _append(c, conv_id, buyer, "buyer", "product", {"listing": listing}, None, now, self._links).message
             row = c.execute(f"SELECT {_CONV_COLUMNS} FROM conversations WHERE id=?", (conv_id,)).fetchone()
             return _conversation(row), card
 
@@ -143,7 +147,7 @@ class SQLiteStore(SQLiteSafety):
     ) -> Appended:
         # _append raises (NotFound, ClientIdReused) only before its first write.
         return await self._writer.submit(
-            lambda c: _append(c, conv_id, sender, role, kind, body, cmid, now), clean_failure=True
+            lambda c: _append(c, conv_id, sender, role, kind, body, cmid, now, self._links), clean_failure=True
         )
 
     async def recall(self, conv_id: str, seq: int, by: str, now: int, window_ms: int) -> Appended:
@@ -161,7 +165,7 @@ class SQLiteStore(SQLiteSafety):
             if now - original.ts > window_ms:
                 raise RecallRefused("window")
             c.execute("UPDATE messages SET recalled=1 WHERE conv=? AND seq=?", (conv_id, seq))
-            return _append(c, conv_id, by, original.role, "recall", {"seq": seq}, f"~recall:{seq}", now)
+            return _append(c, conv_id, by, original.role, "recall", {"seq": seq}, f"~recall:{seq}", now, self._links)
 
         return await self._writer.submit(job)
 
@@ -438,6 +442,7 @@ def _append(
     body: dict[str, Any],
     cmid: str | None,
     now: int,
+    links: dict[str, tuple[int, bytes]],
 ) -> Appended:
     body_digest = digest(kind, body)
     if cmid is not None:
@@ -465,11 +470,19 @@ def _append(
     seq = int(row[0])
     # The previous link is read inside this write transaction: the file has one writer at
     # a time (BEGIN IMMEDIATE), so two store instances on it still chain one after the other.
-    prev = chain.genesis(conv_id)
-    if seq > 1:
+    # A seq is stored once, so a link this writer made for seq - 1 is the one stored.
+    last = links.get(conv_id)
+    if seq == 1:
+        prev = chain.genesis(conv_id)
+    elif last is not None and last[0] == seq - 1:
+        prev = last[1]
+    else:
         found = c.execute("SELECT hash FROM messages WHERE conv=? AND seq=?", (conv_id, seq - 1)).fetchone()
         prev = b"" if found is None or found[0] is None else bytes(found[0])
     link = chain.link(prev, before + str(seq).encode() + after)
+    if len(links) >= 100_000:
+        links.clear()
+    links[conv_id] = (seq, link)
     c.execute(
         "INSERT INTO messages (conv, seq, sender, role, kind, body, ts, cmid, digest, auto, hash)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

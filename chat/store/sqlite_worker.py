@@ -43,9 +43,15 @@ def connect(path: str, synchronous: str) -> sqlite3.Connection:
 class Worker:
     """A thread owning one connection; runs jobs in order, batching writes."""
 
-    def __init__(self, name: str, connect: Callable[[], sqlite3.Connection], batch: bool) -> None:
+    def __init__(
+        self, name: str, connect: Callable[[], sqlite3.Connection], batch: bool,
+        on_rollback: Callable[[], None] = lambda: None,
+    ) -> None:
+        """``on_rollback`` runs (on this thread) after anything was rolled back: caches of
+        what the jobs wrote must forget it."""
         self._connect = connect
         self._batch = batch
+        self._on_rollback = on_rollback
         self._jobs: queue.SimpleQueue[
             tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], bool] | None
         ] = queue.SimpleQueue()
@@ -120,12 +126,14 @@ class Worker:
                     except BaseException as exc:
                         conn.execute("ROLLBACK TO job")
                         conn.execute("RELEASE job")
+                        self._on_rollback()
                         results.append((fut, False, exc))
                     else:
                         conn.execute("RELEASE job")
                         results.append((fut, True, value))
                 conn.execute("COMMIT")
             except BaseException as exc:  # the commit (or a job, unexpectedly) failed: nothing holds
+                self._on_rollback()
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 results = [(fut, False, exc) for _, fut, _ in jobs]

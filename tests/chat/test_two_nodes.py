@@ -134,3 +134,21 @@ async def test_kill_9_of_a_node_under_traffic_leaves_no_hole(pair: tuple[HubProc
         missing = sorted(set(range(1, last + 1)) - resumed.held[conv])
         assert not missing, f"{s}: holes {missing[:10]} after resuming from {cursor}"
         assert last > 20, "the test did not get far enough to mean anything"
+
+
+async def test_a_block_on_one_node_stops_sends_on_the_other(pair: tuple[HubProcess, HubProcess]) -> None:
+    """Nodes cache a pair's blocks (every send checks them): a block or unblock made on one
+    node must reach the other node's cache before the next message there."""
+    a, b = pair
+    agent = await Client.connect(b.url, token("a1", "agent", shop="shop1"))
+    await agent.request({"type": "sync"})
+    buyer = await Client.connect(a.url, token("b1"))
+    conv = (await buyer.request({"type": "open", "shop": "shop1", "listing": LISTING}))["conversation"]["id"]
+    assert (await buyer.send_text(conv, "hello", "m1"))["type"] == "ack"  # node A now caches "no block"
+    assert (await agent.request({"type": "block", "conv": conv}))["type"] == "ok"
+    await asyncio.sleep(0.05)  # the announcement crosses Redis (sub-millisecond; margin for a busy machine)
+    refused = await buyer.send_text(conv, "hello?", "m2")
+    assert refused["type"] == "error" and refused["code"] == 4008
+    assert (await agent.request({"type": "unblock", "conv": conv}))["type"] == "ok"
+    await asyncio.sleep(0.05)
+    assert (await buyer.send_text(conv, "hello again", "m3"))["type"] == "ack"
