@@ -46,6 +46,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RATE_BURST", "10", "messages a user may send in a burst"),
     Setting("RECALL_WINDOW", "120", "seconds during which a sender may recall a message"),
     Setting("PRESENCE_TTL", "30", "seconds a connection's presence lives without a heartbeat"),
+    Setting("OVERLOAD_MS", "100", "a send is refused with 5003 (retry_after_ms) when the node would answer it later "
+            "than this (its sends in progress, or its event loop's lateness); 0: never refuse"),
+    Setting("OVERLOAD_MIN_PENDING", "128", "sends in progress below which none is refused for overload"),
+    Setting("LOOP_STALL_MS", "50", "an event-loop stall longer than this is logged with the code that held it "
+            "(every lag goes to the chat_loop_lag_seconds histogram); 0: off"),
     Setting("SYNC_LIMIT", "500", "messages pushed per conversation on sync before the client must page"),
     Setting("PAYMENTS", "on", "on: money in the chat (escrow, transfers) and the server API; off: chat only"),
     Setting("PAYMENTS_DATABASE_URL", "sqlite:///data/payments.db",
@@ -115,6 +120,9 @@ class Config:
     rate_burst: int
     recall_window: float
     presence_ttl: float
+    loop_stall_ms: int
+    overload_ms: int
+    overload_min_pending: int
     sync_limit: int
     payments: str
     payments_database_url: str

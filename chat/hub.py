@@ -18,9 +18,11 @@ from typing import Any
 
 import msgpack
 
+from .admission import Admission
 from .backends.base import Broker, Presence, PresenceState, Status
 from .clock import Clock, epoch_seconds
 from .config import Config
+from .loopwatch import LoopWatch
 from .metrics import Metrics
 from .protocol.codec import encode
 from .protocol.views import msg_frame, presence_frame
@@ -82,6 +84,9 @@ class Hub:
         self.unreachable: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
         """What backends raise while they cannot be reached: such a failure is an outage to
         report once (and answer 5002), not a bug to log with a traceback per request."""
+        self._loop_watch: LoopWatch | None = None
+        self.admission = Admission(config.overload_ms, config.overload_min_pending)
+        """Whether a ``send`` is taken now or refused for overload (:mod:`chat.admission`)."""
         self.disputed: Callable[[str], Awaitable[bool]] | None = None
         """Whether a conversation's order is or was disputed (its arbiters may then read it);
         set where payments are enabled."""
@@ -91,6 +96,9 @@ class Hub:
     async def start(self) -> None:
         await self.store.start()
         await self.broker.start(self._on_broker)
+        if self.config.loop_stall_ms > 0:
+            self._loop_watch = LoopWatch(self.metrics, self.config.loop_stall_ms / 1000, self.admission)
+            self._loop_watch.start()
         self._tasks.append(asyncio.create_task(self._presence_loop(), name="presence-loop"))
 
     async def stop(self) -> None:
@@ -98,6 +106,8 @@ class Hub:
             task.cancel()
         await cancel_and_wait(*self._tasks)
         self._tasks.clear()
+        if self._loop_watch is not None:
+            await self._loop_watch.stop()
         now = self.clock.now_ms()
         for subscriber in list(self._subscribers):
             await self._presence_gone(subscriber, now)

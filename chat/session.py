@@ -127,7 +127,7 @@ class Session:
             rid = request_id(obj)
             kind = obj.get("type") if isinstance(obj, dict) else None
             # Only known types become label values: a client must not grow the metrics.
-            self.hub.metrics.frames_in.labels(type=kind if kind in CLIENT_TYPES else "unknown").inc()
+            self.hub.metrics.frame_in(kind if kind in CLIENT_TYPES else "unknown")
             frame = validate(obj)
             if isinstance(frame, f.Auth):
                 await self.authenticate(frame.token, rid)

@@ -51,6 +51,7 @@ class ErrorCode(IntEnum):
 
     INTERNAL = 5001
     UNAVAILABLE = 5002
+    OVERLOADED = 5003
 
 
 ERROR_TEXT: dict[ErrorCode, str] = {
@@ -78,6 +79,7 @@ ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.BLOCKED: "messages between this buyer and this shop are blocked",
     ErrorCode.INTERNAL: "internal server error; retrying is safe",
     ErrorCode.UNAVAILABLE: "a backend is unavailable; retry shortly",
+    ErrorCode.OVERLOADED: "the server is over capacity; send again after retry_after_ms",
 }
 
 

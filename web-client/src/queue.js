@@ -45,7 +45,8 @@ export class UnsentQueue {
           this._acked(item, ack);
         } catch (err) {
           if (err instanceof Disconnected) break; // resent with the same cmid after the resume
-          if (err.code === 4001) {
+          if (err.code === 4001 || err.code === 5003) {
+            // Too fast, or the hub is over capacity: it says when to come back; nothing was stored.
             await sleep((err.details && err.details.retry_after_ms) || 1000);
           } else if (err.code === 5001 || err.code === 5002) {
             await sleep(2000);

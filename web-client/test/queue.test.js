@@ -182,3 +182,23 @@ test("without Web Locks: a queue not rewritten for queueStaleMs is taken over, a
   assert.deepEqual(b.sentTexts(), ["stale tab"]);
   assert.ok(b.storage.getItem("tc:pending:tab-alive"), "the live tab keeps its queue");
 });
+
+test("a send refused for overload (5003) is sent again after retry_after_ms with the same cmid, in order", async () => {
+  const b = browser();
+  let refusals = 2;
+  b.hub.overrides.send = (socket, frame, reply) => {
+    if (refusals === 0) return false;
+    refusals -= 1;
+    reply({ type: "error", code: 5003, message: "over capacity", details: { retry_after_ms: 30 } });
+    return true;
+  };
+  const tab = await online(b.tab());
+  const first = tab.send("c1", text("first"));
+  const second = tab.send("c1", text("second"));
+  await until(() => tab.pending.length === 0, 3000, "both acked");
+  assert.deepEqual(b.sentTexts(), ["first", "second"]);
+  const counts = b.sendsPerCmid();
+  assert.equal(counts[first.cmid], 3); // refused twice, then stored
+  assert.equal(counts[second.cmid], 1);
+  assert.ok(tab.pending.every((p) => !p.error));
+});
