@@ -58,6 +58,35 @@ def _conversation(row: tuple[Any, ...]) -> ConversationRecord:
 _CONV_COLUMNS = "id, buyer, shop, listing, agent, last_seq, created_at, status, updated_at"
 
 
+class WriterState:
+    """What the writer thread keeps between appends, so each append runs fewer statements.
+
+    * ``last``: per conversation, the seq and hash of the last message this writer chained
+      (instead of reading the previous link back);
+    * ``change``: the change-clock value this transaction's appends share.
+
+    Both are forgotten whenever the writer rolls anything back, so they never name what
+    did not commit; ``change`` also at the start of every transaction."""
+
+    LIMIT = 100_000
+
+    def __init__(self) -> None:
+        self.last: dict[str, tuple[int, bytes]] = {}
+        self.change: int | None = None
+
+    def remember(self, conv_id: str, seq: int, link: bytes) -> None:
+        if len(self.last) >= self.LIMIT:
+            self.last.clear()
+        self.last[conv_id] = (seq, link)
+
+    def new_batch(self) -> None:
+        self.change = None
+
+    def rolled_back(self) -> None:
+        self.last.clear()
+        self.change = None
+
+
 class SQLiteStore(SQLiteSafety):
     """The embedded default store (see :mod:`chat.store.base` for its guarantees)."""
 
@@ -66,10 +95,7 @@ class SQLiteStore(SQLiteSafety):
             raise ValueError("synchronous must be FULL, NORMAL or EXTRA")
         self.path = path
         self.synchronous = synchronous
-        self._links: dict[str, tuple[int, bytes]] = {}
-        """Per conversation, the seq and hash of the last message this store's writer chained
-        (saves reading the previous link back per append). Writer thread only; emptied
-        whenever the writer rolls anything back, so it never names a link that did not commit."""
+        self._links = WriterState()
         # Not started yet: submitting to a worker whose thread is not running fails fast.
         self._writer = self._worker("store-writer", batch=True)
         self._reader = self._worker("store-reader", batch=False)
@@ -78,7 +104,8 @@ class SQLiteStore(SQLiteSafety):
         """The schema version found or reached by the last ``start``/``migrate``."""
 
     def _worker(self, name: str, *, batch: bool) -> Worker:
-        return Worker(name, lambda: connect(self.path, self.synchronous), batch=batch, on_rollback=self._links.clear)
+        return Worker(name, lambda: connect(self.path, self.synchronous), batch=batch,
+                      on_rollback=self._links.rolled_back, on_batch=self._links.new_batch)
 
     async def start(self) -> None:
         if self._started:
@@ -442,7 +469,7 @@ def _append(
     body: dict[str, Any],
     cmid: str | None,
     now: int,
-    links: dict[str, tuple[int, bytes]],
+    links: WriterState,
 ) -> Appended:
     body_digest = digest(kind, body)
     if cmid is not None:
@@ -458,20 +485,26 @@ def _append(
     # Encoded before the first write, so a body that cannot be hashed fails cleanly.
     before, after = chain.split(conv_id, sender, role, kind, body, now, cmid)
     # The conversation takes the clock's next value, then the clock moves: writers are
-    # serialized, so change values follow commit order (see ``changed_since``).
+    # serialized, so change values follow commit order (see ``changed_since``). Appends of
+    # one transaction commit together, so they share one value (one clock move per batch).
+    change = links.change
+    if change is None:
+        change = int(c.execute("SELECT value + 1 FROM change_clock WHERE id = 1").fetchone()[0])
     row = c.execute(
-        "UPDATE conversations SET last_seq = last_seq + 1, updated_at = MAX(updated_at, ?),"
-        " change = (SELECT value + 1 FROM change_clock WHERE id = 1) WHERE id=? RETURNING last_seq, agent",
-        (now, conv_id),
+        "UPDATE conversations SET last_seq = last_seq + 1, updated_at = MAX(updated_at, ?), change = ?"
+        " WHERE id=? RETURNING last_seq, agent",
+        (now, change, conv_id),
     ).fetchone()
     if row is None:
         raise NotFound(conv_id)
-    c.execute("UPDATE change_clock SET value = value + 1 WHERE id = 1")
+    if links.change is None:
+        c.execute("UPDATE change_clock SET value = MAX(value, ?) WHERE id = 1", (change,))
+        links.change = change
     seq = int(row[0])
     # The previous link is read inside this write transaction: the file has one writer at
     # a time (BEGIN IMMEDIATE), so two store instances on it still chain one after the other.
     # A seq is stored once, so a link this writer made for seq - 1 is the one stored.
-    last = links.get(conv_id)
+    last = links.last.get(conv_id)
     if seq == 1:
         prev = chain.genesis(conv_id)
     elif last is not None and last[0] == seq - 1:
@@ -480,9 +513,7 @@ def _append(
         found = c.execute("SELECT hash FROM messages WHERE conv=? AND seq=?", (conv_id, seq - 1)).fetchone()
         prev = b"" if found is None or found[0] is None else bytes(found[0])
     link = chain.link(prev, before + str(seq).encode() + after)
-    if len(links) >= 100_000:
-        links.clear()
-    links[conv_id] = (seq, link)
+    links.remember(conv_id, seq, link)
     c.execute(
         "INSERT INTO messages (conv, seq, sender, role, kind, body, ts, cmid, digest, auto, hash)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

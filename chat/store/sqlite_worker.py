@@ -46,12 +46,15 @@ class Worker:
     def __init__(
         self, name: str, connect: Callable[[], sqlite3.Connection], batch: bool,
         on_rollback: Callable[[], None] = lambda: None,
+        on_batch: Callable[[], None] = lambda: None,
     ) -> None:
         """``on_rollback`` runs (on this thread) after anything was rolled back: caches of
-        what the jobs wrote must forget it."""
+        what the jobs wrote must forget it. ``on_batch`` runs as each write transaction
+        begins (what jobs share per transaction starts afresh)."""
         self._connect = connect
         self._batch = batch
         self._on_rollback = on_rollback
+        self._on_batch = on_batch
         self._jobs: queue.SimpleQueue[
             tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], bool] | None
         ] = queue.SimpleQueue()
@@ -113,6 +116,7 @@ class Worker:
         if self._batch:
             try:
                 conn.execute("BEGIN IMMEDIATE")
+                self._on_batch()
                 for job, fut, clean_failure in jobs:
                     if clean_failure:
                         try:
