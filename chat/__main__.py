@@ -9,10 +9,14 @@ import contextlib
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .auth import ROLES, mint, mint_listing
 from .config import Config, help_text
 from .protocol.schema import protocol_schema, render
+
+if TYPE_CHECKING:
+    from .broadcasts import BroadcastRunner
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -166,6 +170,7 @@ async def run_worker(config: Config) -> None:
     if sender is not None:
         await sender.start()
     task = asyncio.create_task(run_timers(service, config.timer_interval))
+    broadcasts = await _broadcast_runner(config)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, task.cancel)
@@ -175,6 +180,31 @@ async def run_worker(config: Config) -> None:
         await task
     if sender is not None:
         await sender.stop()
+    if broadcasts is not None:
+        await broadcasts.stop()
+        await broadcasts.hub.broker.close()
+        await broadcasts.hub.store.close()
+
+
+async def _broadcast_runner(config: Config) -> BroadcastRunner | None:
+    """The worker's broadcast runner (beside the hubs' own, one job per runner by lease): it
+    writes to the chat store and pushes to live buyers through the broker, so it needs
+    REDIS_URL to reach them (without it, buyers find the messages when they next sync)."""
+    from .broadcasts import BroadcastRunner
+    from .clock import SystemClock
+    from .hub import Hub
+    from .server import open_backends, open_store
+
+    if not config.redis_url and config.broadcasts_enabled_in_hub:
+        return None  # the embedded default: the hub delivers them, live
+    broker, presence = open_backends(config)
+    hub = Hub(config, open_store(config), broker, presence, SystemClock())
+    await hub.store.start()
+    await broker.start(lambda channel, payload: None)
+    runner = BroadcastRunner(hub)
+    await runner.start()
+    logging.getLogger("chat").info("delivering broadcasts to followers")
+    return runner
 
 
 if __name__ == "__main__":

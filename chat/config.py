@@ -93,6 +93,25 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PRESEND_TIMEOUT_MS", "300", "milliseconds the pre-send check has to answer"),
     Setting("PRESEND_FAILURE", "open", "when the pre-send check times out or fails: open (stored, recorded as "
             "unavailable) or closed (refused with 5002, retry)"),
+    Setting("BROADCAST_LIMIT", "1", "broadcasts a shop may send to its followers per BROADCAST_WINDOW_HOURS "
+            "(0: no limit); more get 4009 with retry_after_ms"),
+    Setting("BROADCAST_WINDOW_HOURS", "24", "length of the rolling window of BROADCAST_LIMIT"),
+    Setting("BROADCAST_BATCH", "500", "followers a broadcast is delivered to per batch (the job's cursor is stored "
+            "after each)"),
+    Setting("BROADCAST_PAUSE_MS", "20", "milliseconds a broadcast waits between batches, so live chat goes first"),
+    Setting("BROADCASTS_IN_HUB", "on", "on: every hub node also delivers broadcasts (one node per job, by "
+            "lease); off: only `python -m chat worker` does (it needs REDIS_URL to reach live buyers)"),
+    Setting("MEDIA_PORT", "0", "port of the picture upload endpoint (POST /media; the websocket port takes no "
+            "request bodies); 0: any free port, announced by GET /media on PORT (one machine); set one behind a "
+            "proxy or load balancer"),
+    Setting("MEDIA_UPLOAD_URL", "", "the upload endpoint as browsers reach it, behind a proxy (empty: "
+            "http://<the hub's host>:MEDIA_PORT/media)"),
+    Setting("MEDIA_DIR", "", "where pictures are kept with a SQLite store (empty: media/ beside the database "
+            "file); with PostgreSQL they are kept in the database"),
+    Setting("MEDIA_MAX_BYTES", "10485760", "largest picture upload accepted, in bytes (larger: 1008)"),
+    Setting("MEDIA_MAX_PIXELS", "40000000", "most pixels a picture may decode to, over all its frames (more: 1009)"),
+    Setting("MEDIA_PER_MINUTE", "20", "picture uploads a user may make per minute on each node (more: 4001)"),
+    Setting("MEDIA_URL_TTL", "600", "seconds a signed picture address stays valid (at least; at most twice that)"),
     Setting("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
     Setting("DEMO", "on", "on: a demo shop, funded demo buyers and demo pages under /demo/ (demo tokens for demo "
             "users only); off: no demo data, only the web client under /web/"),
@@ -158,6 +177,18 @@ class Config:
     presend_url: str
     presend_timeout_ms: int
     presend_failure: str
+    broadcast_limit: int
+    broadcast_window_hours: float
+    broadcast_batch: int
+    broadcast_pause_ms: int
+    broadcasts_in_hub: str
+    media_port: int
+    media_upload_url: str
+    media_dir: str
+    media_max_bytes: int
+    media_max_pixels: int
+    media_per_minute: float
+    media_url_ttl: float
     log_level: str
     demo: str
 
@@ -200,6 +231,10 @@ class Config:
     @property
     def payments_enabled(self) -> bool:
         return self.payments.lower() in ("on", "1", "true", "yes")
+
+    @property
+    def broadcasts_enabled_in_hub(self) -> bool:
+        return self.broadcasts_in_hub.lower() in ("on", "1", "true", "yes")
 
     @property
     def demo_enabled(self) -> bool:

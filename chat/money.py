@@ -30,6 +30,7 @@ from payments.store import open_store as open_payments_store
 from payments.webhooks import WebhookOutbox
 
 from .clock import epoch_seconds
+from .credit import credit_handlers
 from .handlers.context import Connection, Handler
 from .hub import Hub
 from .protocol import frames as f
@@ -147,7 +148,7 @@ class MoneyDesk:
 
     def handlers(self) -> dict[type, Handler]:
         """The money commands' entries in the hub's dispatch table."""
-        return dict.fromkeys(f.MONEY_FRAME_TYPES, self.handle)
+        return {**dict.fromkeys(f.MONEY_FRAME_TYPES, self.handle), **credit_handlers(self)}
 
     async def handle(self, conn: Connection, frame: Any, rid: int | None) -> None:
         """Answer one money command; the card follows through the relay."""

@@ -28,6 +28,7 @@ from . import presend
 from .api import ApiServer
 from .backends.base import Broker, Presence
 from .backends.memory import MemoryBroker, MemoryPresence
+from .broadcasts import BroadcastRunner
 from .clock import Clock, SystemClock
 from .config import Config, webhook_settings
 from .handlers import dispatch_table
@@ -42,6 +43,7 @@ from .store.base import Store
 from .web import HttpRoute, web_routes
 
 if TYPE_CHECKING:
+    from .media.wiring import Media
     from .money import MoneyDesk
 
 log = logging.getLogger(__name__)
@@ -166,6 +168,10 @@ class ChatServer:
     """Money commands, payment cards and timers, when payments are enabled."""
     reuse_port: bool = False
     """Bind with SO_REUSEPORT, beside the other workers of ``serve --workers``."""
+    media: Media | None = None
+    """Picture uploads (their own port) and fetches (``/media/`` on this one)."""
+    broadcasts: BroadcastRunner | None = None
+    """Delivers the shops' broadcasts to their followers (``BROADCASTS_IN_HUB``)."""
     _typical_cache: TypicalResponseCache = field(default_factory=TypicalResponseCache)
 
     @property
@@ -179,6 +185,10 @@ class ChatServer:
         await self.hub.start()
         if self.money is not None:
             await self.money.start()
+        if self.media is not None:
+            await self.media.server.start()
+        if self.broadcasts is not None:
+            await self.broadcasts.start()
         cfg = self.config
         self._limiter = RateLimiter(cfg.rate_per_second, cfg.rate_burst)
         self._handlers = dispatch_table(self.money.handlers() if self.money is not None else None)
@@ -209,8 +219,12 @@ class ChatServer:
             self.server.close(close_connections=True)
             await self.server.wait_closed()
             self.server = None
+            if self.broadcasts is not None:
+                await self.broadcasts.stop()
             if self.money is not None:
                 await self.money.stop()
+            if self.media is not None:
+                await self.media.server.close()
             await presend.close(self.hub)
             await self.hub.stop()
 
@@ -323,6 +337,8 @@ def build(
 
         hub.unreachable = (*hub.unreachable, *UNREACHABLE)
     server = ChatServer(config, hub, reuse_port=reuse_port)
+    if config.broadcasts_enabled_in_hub:
+        server.broadcasts = BroadcastRunner(hub)
     if config.payments_enabled:
         from . import money
 
@@ -341,6 +357,10 @@ def build(
         server.api = ApiServer(service, config.server_secret, config.api_host, config.api_port,
                                reuse_port=reuse_port, store=hub.store, evidence_key=config.evidence_key,
                                now_ms=clock.now_ms)
+    from .media.wiring import open_media
+
+    server.media = open_media(config, hub, reuse_port=reuse_port)
+    server.extra_routes = {**(server.extra_routes or {}), "/media": server.media.routes.route}
     # The browser side (widget, back office) and, with DEMO on, the demo: plain GETs on this port.
     server.extra_routes = {**(server.extra_routes or {}), **web_routes(config, hub, server.money)}
     return server

@@ -29,6 +29,9 @@ class ErrorCode(IntEnum):
     INVALID_FIELDS = 1004
     TOO_LARGE = 1005
     TEXT_FRAME = 1006
+    MEDIA_UNSUPPORTED = 1007
+    MEDIA_TOO_LARGE = 1008
+    MEDIA_TOO_MANY_PIXELS = 1009
 
     NOT_AUTHENTICATED = 2001
     TOKEN_INVALID = 2002
@@ -48,6 +51,8 @@ class ErrorCode(IntEnum):
     OFF_PLATFORM_BLOCKED = 4006
     PRESEND_BLOCKED = 4007
     BLOCKED = 4008
+    BROADCAST_LIMITED = 4009
+    EDIT_CONFLICT = 4010
 
     INTERNAL = 5001
     UNAVAILABLE = 5002
@@ -61,6 +66,9 @@ ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.INVALID_FIELDS: "missing or invalid fields",
     ErrorCode.TOO_LARGE: "the frame is larger than the server accepts",
     ErrorCode.TEXT_FRAME: "frames must be binary msgpack, not text",
+    ErrorCode.MEDIA_UNSUPPORTED: "the upload is not a JPEG, PNG, WebP or GIF picture that decodes",
+    ErrorCode.MEDIA_TOO_LARGE: "the upload is larger than the hub accepts",
+    ErrorCode.MEDIA_TOO_MANY_PIXELS: "the picture has too many pixels to decode",
     ErrorCode.NOT_AUTHENTICATED: "send an 'auth' frame first",
     ErrorCode.TOKEN_INVALID: "the token is not valid",
     ErrorCode.TOKEN_EXPIRED: "the token has expired",
@@ -77,6 +85,8 @@ ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.OFF_PLATFORM_BLOCKED: "contact details or payment outside the platform are not allowed in messages",
     ErrorCode.PRESEND_BLOCKED: "the marketplace does not allow this message",
     ErrorCode.BLOCKED: "messages between this buyer and this shop are blocked",
+    ErrorCode.BROADCAST_LIMITED: "the shop has sent as many broadcasts as it may for now; retry later",
+    ErrorCode.EDIT_CONFLICT: "another agent saved this buyer's notes since you read them",
     ErrorCode.INTERNAL: "internal server error; retrying is safe",
     ErrorCode.UNAVAILABLE: "a backend is unavailable; retry shortly",
     ErrorCode.OVERLOADED: "the server is over capacity; send again after retry_after_ms",

@@ -15,6 +15,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from .backoffice_frames import (
+    BuyerProfileView,
+    CloseConversation,
+    ConversationState,
+    ConversationStates,
+    ConversationStatesView,
+    CreditRequest,
+    CreditView,
+    EditBuyerProfile,
+    GetBuyerProfile,
+    ReopenConversation,
+)
 from .fields import Amount as Amount
 from .fields import Frame as _Frame
 from .fields import Id as Id
@@ -57,6 +69,20 @@ class Listing(_Frame):
     """Set by the hub, never by a client: when the marketplace signed the card (the token's
     ``iat``, epoch ms). The newest signed card wins; an older one never replaces it."""
 
+
+# Follow frames need Listing, so they are imported once it exists.
+from .follow_frames import (  # noqa: E402
+    BroadcastResult,
+    Broadcasts,
+    BroadcastsPage,
+    Follow,
+    FollowersPage,
+    Following,
+    FollowState,
+    SendBroadcast,
+    Unfollow,
+)
+from .follow_frames import Followers as FollowersRequest  # noqa: E402
 
 # --- message bodies a client may send ---------------------------------------
 
@@ -225,13 +251,15 @@ ClientFrame = Annotated[
     Auth | Open | Send | Sync | History | ListConversations | Read | Typing | Recall | SetPresence | Assign
     | AutoReply | Stats | Ping | Offer | Pay | Ship | OrderAction | RequestRefund | AnswerRefund | Dispute | Decide
     | SendTransfer | AnswerTransfer | Rate | SetPin | SetQuickPay | Wallet
-    | Report | Block | Unblock,
+    | Report | Block | Unblock
+    | CreditRequest | GetBuyerProfile | EditBuyerProfile | CloseConversation | ReopenConversation | ConversationStates
+    | Follow | Unfollow | FollowState | FollowersRequest | SendBroadcast | Broadcasts,
     Field(discriminator="type"),
 ]
 
 MONEY_FRAME_TYPES: tuple[type[_Frame], ...] = (
     Offer, Pay, Ship, OrderAction, RequestRefund, AnswerRefund, Dispute, Decide, SendTransfer, AnswerTransfer,
-    Rate, SetPin, SetQuickPay, Wallet,
+    Rate, SetPin, SetQuickPay, Wallet, CreditRequest,
 )
 """The money commands: handled only where payments are enabled (else 5002)."""
 
@@ -240,6 +268,8 @@ CLIENT_FRAME_TYPES: tuple[type[BaseModel], ...] = (
     Stats, Ping, Offer, Pay, Ship, OrderAction, RequestRefund, AnswerRefund, Dispute, Decide,
     SendTransfer, AnswerTransfer, Rate, SetPin, SetQuickPay, Wallet,
     Report, Block, Unblock,
+    CreditRequest, GetBuyerProfile, EditBuyerProfile, CloseConversation, ReopenConversation, ConversationStates,
+    Follow, Unfollow, FollowState, FollowersRequest, SendBroadcast, Broadcasts,
 )
 
 
@@ -255,7 +285,7 @@ class MessageView(_Frame):
     sender: str
     """User id of the sender, or ``system``."""
     role: Literal["buyer", "agent", "arbiter", "system"]
-    kind: Literal["text", "image", "product", "system", "recall", "card", "card_update"]
+    kind: Literal["text", "image", "product", "system", "recall", "card", "card_update", "broadcast"]
     body: dict[str, Any]
     ts: int
     """Server time of the message, epoch milliseconds."""
@@ -436,7 +466,9 @@ class Error(_Frame):
 ServerFrame = Annotated[
     MessageView | Welcome | Ack | Opened | Synced | ConversationsPage | HistoryPage | Ok | StatsView | Pong | Receipt
     | TypingEvent | PresenceEvent | PaymentResult | WalletView | Error
-    | Reported,
+    | Reported
+    | CreditView | BuyerProfileView | ConversationStatesView | ConversationState
+    | Following | FollowersPage | BroadcastResult | BroadcastsPage,
     Field(discriminator="type"),
 ]
 
@@ -444,4 +476,6 @@ SERVER_FRAME_TYPES: tuple[type[BaseModel], ...] = (
     MessageView, Welcome, Ack, Opened, Synced, ConversationsPage, HistoryPage, Ok, StatsView, Pong, Receipt,
     TypingEvent, PresenceEvent, PaymentResult, WalletView, Error,
     Reported,
+    CreditView, BuyerProfileView, ConversationStatesView, ConversationState,
+    Following, FollowersPage, BroadcastResult, BroadcastsPage,
 )

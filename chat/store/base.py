@@ -2,7 +2,9 @@
 
 :class:`Store` is the sum of what it holds: the message log (:class:`MessageLog`), the
 directory of conversations and agents (:class:`Directory`), named cursors
-(:class:`Cursors`), reports and blocks (:class:`Safety`), and its lifecycle.
+(:class:`Cursors`), reports and blocks (:class:`Safety`), follows and broadcasts
+(:class:`Follows`), the shop's notes on buyers and closed conversations (:class:`Inbox`),
+and its lifecycle.
 Implementations: ``memory`` (the reference), ``sqlite`` (the embedded default) and
 ``postgres``.
 
@@ -107,6 +109,67 @@ class BlockRecord:
     created_at: int
 
 
+@dataclass(frozen=True, slots=True)
+class FollowRecord:
+    """A buyer following a shop. ``conv`` is the conversation the shop's broadcasts go to:
+    the one the buyer followed from (or its latest with the shop then); None when it had
+    none, and broadcasts then open the buyer's shop conversation (listing ``@shop``)."""
+
+    shop: str
+    buyer: str
+    conv: str | None
+    created_at: int
+    blocked: bool = False
+    """Either side blocks the other now (filled by ``followers``; broadcasts skip them)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastRecord:
+    """A shop's message to its followers and how far its fan-out got."""
+
+    id: int
+    shop: str
+    key: str
+    """The agent's idempotency key: the same key returns this job, never a second one."""
+    by: str
+    body: dict[str, Any]
+    created_at: int
+    total: int
+    """Followers when it was recorded (progress bars divide by it)."""
+    cursor: str = ""
+    """The last follower (buyer id, in code point order) whose message is stored."""
+    delivered: int = 0
+    skipped: int = 0
+    """Followers passed over because either side blocks the other."""
+    done: bool = False
+    finished_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BuyerProfileRecord:
+    """A shop's private note and tags on one buyer, shared by all its agents."""
+
+    shop: str
+    buyer: str
+    note: str
+    tags: tuple[str, ...]
+    version: int
+    """1 on the first save, one more on each: an edit names the version it started from."""
+    updated_by: str
+    updated_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedRecord:
+    """A conversation an agent took out of the shop's active inbox."""
+
+    conv: str
+    by: str
+    at: int
+    seq: int
+    """The conversation's last seq when it was closed: a buyer message above it reopens it."""
+
+
 class StoreError(Exception):
     """Base of store failures that are the caller's fault."""
 
@@ -117,6 +180,14 @@ class ClientIdReused(StoreError):
 
 class NotFound(StoreError):
     pass
+
+
+class BroadcastTooSoon(StoreError):
+    """The shop has used its broadcasts for the window; the next one may go in ``retry_after_ms``."""
+
+    def __init__(self, retry_after_ms: int) -> None:
+        super().__init__(f"retry after {retry_after_ms} ms")
+        self.retry_after_ms = retry_after_ms
 
 
 class RecallRefused(StoreError):
@@ -301,7 +372,89 @@ class Safety(Protocol):
         """Every block the shop is in, either side's, oldest first."""
 
 
-class Store(Lifecycle, MessageLog, Directory, Cursors, Safety, Protocol):
+class Follows(Protocol):
+    """Buyers following shops, and the shops' broadcasts to them (jobs with a cursor).
+
+    A follow is one row per ``(shop, buyer)``. Followers are listed in code point order of
+    the buyer id, which is also the order a broadcast's fan-out walks them in, so its
+    ``cursor`` (the last buyer done) is a resumable position. A broadcast is stored once per
+    ``(shop, key)``; at most ``limit`` new ones per shop are accepted in any ``window_ms``
+    (checked and recorded in one atomic step, so nodes racing cannot exceed it). A job is
+    worked by one runner at a time: ``claim_broadcast`` leases it (``owner``, until a time),
+    ``advance_broadcast`` moves it forward only for the lease holder."""
+
+    async def follow(self, shop: str, buyer: str, conv: str | None, now: int) -> tuple[FollowRecord, bool]:
+        """Follow (``True``), or return the follow already there, unchanged (``False``)."""
+
+    async def unfollow(self, shop: str, buyer: str) -> bool:
+        """Stop following; whether there was a follow."""
+
+    async def get_follow(self, shop: str, buyer: str) -> FollowRecord | None: ...
+
+    async def follower_count(self, shop: str) -> int: ...
+
+    async def followers(
+        self, shop: str, *, after: str = "", limit: int = 100, since_before: int | None = None
+    ) -> list[FollowRecord]:
+        """The shop's followers with a buyer id above ``after`` (code point order), at most
+        ``limit``, with ``blocked`` set where either side blocks the other. ``since_before``:
+        only those who followed at or before that time (a broadcast reaches the followers it
+        was sent to, not later ones)."""
+
+    async def add_broadcast(
+        self, shop: str, key: str, by: str, body: dict[str, Any], total: int, now: int, *, limit: int,
+        window_ms: int,
+    ) -> tuple[BroadcastRecord, bool]:
+        """Record a broadcast job (``True``), or return the one ``(shop, key)`` already made
+        (``False``, whatever the limit says). Raises :class:`BroadcastTooSoon` when the shop
+        recorded ``limit`` broadcasts in the last ``window_ms`` (``limit`` 0: no limit)."""
+
+    async def get_broadcast(self, broadcast_id: int) -> BroadcastRecord | None: ...
+
+    async def broadcasts_of_shop(self, shop: str, *, limit: int = 20) -> list[BroadcastRecord]:
+        """The shop's broadcasts, newest first."""
+
+    async def claim_broadcast(self, owner: str, now: int, lease_ms: int) -> BroadcastRecord | None:
+        """Lease the oldest unfinished broadcast whose lease has run out (or is ``owner``'s
+        own, e.g. a restarted node of the same name) until ``now + lease_ms``; None if none."""
+
+    async def advance_broadcast(
+        self, broadcast_id: int, owner: str, cursor: str, delivered: int, skipped: int, done: bool, now: int,
+        lease_ms: int,
+    ) -> bool:
+        """Store the job's progress (``cursor`` and the totals so far; ``done`` finishes it)
+        and renew the lease; False, changing nothing, when ``owner`` no longer holds it.
+        The cursor never moves back."""
+
+
+class Inbox(Protocol):
+    """The shop's own bookkeeping, never shown to buyers: notes and tags per buyer (one profile
+    per ``(shop, buyer)``, saved only over the version the editor read, so two agents editing at
+    once cannot overwrite each other unknowingly), and closed conversations. A conversation is
+    closed while its close stands and no buyer message came after it (seq above the close's):
+    the buyer writing reopens it by itself, with nothing to write on the send path."""
+
+    async def buyer_profile(self, shop: str, buyer: str) -> BuyerProfileRecord | None: ...
+
+    async def save_buyer_profile(
+        self, shop: str, buyer: str, note: str, tags: tuple[str, ...], by: str, now: int, *, expected_version: int
+    ) -> tuple[BuyerProfileRecord | None, bool]:
+        """Replace the profile if its version is still ``expected_version`` (0: none saved yet):
+        the new one (version + 1) with ``True``. Otherwise nothing is written: the current
+        profile (None if there is none) with ``False``. Check and write are one atomic step."""
+
+    async def close_conversation(self, conv_id: str, by: str, now: int) -> ClosedRecord:
+        """Close the conversation at its last seq now (closing again moves the close to now);
+        :class:`NotFound` if there is no such conversation."""
+
+    async def reopen_conversation(self, conv_id: str) -> ClosedRecord | None:
+        """Lift the close; the close it lifted if the conversation was still closed, else None."""
+
+    async def closed_conversations(self, conv_ids: list[str]) -> dict[str, ClosedRecord]:
+        """Those of ``conv_ids`` that are closed now (closed, and no buyer message since)."""
+
+
+class Store(Lifecycle, MessageLog, Directory, Cursors, Safety, Follows, Inbox, Protocol):
     """Everything a hub node keeps durably. The parts are separate so that code (and a
     future implementation) can depend on only what it uses, e.g. a relay on
     :class:`Cursors` and a read path on :class:`MessageLog`; one contract suite checks all."""

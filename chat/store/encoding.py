@@ -13,7 +13,7 @@ from typing import Any, cast
 
 import msgpack
 
-from .base import BlockRecord, ReportRecord, Side
+from .base import BlockRecord, BroadcastRecord, FollowRecord, ReportRecord, Side
 
 
 def pack(obj: Any) -> bytes:
@@ -56,3 +56,20 @@ def report_row(row: tuple[Any, ...]) -> ReportRecord:
 def block_row(row: tuple[Any, ...]) -> BlockRecord:
     """A block from a row of :data:`BLOCK_COLUMNS`."""
     return BlockRecord(row[0], row[1], cast(Side, row[2]), row[3], row[4], int(row[5]))
+
+
+FOLLOW_COLUMNS = "shop, buyer, conv, created_at"
+BROADCAST_COLUMNS = "id, shop, key, by_user, body, created_at, total, cursor, delivered, skipped, done, finished_at"
+
+
+def follow_row(row: tuple[Any, ...], blocked: bool = False) -> FollowRecord:
+    """A follow from a row of :data:`FOLLOW_COLUMNS`."""
+    return FollowRecord(row[0], row[1], row[2], int(row[3]), blocked)
+
+
+def broadcast_row(row: tuple[Any, ...]) -> BroadcastRecord:
+    """A broadcast job from a row of :data:`BROADCAST_COLUMNS`."""
+    return BroadcastRecord(
+        int(row[0]), row[1], row[2], row[3], unpack(bytes(row[4])), int(row[5]), int(row[6]), row[7], int(row[8]),
+        int(row[9]), bool(row[10]), None if row[11] is None else int(row[11]),
+    )

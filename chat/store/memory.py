@@ -35,6 +35,8 @@ from .base import (
     StoreError,
     newer_signed_card,
 )
+from .follows_memory import MemoryFollows
+from .inbox_memory import MemoryInbox
 
 WRITTEN_KINDS = ("text", "image", "product")
 """What a person writes: the only kinds that can be recalled or count as a question or answer."""
@@ -95,7 +97,7 @@ def _newest(items: list[Any], limit: int) -> list[Any]:
     return items[len(items) - limit :] if limit > 0 else []
 
 
-class MemoryStore:
+class MemoryStore(MemoryFollows, MemoryInbox):
     """Conversations, messages, agents and cursors in dicts (see :mod:`chat.store.memory`)."""
 
     def __init__(self) -> None:
@@ -109,6 +111,8 @@ class MemoryStore:
         self._reports: list[ReportRecord] = []  # id = index + 1
         self._report_keys: dict[tuple[str, str, int], ReportRecord] = {}  # (reporter, conversation, seq)
         self._blocks: dict[tuple[str, str, str], BlockRecord] = {}  # (shop, buyer, side)
+        self._init_follows()
+        self._init_inbox()
         # The change clock: each message moves it by one and stamps its conversation. The
         # epoch names this instance, so a token of another store (or a restarted process)
         # cannot be mistaken for a position in this one.

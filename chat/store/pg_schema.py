@@ -151,6 +151,76 @@ MIGRATIONS: tuple[tuple[int, tuple[Step, ...]], ...] = (
             PRIMARY KEY (shop, buyer, side)
         )""",
     )),
+    # Follows and broadcast jobs (chat.store.follows_pg). Followers are walked in code point
+    # order of the buyer id (COLLATE "C"), the broadcast cursor's order.
+    (4, (
+        """CREATE TABLE follows (
+            shop text NOT NULL,
+            buyer text NOT NULL,
+            conv text,
+            created_at bigint NOT NULL,
+            PRIMARY KEY (shop, buyer)
+        )""",
+        'CREATE INDEX follows_walk ON follows (shop, buyer COLLATE "C")',
+        "CREATE INDEX follows_buyer ON follows (buyer)",
+        """CREATE TABLE broadcasts (
+            id bigserial PRIMARY KEY,
+            shop text NOT NULL,
+            key text NOT NULL,
+            by_user text NOT NULL,
+            body bytea NOT NULL,
+            created_at bigint NOT NULL,
+            total bigint NOT NULL,
+            cursor text NOT NULL DEFAULT '',
+            delivered bigint NOT NULL DEFAULT 0,
+            skipped bigint NOT NULL DEFAULT 0,
+            done boolean NOT NULL DEFAULT false,
+            finished_at bigint,
+            lease_owner text NOT NULL DEFAULT '',
+            lease_until bigint NOT NULL DEFAULT 0,
+            UNIQUE (shop, key)
+        )""",
+        "CREATE INDEX broadcasts_shop ON broadcasts (shop, created_at)",
+        "CREATE INDEX broadcasts_open ON broadcasts (id) WHERE NOT done",
+    )),
+    # Pictures (chat.media.pg_store): stored once per SHA-256 of their bytes, bound to the
+    # conversations they were uploaded for (what fetching them is authorised by).
+    (5, (
+        """CREATE TABLE media (
+            sha256 text PRIMARY KEY,
+            mime text NOT NULL,
+            width integer NOT NULL,
+            height integer NOT NULL,
+            data bytea NOT NULL,
+            thumb bytea NOT NULL
+        )""",
+        """CREATE TABLE media_links (
+            sha256 text NOT NULL REFERENCES media (sha256),
+            conv text NOT NULL,
+            uploader text NOT NULL,
+            created_at bigint NOT NULL,
+            PRIMARY KEY (sha256, conv)
+        )""",
+    )),
+    # The shop's notes and tags on buyers, and its closed conversations (chat.store.inbox_pg).
+    (6, (
+        """CREATE TABLE buyer_profiles (
+            shop text NOT NULL,
+            buyer text NOT NULL,
+            note text NOT NULL,
+            tags text[] NOT NULL,
+            version bigint NOT NULL,
+            updated_by text NOT NULL,
+            updated_at bigint NOT NULL,
+            PRIMARY KEY (shop, buyer)
+        )""",
+        """CREATE TABLE closed_conversations (
+            conv text PRIMARY KEY,
+            by_user text NOT NULL,
+            closed_at bigint NOT NULL,
+            seq bigint NOT NULL
+        )""",
+    )),
 )
 
 LATEST = MIGRATIONS[-1][0]

@@ -70,6 +70,8 @@ from .base import (
     newer_signed_card,
 )
 from .encoding import digest, pack, unpack
+from .follows_pg import PostgresFollows
+from .inbox_pg import PostgresInbox
 from .pg_schema import SCHEMA_NAME, migrate, split_schema
 from .pg_writer import ATTEMPTS, RETRY, Append, AppendWriter, Conn, Pool, backoff
 from .safety_pg import PostgresSafety
@@ -78,7 +80,7 @@ T = TypeVar("T")
 WRITTEN_KINDS = ("text", "image", "product")
 
 
-class PostgresStore(PostgresSafety):
+class PostgresStore(PostgresSafety, PostgresFollows, PostgresInbox):
     """The chat store in PostgreSQL (see :mod:`chat.store.postgres` and :mod:`chat.store.base`)."""
 
     def __init__(self, url: str, *, schema: str | None = None, pool_size: int = 8, max_batch: int = 1000) -> None:

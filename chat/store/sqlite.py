@@ -31,6 +31,8 @@ from .base import (
     newer_signed_card,
 )
 from .encoding import digest, legacy_digest, pack, unpack
+from .follows_sqlite import SQLiteFollows
+from .inbox_sqlite import SQLiteInbox
 from .safety_sqlite import SQLiteSafety
 from .sqlite_schema import migrate
 from .sqlite_worker import Worker, connect
@@ -87,7 +89,7 @@ class WriterState:
         self.change = None
 
 
-class SQLiteStore(SQLiteSafety):
+class SQLiteStore(SQLiteSafety, SQLiteFollows, SQLiteInbox):
     """The embedded default store (see :mod:`chat.store.base` for its guarantees)."""
 
     def __init__(self, path: str, *, synchronous: str = "FULL") -> None:

@@ -153,8 +153,41 @@ def _version_3(conn: sqlite3.Connection) -> None:
     )
 
 
+def _version_4(conn: sqlite3.Connection) -> None:
+    """Follows and broadcast jobs (:mod:`chat.store.follows_sqlite`). Followers are walked
+    by the primary key (shop, buyer): BINARY collation is code point order."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS follows (shop TEXT NOT NULL, buyer TEXT NOT NULL, conv TEXT,"
+        " created_at INTEGER NOT NULL, PRIMARY KEY (shop, buyer)) STRICT, WITHOUT ROWID"
+    )
+    conn.execute("CREATE INDEX IF NOT EXISTS follows_buyer ON follows (buyer)")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS broadcasts (id INTEGER PRIMARY KEY AUTOINCREMENT, shop TEXT NOT NULL,"
+        " key TEXT NOT NULL, by_user TEXT NOT NULL, body BLOB NOT NULL, created_at INTEGER NOT NULL,"
+        " total INTEGER NOT NULL, cursor TEXT NOT NULL DEFAULT '', delivered INTEGER NOT NULL DEFAULT 0,"
+        " skipped INTEGER NOT NULL DEFAULT 0, done INTEGER NOT NULL DEFAULT 0, finished_at INTEGER,"
+        " lease_owner TEXT NOT NULL DEFAULT '', lease_until INTEGER NOT NULL DEFAULT 0, UNIQUE (shop, key)) STRICT"
+    )
+    conn.execute("CREATE INDEX IF NOT EXISTS broadcasts_shop ON broadcasts (shop, created_at)")
+    conn.execute("CREATE INDEX IF NOT EXISTS broadcasts_open ON broadcasts (done, id)")
+
+
+def _version_5(conn: sqlite3.Connection) -> None:
+    """The shop's notes and tags on buyers and its closed conversations
+    (:mod:`chat.store.inbox_sqlite`); ``tags`` is a JSON list."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS buyer_profiles (shop TEXT NOT NULL, buyer TEXT NOT NULL, note TEXT NOT NULL,"
+        " tags TEXT NOT NULL, version INTEGER NOT NULL, updated_by TEXT NOT NULL, updated_at INTEGER NOT NULL,"
+        " PRIMARY KEY (shop, buyer)) STRICT, WITHOUT ROWID"
+    )
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS closed_conversations (conv TEXT PRIMARY KEY, by_user TEXT NOT NULL,"
+        " closed_at INTEGER NOT NULL, seq INTEGER NOT NULL) STRICT, WITHOUT ROWID"
+    )
+
+
 MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], None]], ...] = (
-    (1, _version_1), (2, _version_2), (3, _version_3),
+    (1, _version_1), (2, _version_2), (3, _version_3), (4, _version_4), (5, _version_5),
 )
 """Each step's number and what it does, in order; a file records the steps it took in
 ``schema_version``. Steps only add, so a node of the previous release can still open the

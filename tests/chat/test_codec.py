@@ -64,6 +64,18 @@ def test_every_client_frame_type_decodes() -> None:
         {"type": "report", "conv": "c", "reason": "spam"},
         {"type": "block", "conv": "c"},
         {"type": "unblock", "conv": "c"},
+        {"type": "credit", "conv": "c"},
+        {"type": "buyer_profile", "conv": "c"},
+        {"type": "edit_buyer_profile", "conv": "c", "version": 0, "note": "", "tags": []},
+        {"type": "close", "conv": "c"},
+        {"type": "reopen", "conv": "c"},
+        {"type": "closed", "convs": []},
+        {"type": "follow", "shop": "s"},
+        {"type": "unfollow", "shop": "s"},
+        {"type": "follow_state", "shop": "s"},
+        {"type": "followers"},
+        {"type": "broadcast", "key": "bcast-key-1", "text": "new arrivals"},
+        {"type": "broadcasts"},
     ]
     decoded = {type(decode(pack(s))) for s in samples}
     assert decoded == set(f.CLIENT_FRAME_TYPES)
