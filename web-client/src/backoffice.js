@@ -6,8 +6,12 @@ import { tickTimers, preview, orderStateLabel, renderCard, cardSteps } from "./c
 import { renderThread, productCard } from "./thread.js";
 import { QuickReplies } from "./quick.js";
 import { dialogAction } from "./backoffice_actions.js";
+import { Pictures, pictureComposer } from "./pictures.js";
 import { t, setLang, pickLang, formatDateTime } from "./i18n.js";
 import { isBuyerQuestion, isShopReply, waitingSince } from "./waits.js";
+import { BuyerPanel } from "./buyer_panel.js";
+import { ClosedInbox } from "./inbox_closed.js";
+import { FollowersPanel } from "./backoffice_follow.js";
 
 // Conversations handed to another agent are not pushed to this one (docs/protocol.md, "What each
 // connection receives live"): the inbox asks the hub for what changed (a sync with the inbox
@@ -37,7 +41,10 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
   // A plain list of buttons: an option role around a button nests one control in another.
   const inboxList = h("ul.inbox-list", { "aria-label": t("conversations") });
   const filterInput = h("input.filter", { type: "search", placeholder: t("filterPlaceholder"), "aria-label": t("filterLabel") });
-  const inbox = h("aside.inbox", h("div.inbox-head", h("h2", t("inbox")), filterInput), inboxList);
+  const closedInbox = new ClosedInbox({ client, onChange: () => render() });
+  const inbox = h("aside.inbox", h("div.inbox-head", h("h2", t("inbox")), filterInput, closedInbox.toggle), inboxList);
+  const followers = new FollowersPanel({ client, selected: () => state.selected && client.conversations.get(state.selected) });
+  inbox.append(followers.el);
   const chatHead = h("div.chat-head");
   const list = h("div.messages", { role: "log", "aria-label": t("messages"), tabindex: 0 });
   const typingEl = h("div.typing");
@@ -45,12 +52,20 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
   const quickBar = h("div.quick", { role: "group", "aria-label": t("quickReplies") });
   const textarea = h("textarea", { rows: 2, placeholder: t("replyPlaceholder"), "aria-label": t("reply"), maxlength: 4000 });
   const quick = new QuickReplies({ bar: quickBar, textarea });
+  const pictures = new Pictures({ hub, getToken, onChange: () => render() });
+  const photo = pictureComposer({ pictures, textarea, conv: () => state.selected, send: (conv, body) => {
+    client.send(conv, body);
+    render({ stick: true });
+  } });
   const composer = h("form.composer",
+    photo.button, photo.input,
     h("button.icon-btn", { type: "button", dataset: { action: "image" }, title: t("sendPictureByAddress"), "aria-label": t("sendPicture") }, icon("image")),
     textarea,
     h("button.btn.primary.send", { type: "submit" }, t("send")));
-  const chat = h("section.chat", chatHead, list, typingEl, toastEl, quickBar, composer);
-  const side = h("aside.side", { "aria-label": t("orderAndEscrow") });
+  const chat = h("section.chat", chatHead, list, typingEl, toastEl, quickBar, photo.status, composer);
+  const buyers = new BuyerPanel({ client });
+  const sideBody = h("div.side-body"); // redrawn on every event; the buyer panel under it is kept
+  const side = h("aside.side", { "aria-label": t("orderAndEscrow") }, sideBody, buyers.el);
   const empty = h("div.placeholder", t("chooseConversation"));
   const main = h("main.grid", inbox, chat, side);
   root.replaceChildren(topbar, main);
@@ -175,6 +190,7 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
       const v = conv.view;
       const hay = `${v.buyer} ${v.listing.title}`.toLowerCase();
       if (state.filter && !hay.includes(state.filter)) continue;
+      if (!closedInbox.listed(conv)) continue; // closed ones only when the toggle shows them
       const buyerPresence = client.presence.get("u:" + v.buyer);
       const wait = waiting !== null ? now - waiting : null;
       items.push(h("li",
@@ -191,6 +207,7 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
           h("div.conv-agent", v.agent ? `→ ${v.agent}` : t("unassigned")))));
     }
     if (!items.length) items.push(h("li.none", t(client.status === "online" ? "noConversations" : "connecting")));
+    closedInbox.renderToggle();
     const focused = inboxList.contains(document.activeElement) ? document.activeElement.dataset.conv : null;
     inboxList.replaceChildren(...items);
     if (focused) inboxList.querySelector(`button[data-conv="${CSS.escape(focused)}"]`)?.focus();
@@ -249,13 +266,13 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
     handSelect.addEventListener("change", () => handOver(conv, handSelect.value));
     chatHead.replaceChildren(
       h("div.chat-title",
-        h("b", v.buyer), " ",
+        h("b", v.buyer), " ", buyers.badge(conv), " ",
         h("span.presence-dot", { dataset: { status: bp ? bp.status : "offline" } }),
         h("span.muted", " " + t({ online: "stOnline", away: "stAway" }[bp && bp.status] || "stOffline")),
         h("div.muted", t("aboutListing", { title: v.listing.title }), v.agent ? t("assignedTo", { agent: v.agent }) : t("unassigned"))),
-      handSelect);
+      closedInbox.button(conv), handSelect);
     renderThread(list, conv, {
-      client, role: "agent", counterpartSide: "buyer", loadingOlder: state.loadingOlder, stick: opts.stick,
+      client, role: "agent", counterpartSide: "buyer", loadingOlder: state.loadingOlder, stick: opts.stick, pictures,
       delivered: (msg) => (bp && bp.status !== "offline") || (bp && (bp.last_seen || 0) >= msg.ts),
       canRecall: (msg) => ["text", "image", "product"].includes(msg.kind) && client.now() - msg.ts < client.me.recall_window_ms,
     });
@@ -295,7 +312,8 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
       qty.value = before.elements.quantity.value;
     }
     const now = client.now();
-    side.replaceChildren(...[
+    buyers.render(conv);
+    sideBody.replaceChildren(...[
       h("h3", t("listing")),
       productCard(v.listing),
       offerForm,
@@ -451,6 +469,7 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
       else if (action === "discard") client.discard(target.dataset.cmid);
       else if (action === "recall") await client.recall(conv.id, Number(target.dataset.seq));
       else if (quick.onAction(action, target)) return;
+      else if (action === "conv-close" || action === "conv-reopen") await closedInbox.act(action, conv);
       else if (action === "quick-add") {
         if (!quick.add()) throw wordsError(t("typeReplyFirst"));
       } else await dialogAction(action, { client, conv, card, host });

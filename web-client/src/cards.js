@@ -3,6 +3,7 @@
 // against, and the card's timeline built from its card/card_update messages.
 import { h, money, clock, dayLabel, duration } from "./ui.js";
 import { t } from "./i18n.js";
+import { ratingPart } from "./rating.js";
 
 // [label, note] keys per order state (the words are in i18n.js).
 const ORDER_STATES = Object.fromEntries(["OFFERED:Offer", "CANCELLED:Cancelled", "HELD:Held", "SHIPPED:Shipped",
@@ -147,6 +148,7 @@ export function renderCard(card, { role, me, now, steps }) {
     if (card.state === "SHIPPED" && !v.extended) actions.push(button(t("moreTime"), "extend", card));
     if (card.state === "HELD" || card.state === "SHIPPED") actions.push(button(t("requestRefund"), "refund", card));
     if (card.state === "REFUND_REFUSED") actions.push(button(t("askPlatform"), "dispute", card));
+    if (card.state === "RELEASED") el.append(ratingPart(card, me));
   } else if (role === "agent") {
     if (card.state === "OFFERED") actions.push(button(t("changePrice"), "reprice", card));
     if (card.state === "HELD") actions.push(button(t("markShipped"), "ship", card, { primary: true }));

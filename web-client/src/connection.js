@@ -246,7 +246,8 @@ export class Connection {
         if (frame.code === 2003 || frame.code === 2002) this._emit("autherror", frame);
         break;
       default:
-        break; // unknown frame types are ignored, as the protocol asks
+        this._emit("frame", frame); // others (e.g. the back office's conv_state): for whoever listens
+        break;
     }
   }
 }

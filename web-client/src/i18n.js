@@ -4,6 +4,10 @@
 // Each entry holds both languages side by side ([en, zh-CN]) so that a sentence cannot be added
 // in one language and forgotten in the other; `TABLES` gives the per-language tables. `{name}` is
 // filled from the arguments of `t(key, vars)`. Pure module (no DOM): tested under node.
+import { CREDIT_ENTRIES } from "./i18n_credit.js";
+import { INBOX_ENTRIES } from "./i18n_inbox.js";
+import { FOLLOW_ENTRIES } from "./i18n_follow.js";
+import { PICTURE_ENTRIES } from "./i18n_pictures.js";
 
 const ENTRIES = {
   // --- widget: launcher, header, composer
@@ -312,7 +316,7 @@ const ENTRIES = {
 
 export const LANGS = ["zh-CN", "en"];
 export const TABLES = { en: {}, "zh-CN": {} };
-for (const [key, [en, zh]] of Object.entries(ENTRIES)) {
+for (const [key, [en, zh]] of Object.entries({ ...ENTRIES, ...CREDIT_ENTRIES, ...FOLLOW_ENTRIES, ...PICTURE_ENTRIES, ...INBOX_ENTRIES })) {
   TABLES.en[key] = en;
   TABLES["zh-CN"][key] = zh;
 }
@@ -421,6 +425,9 @@ export function errorText(err) {
   const details = err.details || {};
   // The marketplace's own reason, as it wrote it (we cannot translate it).
   if (code === 4007 && typeof details.reason === "string" && details.reason) words += ` (${details.reason})`;
+  if (code === 4009 && typeof details.retry_after_ms === "number") {
+    words += " " + t("err4009At", { when: formatDateTime(Date.now() + details.retry_after_ms) });
+  }
   if (code === 6040 && typeof details.attempts_left === "number") {
     words += details.attempts_left === 1 ? t("triesLeft1") : t("triesLeftN", { n: details.attempts_left });
   }

@@ -1,7 +1,8 @@
 // The message list of one conversation, shared by the widget and the back office.
 import { h, money, clock, dayLabel, errorWords } from "./ui.js";
 import { renderCard, cardSteps } from "./cards.js";
-import { t } from "./i18n.js";
+import { t, formatDateTime } from "./i18n.js";
+import { pictureBubble, pictureSignature } from "./pictures.js";
 
 /** The product card a conversation is about (also the `product` message kind). */
 export function productCard(listing, extra) {
@@ -68,7 +69,8 @@ export function renderThread(list, conv, opts) {
   }
   for (const p of client.pendingFor(conv.id)) {
     const words = p.error ? p.error.words || errorWords(p.error) : "";
-    want.push(["p:" + p.cmid, words, () => renderPending(p, opts)]);
+    const shows = p.body.kind === "image" ? pictureSignature(p.body, conv.id, opts.pictures) : "";
+    want.push(["p:" + p.cmid, words + shows, () => renderPending(p, opts)]);
   }
   if (stick) pin.unseen = false;
   if (!pin.pill) {
@@ -101,6 +103,7 @@ function messageSignature(msg, conv, ctx) {
     parts.push(card.state, card.event, JSON.stringify(card.view), cardSteps(conv, card.id).length);
   } else {
     parts.push(JSON.stringify(msg.body));
+    if (msg.kind === "image") parts.push(pictureSignature(msg.body, conv.id, ctx.pictures));
     if (isMine(msg, ctx)) parts.push(tickOf(msg, ctx), msg.sender === ctx.me && msg.cmid && ctx.canRecall(msg) ? 1 : 0);
   }
   return parts.join("|");
@@ -157,16 +160,15 @@ function renderMessage(msg, conv, opts) {
     return h("div.row.center", { dataset },
       renderCard(card, { role: opts.role, me: opts.me, now: opts.now, steps: cardSteps(conv, card.id) }));
   }
+  if (msg.kind === "broadcast") return renderBroadcast(msg, opts, dataset);
   if (msg.recalled) {
     const who = t(msg.sender === opts.me ? "you" : msg.role === "agent" ? "theShop" : "theBuyer");
     return h("div.note.recalled", { dataset }, t("recalledBy", { who }));
   }
   let content;
   if (msg.kind === "text") content = h("div.bubble", msg.body.text);
-  else if (msg.kind === "image") {
-    content = h("div.bubble.image", h("img", { src: msg.body.url, alt: t("picture"), loading: "lazy",
-      width: msg.body.width, height: msg.body.height }));
-  } else if (msg.kind === "product") content = h("div.bubble.product-bubble", productCard(msg.body.listing));
+  else if (msg.kind === "image") content = pictureBubble(msg.body, conv.id, opts.pictures);
+  else if (msg.kind === "product") content = h("div.bubble.product-bubble", productCard(msg.body.listing));
   else content = h("div.bubble", t("needsNewer"));
   // The hub's away message: say so, so nobody takes it for a person's answer.
   const meta = h("div.meta", msg.body.auto ? [h("span.auto-tag", t("autoReply")), " · "] : null, clock(msg.ts));
@@ -179,6 +181,31 @@ function renderMessage(msg, conv, opts) {
     }
   }
   return h("div.row" + (mine ? ".mine" : ".theirs"), { dataset }, content, meta);
+}
+
+/**
+ * A shop's message to its followers: marked as such (it went to every follower, not to this buyer
+ * alone), with its listing, its follower price and, for the buyer, the unfollow that `unsubscribe`
+ * carries (the whole request: the widget sends it as it is).
+ */
+function renderBroadcast(msg, opts, dataset) {
+  const b = msg.body || {};
+  const shop = opts.shopName || b.shop || "";
+  const parts = [h("div.broadcast-tag", t("broadcastTag", { shop }))];
+  if (b.text) parts.push(h("div.broadcast-text", b.text));
+  if (b.listing) parts.push(productCard(b.listing));
+  if (b.offer && b.listing) {
+    const price = money(b.offer.price, b.offer.currency);
+    const ended = opts.now > b.offer.valid_until;
+    parts.push(h("div.broadcast-offer" + (ended ? ".ended" : ""),
+      ended ? t("broadcastOfferEnded", { price }) : t("broadcastOffer", { price, until: formatDateTime(b.offer.valid_until) })));
+  }
+  const meta = h("div.meta", clock(msg.ts));
+  if (opts.role === "buyer" && b.unsubscribe) {
+    meta.append(" · ", h("button.link.unsubscribe", { type: "button", dataset: { action: "unfollow", shop: b.unsubscribe.shop },
+      title: t("unsubscribeLabel", { shop }) }, t("unsubscribe")));
+  }
+  return h("div.row.theirs.broadcast-row", { dataset }, h("div.bubble.broadcast", parts), meta);
 }
 
 /** A hub note in words for this reader: buyers are not shown the shop's internal agent ids. */
@@ -207,7 +234,7 @@ function status(msg, opts) {
 
 function renderPending(p, opts) {
   const content = p.body.kind === "image"
-    ? h("div.bubble.image", h("img", { src: p.body.url, alt: t("picture") }))
+    ? pictureBubble(p.body, p.conv, opts.pictures)
     : h("div.bubble", p.body.text || "");
   const meta = p.error
     ? h("div.meta.failed", t("notSent"), p.error.words || errorWords(p.error), " ",

@@ -7,6 +7,9 @@ import { dialogAction } from "./widget_actions.js";
 import { bannerText, emptyWords, presenceLine } from "./widget_words.js";
 import { t, setLang, pickLang } from "./i18n.js";
 import { Chime, alertBody, shouldAlert } from "./notify.js";
+import { renderShopCredit } from "./credit.js";
+import { Pictures, pictureComposer } from "./pictures.js";
+import { followUi } from "./widget_follow.js";
 
 const params = new URLSearchParams(location.hash.slice(1));
 const SHOP = params.get("shop") || "";
@@ -42,9 +45,13 @@ const state = {
   toast: "",
   typingSent: 0,
   lastUnread: -1,
+  following: null, // whether the buyer follows SHOP (null: not known yet)
+  followOfferDismissed: false,
 };
 const tokenWaits = new Map();
 let tokenRid = 0;
+const pictures = new Pictures({ hub: HUB, getToken: () => getToken(), onChange: () => render() });
+const follow = followUi({ state, shop: SHOP, shopName: SHOP_NAME, render: () => render(), say: (w, ok) => say(w, ok) });
 
 // --- talking to the page ----------------------------------------------------------------------
 
@@ -131,6 +138,7 @@ function identify({ token, provider }) {
     }, 1000);
     findConversation();
     if (state.open) ensureOpen();
+    follow.refresh(client);
   });
   client.addEventListener("message", (ev) => {
     const { conv, msg } = ev.detail;
@@ -293,6 +301,7 @@ function renderPanel(opts) {
   const typical = panel.querySelector(".typical");
   typical.textContent = state.typical ? t("usuallyReplies", { d: duration(state.typical) }) : "";
   typical.hidden = !state.typical;
+  renderShopCredit(panel, state.publicPresence && state.publicPresence.credit, state.typical);
 
   const banner = panel.querySelector(".banner");
   const bannerWords = bannerText(c, state);
@@ -310,7 +319,8 @@ function renderPanel(opts) {
   const conv = state.conv;
   if (conv && c) {
     renderThread(list, conv, {
-      client: c, role: "buyer", counterpartSide: "shop", loadingOlder: state.loadingOlder, stick: opts.stick,
+      client: c, role: "buyer", counterpartSide: "shop", shopName: SHOP_NAME, loadingOlder: state.loadingOlder, stick: opts.stick,
+      pictures,
       delivered: (msg) => {
         // The last status we knew (while cut off the shop's status is unknown, not a reason to un-deliver).
         const sp = c.presence.get("s:" + SHOP) || state.publicPresence || { status: "offline", last_seen: null };
@@ -325,6 +335,7 @@ function renderPanel(opts) {
     if (empty && list.children.length === 1) empty.textContent = words;
     else list.replaceChildren(h("div.empty", words));
   }
+  follow.draw(panel, conv);
   const typing = panel.querySelector(".typing");
   const isTyping = conv && conv.typingUntil > Date.now();
   typing.textContent = isTyping ? t("isTyping", { name: SHOP_NAME }) : "";
@@ -344,14 +355,26 @@ function renderPanel(opts) {
 function buildPanel() {
   const close = h("button.icon-btn", { type: "button", "aria-label": t("closeChat"), onclick: () => setOpen(false) }, icon("close"));
   const buy = LISTING && LISTING_TOKEN ? h("button.btn.small", { type: "button", dataset: { action: "buy-now" } }, t("buyNow")) : null;
+  const followBtn = h("button.btn.small.follow-btn", { type: "button", dataset: { action: "follow" }, hidden: true },
+    t("followShop"));
+  const productActions = h("div.product-actions", buy, followBtn);
+  const followOffer = h("div.follow-offer", { hidden: true, role: "status" },
+    h("span.follow-offer-text", t("followAfterPay", { shop: SHOP_NAME })),
+    h("button.btn.small.primary", { type: "button", dataset: { action: "follow" } }, t("followShop")),
+    h("button.link", { type: "button", dataset: { action: "follow-not-now" } }, t("notNow")));
   const header = h("header.head",
     h("div.head-text",
       h("div.shop-name", SHOP_NAME),
       h("div.presence", h("span.presence-dot", { "aria-hidden": "true" }), h("span.presence-text")),
-      h("div.typical", { hidden: true })),
+      h("div.typical", { hidden: true }), h("div.shop-credit", { hidden: true })),
     close);
   const textarea = h("textarea", { rows: 1, placeholder: t("writeMessage"), "aria-label": t("message"), maxlength: 4000 });
+  const photo = pictureComposer({ pictures, textarea, conv: () => state.conv && state.conv.id, send: (conv, body) => {
+    state.client.send(conv, body);
+    render({ stick: true });
+  } });
   const composer = h("form.composer",
+    photo.button, photo.input,
     h("button.icon-btn", { type: "button", dataset: { action: "image" }, "aria-label": t("sendPictureByAddress"), title: t("picture") }, icon("image")),
     h("button.icon-btn", { type: "button", dataset: { action: "transfer" }, "aria-label": t("sendMoney"), title: t("sendMoney") }, "¥"),
     textarea,
@@ -360,10 +383,12 @@ function buildPanel() {
   const panel = h("section.panel", { "aria-label": t("chatWith", { shop: SHOP_NAME }) },
     header,
     h("div.banner", { role: "status", hidden: true }),
-    LISTING ? productCard(LISTING, buy) : null,
+    LISTING ? productCard(LISTING, productActions) : null,
     list,
+    followOffer,
     h("div.typing", { "aria-live": "polite" }),
     h("div.toast", { role: "alert", hidden: true }),
+    photo.status,
     composer);
   app.replaceChildren(panel);
 
@@ -458,6 +483,7 @@ async function onAction(ev) {
     if (action === "retry") c.retry(target.dataset.cmid);
     else if (action === "discard") c.discard(target.dataset.cmid);
     else if (action === "recall") await c.recall(conv.id, Number(target.dataset.seq));
+    else if (await follow.act(action, target)) { /* following the shop */ }
     else if (!conv) return;
     else await dialogAction(action, { client: c, conv, card, host, listing: LISTING, say });
   } catch (err) {

@@ -1,0 +1,25 @@
+// The words of the back office's buyer notes and tags and of closing conversations, in both
+// languages ([en, zh-CN]); merged into the catalogue by i18n.js.
+export const INBOX_ENTRIES = {
+  buyerPanel: ["About this buyer", "买家信息"],
+  notesTitle: ["Notes and tags", "备注与标签"],
+  notesLabel: ["Note (only your shop sees it)", "备注（仅本店可见）"],
+  notesPlaceholder: ["e.g. prefers SF Express, asks for fresh stock", "例如：只寄顺丰，要新茶"],
+  tagsLabel: ["Tags", "标签"],
+  tagsPlaceholder: ["VIP, returning buyer", "VIP，回头客"],
+  saveNotes: ["Save notes", "保存备注"],
+  notesEmpty: ["(empty)", "（空）"],
+  notesPrivate: ["Private to your shop; every agent sees and edits it.", "仅本店可见，所有客服都能查看和编辑。"],
+  notesLastBy: ["Last edited by {agent} · {when}", "最后编辑：{agent} · {when}"],
+  notesNewer: ["{agent} saved newer notes: {words}. Saving keeps yours instead.", "{agent} 刚保存了新的备注：{words}。保存将以您的内容为准。"],
+  notesConflict: ["Not saved: {agent} changed them meanwhile to {words}. Your text is kept: save again to replace theirs.", "未保存：{agent} 刚刚改成了 {words}。您的内容仍在：再次保存将覆盖对方的修改。"],
+  tooManyTags: ["At most {n} tags.", "最多 {n} 个标签。"],
+  tagTooLong: ["A tag has at most {n} characters.", "每个标签最多 {n} 个字。"],
+  closeConv: ["Close", "结束会话"],
+  closeConvHint: ["Take it out of the inbox until the buyer writes again", "移出收件箱，买家再发消息时自动重新打开"],
+  reopenConv: ["Reopen", "重新打开"],
+  reopenConvHint: ["Bring it back into the inbox", "放回收件箱"],
+  showClosed: ["Closed ({n})", "已结束（{n}）"],
+  showActive: ["Back to active", "返回进行中"],
+  err4010: ["Another agent changed these notes meanwhile.", "其他客服刚刚修改了备注。"],
+};

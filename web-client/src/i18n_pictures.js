@@ -1,0 +1,20 @@
+// Words of pictures (upload, thumbnails, the full-size view), in both languages ([en, zh-CN]),
+// merged into the tables of i18n.js.
+export const PICTURE_ENTRIES = {
+  attachPicture: ["Send a photo", "发送照片"],
+  pictureUploading: ["Uploading photo…", "正在上传照片…"],
+  pictureUploadingPct: ["Uploading photo… {pct}%", "正在上传照片… {pct}%"],
+  pictureNotSent: ["Photo not sent:", "照片未发送："],
+  pictureDismiss: ["Dismiss", "关闭"],
+  pictureNetwork: ["The upload was interrupted. Check your connection and retry.", "上传中断，请检查网络后重试。"],
+  pictureUploadOff: ["Photos cannot be uploaded here.", "此处无法上传照片。"],
+  pictureLimit: ["The limit is {mb} MB.", "上限为 {mb} MB。"],
+  pictureLoading: ["Loading photo…", "正在加载照片…"],
+  pictureUnavailable: ["Photo unavailable", "照片无法显示"],
+  pictureEnlarge: ["Enlarge photo", "查看大图"],
+  pictureFull: ["Photo, full size", "照片大图"],
+  pictureClose: ["Close photo", "关闭大图"],
+  err1007: ["This file is not a photo we can send (JPEG, PNG, WebP or GIF).", "该文件不是可发送的图片（支持 JPEG、PNG、WebP、GIF）。"],
+  err1008: ["This photo is too large.", "照片太大。"],
+  err1009: ["This photo has too many pixels; please send a smaller one.", "照片像素过多，请发送较小的图片。"],
+};
