@@ -128,13 +128,18 @@ class Session:
             kind = obj.get("type") if isinstance(obj, dict) else None
             # Only known types become label values: a client must not grow the metrics.
             self.hub.metrics.frame_in(kind if kind in CLIENT_TYPES else "unknown")
-            frame = validate(obj)
-            if isinstance(frame, f.Auth):
-                await self.authenticate(frame.token, rid)
-                return
-            if self.identity is None:
-                raise ProtocolError(ErrorCode.NOT_AUTHENTICATED)
-            await self._handlers[type(frame)](self, frame, rid)
+            if kind == "send" and self.identity is not None:
+                # Admitted before the frame is even validated: refusing must cost little,
+                # since an overloaded node refuses more than it takes (chat.admission).
+                retry = self.hub.admission.enter()
+                if retry is not None:
+                    raise ProtocolError(ErrorCode.OVERLOADED, details={"retry_after_ms": retry})
+                try:
+                    await self._dispatch(obj, rid)
+                finally:
+                    self.hub.admission.leave()
+            else:
+                await self._dispatch(obj, rid)
         except ProtocolError as exc:
             self.error(exc, rid)
             if exc.code < 2000:
@@ -147,6 +152,15 @@ class Session:
         except Exception:
             log.exception("request failed")
             self.error(ProtocolError(ErrorCode.INTERNAL), rid)
+
+    async def _dispatch(self, obj: Any, rid: int | None) -> None:
+        frame = validate(obj)
+        if isinstance(frame, f.Auth):
+            await self.authenticate(frame.token, rid)
+            return
+        if self.identity is None:
+            raise ProtocolError(ErrorCode.NOT_AUTHENTICATED)
+        await self._handlers[type(frame)](self, frame, rid)
 
     async def handle_bearer(self, token: str) -> None:
         """Authenticate from the upgrade request's ``Authorization: Bearer`` header."""

@@ -31,17 +31,7 @@ _RECALL_ERRORS = {
 
 
 async def send(c: Connection, frame: f.Send, rid: int | None) -> None:
-    hub = c.hub
-    retry = hub.admission.enter()
-    if retry is not None:
-        raise ProtocolError(ErrorCode.OVERLOADED, details={"retry_after_ms": retry})
-    try:
-        await _send(c, frame, rid)
-    finally:
-        hub.admission.leave()
-
-
-async def _send(c: Connection, frame: f.Send, rid: int | None) -> None:
+    """Store and route a message (the session has admitted it: see ``chat.admission``)."""
     ident = c.me
     hub = c.hub
     now = hub.clock.now_ms()
