@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 MSG, EVENT = 0, 1
 """Envelope kinds on broker channels: a stored message notice, or a ready frame."""
 
+BEAT_SLICE = 500
+"""Connections whose presence one heartbeat step refreshes before letting other work run."""
+
 
 def _presence(state: PresenceState) -> dict[str, Any]:
     return presence_frame(state.entity, state.status, state.last_seen)
@@ -371,19 +374,23 @@ class Hub:
             now = self.clock.now_ms()
             try:
                 subscribers = [s for s in list(self._subscribers) if s.identity is not None]
-                entries = [
-                    (entity, member, s.id, statuses.get(s.status, "online"))
-                    for s in subscribers
-                    for entity, member in self.presence_entries(s)
-                ]
-                if entries:
+                # In slices, yielding between them: one beat for 10,000 connections must not
+                # hold the loop (everyone's chat) for the tens of milliseconds it takes.
+                for start in range(0, len(subscribers), BEAT_SLICE):
+                    part = subscribers[start:start + BEAT_SLICE]
+                    entries = [
+                        (entity, member, s.id, statuses.get(s.status, "online"))
+                        for s in part
+                        for entity, member in self.presence_entries(s)
+                    ]
                     for change in await self.presence.touch(entries, now):
                         self.publish_event([presence_channel(change.entity)], _presence(change))
-                    # A connection that closed while the beat was in flight may have had its
-                    # entries re-created after its removal: remove them again.
-                    for s in subscribers:
-                        if s not in self._subscribers:
-                            await self._presence_gone(s, self.clock.now_ms())
+                    await asyncio.sleep(0)
+                # A connection that closed while the beat was in flight may have had its
+                # entries re-created after its removal: remove them again.
+                for s in subscribers:
+                    if s not in self._subscribers:
+                        await self._presence_gone(s, self.clock.now_ms())
                 for change in await self.presence.expire(now):
                     self.publish_event([presence_channel(change.entity)], _presence(change))
             except Exception as e:

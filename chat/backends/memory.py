@@ -51,6 +51,9 @@ class MemoryPresence:
         self._entries: dict[str, dict[str, tuple[str, Status, int]]] = {}
         self._last_seen: dict[str, int] = {}
         self._status: dict[str, Status] = {}
+        self._next_expiry = float("inf")
+        """No entry expires before this (a lower bound): until then ``expire`` has nothing
+        to do and returns at once instead of walking every entity each heartbeat."""
 
     async def close(self) -> None:
         pass
@@ -78,6 +81,7 @@ class MemoryPresence:
 
     async def set(self, entity: str, member: str, conn: str, status: Status, now: int) -> PresenceState | None:
         self._entries.setdefault(entity, {})[conn] = (member, status, now + self.ttl_ms)
+        self._next_expiry = min(self._next_expiry, now + self.ttl_ms)
         if status != "offline":
             self._seen(entity, now)
         return self._changed(entity, now)
@@ -103,13 +107,17 @@ class MemoryPresence:
                 if entry is not None and entry[1] != "offline":
                     self._seen(entity, entry[2] - self.ttl_ms)
                 conns[conn] = (member, status, now + self.ttl_ms)
+                self._next_expiry = min(self._next_expiry, now + self.ttl_ms)
             if status != "offline":
                 self._seen(entity, now)
             touched[entity] = None
         return [change for entity in touched if (change := self._changed(entity, now)) is not None]
 
     async def expire(self, now: int) -> list[PresenceState]:
+        if now < self._next_expiry:
+            return []
         changes = []
+        soonest = float("inf")
         for entity in list(self._entries):
             entries = self._entries[entity]
             for conn, (_, status, exp) in list(entries.items()):
@@ -117,11 +125,14 @@ class MemoryPresence:
                     del entries[conn]
                     if status != "offline":
                         self._seen(entity, exp - self.ttl_ms)
+                else:
+                    soonest = min(soonest, exp)
             if not entries:
                 del self._entries[entity]
             change = self._changed(entity, now)
             if change is not None:
                 changes.append(change)
+        self._next_expiry = soonest
         return changes
 
     async def get(self, entities: list[str], now: int) -> dict[str, PresenceState]:
