@@ -18,6 +18,7 @@ each card once, and a command that did not commit posts nothing.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import os
@@ -33,8 +34,10 @@ from .clock import epoch_seconds
 from .credit import credit_handlers
 from .handlers.context import Connection, Handler
 from .hub import Hub
+from .offer_claims import claim_offer
 from .protocol import frames as f
 from .protocol.errors import ErrorCode, ProtocolError
+from .protocol.follow_frames import ClaimOffer
 from .store.base import ConversationRecord
 from .tasks import cancel_and_wait
 from .webhooks import WebhookSender, WebhookSettings
@@ -65,6 +68,7 @@ def actor_of(conn: Connection) -> Actor:
 ROLES: dict[str, frozenset[str]] = {
     "offer": frozenset({"agent"}),
     "pay": frozenset({"buyer"}),
+    "claim_offer": frozenset({"buyer"}),
     "ship": frozenset({"agent"}),
     "confirm": frozenset({"buyer"}),
     "cancel": frozenset({"buyer", "agent"}),
@@ -124,6 +128,7 @@ class MoneyDesk:
             f.SendTransfer: self._transfer,
             f.AnswerTransfer: self._answer_transfer,
             f.Rate: self._rate,
+            ClaimOffer: functools.partial(claim_offer, self),
         }
 
     async def start(self) -> None:

@@ -59,13 +59,16 @@ class OrderCommands(CommandRunner):
         quantity: int,
         currency: str,
         idem_key: str | None = None,
+        pay_by: int | None = None,
     ) -> Order:
         """Create an order in OFFERED, or re-price it while it is still OFFERED.
 
         A re-offer keeps the conversation, buyer and currency; re-offering the same terms
         changes nothing (no new version, no event). With ``idem_key`` the offer is an
         action of its own: a resend returns its first answer, even after a later re-price
-        or a payment, and never puts an older price back.
+        or a payment, and never puts an older price back. ``pay_by`` (epoch ms) replaces the
+        usual pay-by deadline (``offer_expiry_ms``): an offer made from a shop's time-limited
+        price (a broadcast's) is payable exactly as long as that price, no longer and no less.
         """
         for value, field in ((order_id, "order id"), (conversation_id, "conversation id"),
                              (shop_id, "shop id"), (buyer_id, "buyer id"),
@@ -80,13 +83,16 @@ class OrderCommands(CommandRunner):
         amount = check_amount(unit_price * quantity, field="order total")
         if actor.role != "agent" or actor.shop_id != shop_id:
             raise Forbidden("Only an agent of the shop can make an offer.", action="offer")
+        if pay_by is not None and (type(pay_by) is not int or pay_by < 0):
+            raise InvalidRequest("The pay-by time must be epoch milliseconds.", field="pay_by")
         terms = {"listing_id": listing_id, "title": title, "unit_price": unit_price,
                  "quantity": quantity, "amount": amount, "currency": currency}
         idem = None
         if idem_key is not None:
+            capped = {} if pay_by is None else {"pay_by": pay_by}  # old keys hash as they did
             idem = IdempotencyKey.of(actor.key_scope, idem_key, "offer", {
                 "order_id": order_id, "conversation_id": conversation_id, "shop_id": shop_id,
-                "buyer_id": buyer_id, **terms})
+                "buyer_id": buyer_id, **terms, **capped})
             replay = self._replay(idem, Order)
             if replay is not None:
                 return replay
@@ -109,8 +115,9 @@ class OrderCommands(CommandRunner):
             if idem is not None and not repo.idem_claim(
                     idem.scope, idem.key, idem.op, idem.params_hash, now):
                 return self._claimed_by_other(repo, idem, Order)
+            deadline = now + self.settings.offer_expiry_ms if pay_by is None else pay_by
             order = self._offered(repo, actor, existing, now, order_id, conversation_id,
-                                  shop_id, buyer_id, {**terms, "deadline_at": now + self.settings.offer_expiry_ms})
+                                  shop_id, buyer_id, {**terms, "deadline_at": deadline})
             if idem is not None:
                 repo.idem_complete(idem.scope, idem.key, order.model_dump_json())
             return order

@@ -16,8 +16,9 @@ Credit (what the next buyer sees before a chat starts):
 * **level** from the score (:data:`LEVELS`, Taobao's hearts, diamonds and crowns);
 * **positive rate**: good / all ratings released in the last 180 days (implicit goods
   included for a shop), in basis points;
-* for a shop also the orders refunded after a refund request and the disputes decided
-  for the buyer.
+* what was decided against the party: for a shop the orders refunded after a refund
+  request and the disputes decided for the buyer (refund or split); for a buyer the
+  disputes decided for the shop (release).
 """
 
 from __future__ import annotations
@@ -73,7 +74,10 @@ class Credit(View):
     ratings: int
     """Ratings counted in ``score``."""
     refunded_after_request: int = 0
+    """A shop's orders refunded after the buyer asked (accepted, or unanswered in time)."""
     disputes_lost: int = 0
+    """Disputes the arbiter decided against this party: a shop's refunds and splits, a
+    buyer's releases."""
 
 
 def level_of(score: int) -> str | None:
@@ -192,7 +196,10 @@ class RatingDesk:
             orders = self._released(sql, "buyer_id", buyer_id)
             given = {r.order_id: r for r in self._ratings(sql, [o.order_id for o in orders], "shop")}
             scored = [(o, VALUES[given[o.order_id].score]) for o in orders if o.order_id in given]
-            return self._credit(f"user:{buyer_id}", scored, now)
+            lost = sql.rows("SELECT COUNT(*) FROM orders WHERE buyer_id = ? AND state = 'RESOLVED' "
+                            "AND outcome = 'release'", (buyer_id,))
+            return self._credit(f"user:{buyer_id}", scored, now).model_copy(
+                update={"disputes_lost": int(lost[0][0])})
 
         return self.store.read(read)
 

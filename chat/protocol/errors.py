@@ -42,6 +42,8 @@ class ErrorCode(IntEnum):
     FORBIDDEN = 3002
     ROLE_NOT_ALLOWED = 3003
     LISTING_NOT_VERIFIED = 3004
+    BROADCAST_NOT_RECEIVED = 3005
+    NO_BROADCAST_OFFER = 3006
 
     RATE_LIMITED = 4001
     RECALL_WINDOW_PASSED = 4002
@@ -53,6 +55,7 @@ class ErrorCode(IntEnum):
     BLOCKED = 4008
     BROADCAST_LIMITED = 4009
     EDIT_CONFLICT = 4010
+    BROADCAST_OFFER_EXPIRED = 4011
 
     INTERNAL = 5001
     UNAVAILABLE = 5002
@@ -77,6 +80,8 @@ ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.FORBIDDEN: "you are not a participant of this conversation",
     ErrorCode.ROLE_NOT_ALLOWED: "your role may not do this",
     ErrorCode.LISTING_NOT_VERIFIED: "the marketplace has not confirmed this listing's price; ask the shop for an offer",
+    ErrorCode.BROADCAST_NOT_RECEIVED: "this broadcast did not reach you in this conversation",
+    ErrorCode.NO_BROADCAST_OFFER: "this broadcast carries no price offer",
     ErrorCode.RATE_LIMITED: "you are sending too fast; retry shortly",
     ErrorCode.RECALL_WINDOW_PASSED: "the message is too old to recall",
     ErrorCode.NOT_YOUR_MESSAGE: "only the sender may recall a message",
@@ -87,6 +92,7 @@ ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.BLOCKED: "messages between this buyer and this shop are blocked",
     ErrorCode.BROADCAST_LIMITED: "the shop has sent as many broadcasts as it may for now; retry later",
     ErrorCode.EDIT_CONFLICT: "another agent saved this buyer's notes since you read them",
+    ErrorCode.BROADCAST_OFFER_EXPIRED: "the broadcast's price offer has expired",
     ErrorCode.INTERNAL: "internal server error; retrying is safe",
     ErrorCode.UNAVAILABLE: "a backend is unavailable; retry shortly",
     ErrorCode.OVERLOADED: "the server is over capacity; send again after retry_after_ms",

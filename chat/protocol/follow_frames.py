@@ -79,6 +79,17 @@ class Broadcasts(_Frame):
     limit: Annotated[int, Field(ge=1, le=50)] = 10
 
 
+class ClaimOffer(_Frame):
+    """Buyer: buy at a broadcast's price ("Buy at this price"). Names the broadcast (its id,
+    ``body.broadcast`` of the message) in the conversation it reached you in; the shop's offer
+    is made there for you, once per broadcast and buyer, and you pay it with ``pay``."""
+
+    type: Literal["claim_offer"]
+    id: RequestId | None = None
+    conv: Id
+    broadcast: Annotated[int, Field(ge=1, le=2**53)]
+
+
 # --- server → client ---------------------------------------------------------
 
 

@@ -75,6 +75,7 @@ from .follow_frames import (  # noqa: E402
     BroadcastResult,
     Broadcasts,
     BroadcastsPage,
+    ClaimOffer,
     Follow,
     FollowersPage,
     Following,
@@ -253,13 +254,13 @@ ClientFrame = Annotated[
     | SendTransfer | AnswerTransfer | Rate | SetPin | SetQuickPay | Wallet
     | Report | Block | Unblock
     | CreditRequest | GetBuyerProfile | EditBuyerProfile | CloseConversation | ReopenConversation | ConversationStates
-    | Follow | Unfollow | FollowState | FollowersRequest | SendBroadcast | Broadcasts,
+    | Follow | Unfollow | FollowState | FollowersRequest | SendBroadcast | Broadcasts | ClaimOffer,
     Field(discriminator="type"),
 ]
 
 MONEY_FRAME_TYPES: tuple[type[_Frame], ...] = (
     Offer, Pay, Ship, OrderAction, RequestRefund, AnswerRefund, Dispute, Decide, SendTransfer, AnswerTransfer,
-    Rate, SetPin, SetQuickPay, Wallet, CreditRequest,
+    Rate, SetPin, SetQuickPay, Wallet, CreditRequest, ClaimOffer,
 )
 """The money commands: handled only where payments are enabled (else 5002)."""
 
@@ -269,7 +270,7 @@ CLIENT_FRAME_TYPES: tuple[type[BaseModel], ...] = (
     SendTransfer, AnswerTransfer, Rate, SetPin, SetQuickPay, Wallet,
     Report, Block, Unblock,
     CreditRequest, GetBuyerProfile, EditBuyerProfile, CloseConversation, ReopenConversation, ConversationStates,
-    Follow, Unfollow, FollowState, FollowersRequest, SendBroadcast, Broadcasts,
+    Follow, Unfollow, FollowState, FollowersRequest, SendBroadcast, Broadcasts, ClaimOffer,
 )
 
 

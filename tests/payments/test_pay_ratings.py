@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from paysupport import DAY, PIN, FakeClock, agent, buyer, funded_buyer, make_store
+from paysupport import ARBITER, DAY, PIN, FakeClock, agent, buyer, funded_buyer, make_store
 from paysupport import settings as pay_settings
 
 from payments import PaymentService
@@ -87,35 +87,82 @@ def test_levels() -> None:
 
 
 ACTIONS = st.lists(st.tuples(
-    st.sampled_from(["trade", "rate", "amend", "days"]),
+    st.sampled_from(["trade", "rate", "amend", "days", "refund", "refused", "dispute"]),
     st.integers(0, 2),                       # buyer
     st.integers(0, 1),                       # listing
     st.sampled_from(["good", "neutral", "bad"]),
     st.integers(1, 20),                      # days
 ), min_size=1, max_size=25)
 
+OUTCOME = {"good": "release", "neutral": "split", "bad": "refund"}
+"""A dispute's decision, drawn from the action's score: release is for the shop (against the
+buyer), refund and split are for the buyer (against the shop)."""
+
+
+def contested(service: PaymentService, order_id: str, user: str, listing: str, ending: str) -> None:
+    """A paid order whose refund request ends as ``ending``: ``accepted`` (by the shop),
+    ``refused`` (refused, then the buyer confirms: released), or a dispute decided ``release``,
+    ``refund`` or ``split``."""
+    service.offer(agent(), order_id=order_id, conversation_id=f"c-{user}", shop_id="s1", buyer_id=user,
+                  listing_id=listing, title="tea", unit_price=100, quantity=1, currency="CNY")
+    service.pay(buyer(user), order_id=order_id, pin=PIN, idem_key=f"pay-{order_id}")
+    service.request_refund(buyer(user), order_id=order_id, amount=100, reason="not as described")
+    service.answer_refund(agent(), order_id=order_id, accept=ending == "accepted")
+    if ending == "refused":
+        service.confirm(buyer(user), order_id=order_id)
+    elif ending != "accepted":
+        service.dispute(buyer(user), order_id=order_id, reason="the shop refused")
+        service.decide(ARBITER, order_id=order_id, outcome=ending,  # type: ignore[arg-type]
+                       buyer_amount=40 if ending == "split" else None)
+
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(actions=ACTIONS)
 def test_credit_is_the_sum_of_valid_ratings(actions: list[tuple[str, int, int, str, int]]) -> None:
-    """After random trades, ratings, amendments and the passing of time, the shop's credit
-    equals an independent count of the valid ratings."""
+    """After random trades, refunds, disputes decided for either side, ratings, amendments and
+    the passing of time, the shop's credit equals an independent count of the valid ratings
+    (only released orders are rated; a refunded or arbitrated one never counts), and the
+    refunds and disputes decided against the shop, and against each buyer, are counted."""
     with make_store("sqlite") as store:
         clock = FakeClock()
         service = PaymentService(store, clock=clock, settings=pay_settings())
         users = ["u0", "u1", "u2"]
         for u in users:
             funded_buyer(service, 1_000_000, user_id=u)
-        orders: list[tuple[str, str, str, int]] = []  # order id, buyer, listing, released at
+        orders: list[tuple[str, str, str, int]] = []  # released: order id, buyer, listing, released at
+        unreleased: list[tuple[str, str]] = []  # refunded or decided by the arbiter: order id, buyer
         rated: dict[str, tuple[str, bool]] = {}  # order -> (score, amended)
+        refunded = 0
+        shop_lost = 0
+        buyer_lost = dict.fromkeys(users, 0)
         for n, (action, who, listing, score, days) in enumerate(actions):
             user = users[who]
             if action == "trade":
                 order_id = f"o{n}"
                 released(service, order_id, user, listing=f"l{listing}")
                 orders.append((order_id, user, f"l{listing}", clock.now))
+            elif action == "refund" or action == "refused":
+                order_id = f"o{n}"
+                contested(service, order_id, user, f"l{listing}", "accepted" if action == "refund" else action)
+                if action == "refund":
+                    refunded += 1
+                    unreleased.append((order_id, user))
+                else:
+                    orders.append((order_id, user, f"l{listing}", clock.now))
+            elif action == "dispute":
+                order_id = f"o{n}"
+                contested(service, order_id, user, f"l{listing}", OUTCOME[score])
+                unreleased.append((order_id, user))
+                if OUTCOME[score] == "release":
+                    buyer_lost[user] += 1
+                else:
+                    shop_lost += 1
             elif action == "days":
                 clock.advance(days * DAY)
+            elif unreleased and days % 4 == 0:
+                order_id, owner = unreleased[n % len(unreleased)]
+                with pytest.raises(WrongState):
+                    service.ratings.rate(buyer(owner), order_id, score)
             elif orders:
                 order_id, owner, _, at = orders[n % len(orders)]
                 in_time = clock.now < at + 15 * DAY
@@ -145,3 +192,6 @@ def test_credit_is_the_sum_of_valid_ratings(actions: list[tuple[str, int, int, s
             groups.setdefault((owner, listing, month), value)
         credit = service.ratings.shop_credit("s1")
         assert credit.score == sum(groups.values()) and credit.ratings == len(groups)
+        assert (credit.refunded_after_request, credit.disputes_lost) == (refunded, shop_lost)
+        for u in users:
+            assert service.ratings.buyer_credit(u).disputes_lost == buyer_lost[u], u

@@ -49,6 +49,7 @@ async def test_follow_broadcast_and_unfollow_in_two_windows(
     await expect(row.locator(".broadcast-text")).to_contain_text("明前龙井")
     await expect(row.locator(".broadcast-offer")).to_contain_text("粉丝价 ¥88.00")
     await expect(row.locator(".unsubscribe")).to_have_text("取消关注")
+    await expect(row.locator(".buy-offer")).to_have_text("以此价格购买")
     await shot(buyer, "13-widget-broadcast-zh", doc=True)
     # Agents are not pushed 100,000 broadcast messages live: they find it in the conversation
     # (here after a reload), without the unfollow.
@@ -56,6 +57,7 @@ async def test_follow_broadcast_and_unfollow_in_two_windows(
     await agent.locator("button.conv[data-buyer='demo-buyer-1']").click()
     await expect(agent.locator(".messages .row.broadcast-row .broadcast-text")).to_contain_text("明前龙井")
     await expect(agent.locator(".messages .row.broadcast-row .unsubscribe")).to_have_count(0)
+    await expect(agent.locator(".messages .row.broadcast-row .buy-offer")).to_have_count(0)
 
     await row.locator(".unsubscribe").click()
     await expect(follow).to_have_text("关注店铺")
@@ -92,3 +94,41 @@ async def test_the_widget_offers_to_follow_after_a_payment(
     await expect(widget.locator(".panel > .product .follow-btn")).to_have_text("Following ✓")
     follow = await hub.hub.store.get_follow("demo-shop", "demo-buyer-1")
     assert follow is not None and follow.conv is not None
+
+
+async def test_the_buyer_buys_at_the_broadcast_price(
+    new_page: PageFactory, base_url: str, hub: ChatServer
+) -> None:
+    """"Buy at this price" in the broadcast makes the shop's order at the follower price (its
+    card appears in the chat) and opens the payment; a second tap makes no second order."""
+    agent = await open_backoffice(new_page, base_url)
+    _, buyer = await new_page()
+    widget = await open_widget(buyer, base_url)
+    await buyer.locator("#ask").click()
+    await widget.locator("textarea").fill("Any offers for followers?")
+    await widget.locator("textarea").press("Enter")
+    await widget.locator(".panel > .product .follow-btn").click()
+    await expect(widget.locator(".panel > .product .follow-btn")).to_have_text("Following ✓")
+    panel = agent.locator(".followers-panel")
+    await agent.locator("button.conv[data-buyer='demo-buyer-1']").click()
+    await panel.locator("summary").click()
+    await panel.locator("textarea").fill("Spring tea is in: a follower price for two days.")
+    await panel.locator("input[name=listing]").check()
+    await panel.locator("input[name=price]").fill("88")
+    await panel.locator("button[type=submit]").click()
+
+    row = widget.locator(".row.broadcast-row")
+    buy = row.locator(".buy-offer")
+    await expect(buy).to_have_text("Buy at this price")
+    await buy.click()
+    await expect(widget.locator(".card[data-state=OFFERED]")).to_contain_text("88.00")
+    await expect(widget.locator(".dialog")).to_contain_text("88.00")
+    await widget.locator(".dialog input[name=pin]").fill(PIN)
+    await widget.locator(".dialog button[type=submit]").click()
+    await expect(widget.locator(".card[data-state=HELD]")).to_be_visible()
+    await buy.click()
+    await expect(widget.locator(".toast")).to_contain_text("already took up this price")
+    assert hub.money is not None
+    orders = [o for c in await hub.hub.store.conversations_of_buyer("demo-buyer-1")
+              for o in hub.money.service.orders_in_conversation(c.id)]
+    assert [(o.unit_price, o.state) for o in orders] == [(8800, "HELD")]

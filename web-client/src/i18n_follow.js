@@ -14,6 +14,12 @@ export const FOLLOW_ENTRIES = {
   broadcastTag: ["Message to followers · {shop}", "粉丝群发 · {shop}"],
   broadcastOffer: ["Follower price {price}, until {until}", "粉丝价 {price}，有效期至 {until}"],
   broadcastOfferEnded: ["Follower price {price} (ended)", "粉丝价 {price}（已结束）"],
+  buyAtThisPrice: ["Buy at this price", "以此价格购买"],
+  buyAtThisPriceLabel: ["Buy {title} at the follower price {price}", "以粉丝价 {price} 购买 {title}"],
+  claimedBefore: ["You already took up this price: see its order in the chat.", "您已使用过此价格，请在对话中查看订单。"],
+  err3005: ["This offer was not sent to you in this chat.", "此优惠未发送到本对话。"],
+  err3006: ["This message has no price to buy at.", "此消息没有可购买的价格。"],
+  err4011: ["This follower price has ended.", "此粉丝价已结束。"],
   unsubscribe: ["Unfollow", "取消关注"],
   unsubscribeLabel: ["Unfollow {shop}: no more messages to followers", "取消关注 {shop}：不再接收粉丝消息"],
   // --- back office

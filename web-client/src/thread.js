@@ -185,8 +185,8 @@ function renderMessage(msg, conv, opts) {
 
 /**
  * A shop's message to its followers: marked as such (it went to every follower, not to this buyer
- * alone), with its listing, its follower price and, for the buyer, the unfollow that `unsubscribe`
- * carries (the whole request: the widget sends it as it is).
+ * alone), with its listing, its follower price (for the buyer, "Buy at this price" until it ends)
+ * and, for the buyer, the unfollow that `unsubscribe` carries (the whole request: the widget sends it as it is).
  */
 function renderBroadcast(msg, opts, dataset) {
   const b = msg.body || {};
@@ -199,6 +199,11 @@ function renderBroadcast(msg, opts, dataset) {
     const ended = opts.now > b.offer.valid_until;
     parts.push(h("div.broadcast-offer" + (ended ? ".ended" : ""),
       ended ? t("broadcastOfferEnded", { price }) : t("broadcastOffer", { price, until: formatDateTime(b.offer.valid_until) })));
+    // The buyer takes the price up with `claim_offer`: the shop's order at this price, then `pay`.
+    if (opts.role === "buyer" && !ended && Number.isInteger(b.broadcast)) {
+      parts.push(h("button.btn.primary.small.buy-offer", { type: "button", dataset: { action: "claim-offer", broadcast: b.broadcast },
+        "aria-label": t("buyAtThisPriceLabel", { title: b.listing.title, price }) }, t("buyAtThisPrice")));
+    }
   }
   const meta = h("div.meta", clock(msg.ts));
   if (opts.role === "buyer" && b.unsubscribe) {

@@ -485,7 +485,7 @@ async function onAction(ev) {
     else if (action === "recall") await c.recall(conv.id, Number(target.dataset.seq));
     else if (await follow.act(action, target)) { /* following the shop */ }
     else if (!conv) return;
-    else await dialogAction(action, { client: c, conv, card, host, listing: LISTING, say });
+    else await dialogAction(action, { client: c, conv, card, host, listing: LISTING, say, target });
   } catch (err) {
     say(err.words || errorWords(err));
   }

@@ -34,8 +34,20 @@ function moneyCommand(client, frame) {
  * Run the dialog behind `action` (a button's data-action) in `conv`; `card` is the payment card
  * the button belongs to, `say(words, ok)` shows the outcome under the messages.
  */
-export async function dialogAction(action, { client: c, conv, card, host, listing: LISTING, say }) {
+export async function dialogAction(action, { client: c, conv, card, host, listing: LISTING, say, target }) {
   const v = card ? card.view : {};
+  if (action === "claim-offer") {
+    // A broadcast's price: the hub makes the shop's order (once per broadcast and buyer; a second
+    // tap gets the same one), then it is paid like any offer, in the same dialog.
+    const reply = await c.money({ type: "claim_offer", conv: conv.id, broadcast: Number(target.dataset.broadcast) });
+    const order = reply.view;
+    if (order.state !== "OFFERED") {
+      say(t("claimedBefore"));
+      return;
+    }
+    await dialogAction("pay", { client: c, conv, card: { id: order.order_id, view: order }, host, listing: LISTING, say });
+    return;
+  }
   if (action === "image") {
     await modal(host, {
       title: t("sendPicture"), text: t("sendPictureText"),
