@@ -50,7 +50,8 @@ class BuyerCredit:
         except OSError as exc:
             log.warning("could not read the credit of %s", buyer, exc_info=True)
             raise ProtocolError(ErrorCode.UNAVAILABLE, "the ledger cannot be read right now") from exc
-        view = {**credit.model_dump(mode="json", include={"subject", "score", "level", "positive_rate_bps", "ratings"}),
+        view = {**credit.model_dump(mode="json", include={"subject", "score", "level", "positive_rate_bps", "ratings",
+                                                            "disputes_lost"}),
                 "trades": record.trades, "disputes": record.disputes}
         if len(self._cache) > _CACHE_MAX:
             self._cache.clear()

@@ -92,6 +92,8 @@ class CreditView(_Frame):
     """Orders of this buyer released to a shop (completed trades), every shop."""
     disputes: int
     """Orders of this buyer that went to the platform's arbiter, every shop."""
+    disputes_lost: int = 0
+    """Of those, the ones the arbiter decided against the buyer (released to the shop)."""
 
 
 class BuyerProfileView(_Frame):

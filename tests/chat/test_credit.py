@@ -33,7 +33,7 @@ async def test_an_agent_reads_the_buyers_credit_trades_and_disputes(money: tuple
     fresh = await agent.request({"type": "credit", "conv": other_conv})
     assert {k: v for k, v in fresh.items() if k != "re"} == {
         "type": "credit", "conv": other_conv, "subject": "user:b2", "score": 0, "level": None,
-        "positive_rate_bps": None, "ratings": 0, "trades": 0, "disputes": 0}
+        "positive_rate_bps": None, "ratings": 0, "trades": 0, "disputes": 0, "disputes_lost": 0}
 
     await _released(buyer, agent, conv, "credit-0001", rate="good")
     disputed = (await agent.request({"type": "offer", "conv": conv, "price": 500, "key": "offer-credit-0002"}))["view"]
@@ -46,12 +46,17 @@ async def test_an_agent_reads_the_buyers_credit_trades_and_disputes(money: tuple
     went = await buyer.request({"type": "dispute", "conv": conv, "order": disputed["order_id"], "reason": "unfair",
                                 "key": "dispute-credit-2"})
     assert went["view"]["state"] == "DISPUTED", went
+    arbiter = await Client.connect(url, token("arb1", "arbiter"))
+    decided = await arbiter.request({"type": "decide", "conv": conv, "order": disputed["order_id"],
+                                     "outcome": "release", "key": "decide-credit-2"})
+    assert decided["view"]["state"] == "RESOLVED", decided
 
     # any agent of the shop may read it, not only the one assigned
     other = await Client.connect(url, token("a2", "agent", shop="shop1"))
     later = await other.request({"type": "credit", "conv": conv})
     assert later["trades"] == 1 and later["disputes"] == 1 and later["ratings"] == 1 and later["score"] == 1
     assert later["positive_rate_bps"] == 10_000 and later["level"] is None  # a level from a score of 4
+    assert later["disputes_lost"] == 1  # the arbiter released the money to the shop
 
 
 async def test_only_the_shops_agents_may_read_a_buyers_credit(money: tuple[ChatServer, str]) -> None:

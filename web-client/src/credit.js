@@ -77,6 +77,7 @@ export function buyerCreditFacts(view) {
     h("div.credit-row", levelBadge(view.level), rateLine(view)),
     h("div.credit-row",
       h("span.credit-trades", t("creditTrades", { n: view.trades })), " · ",
-      h("span.credit-disputes" + (view.disputes ? ".some" : ""), t("creditDisputes", { n: view.disputes })), " · ",
+      h("span.credit-disputes" + (view.disputes ? ".some" : ""), t("creditDisputes", { n: view.disputes })),
+      view.disputes_lost ? h("span.credit-lost", " ", t("creditDisputesLost", { n: view.disputes_lost })) : null, " · ",
       h("span.credit-count", t("creditRatings", { n: view.ratings }))));
 }

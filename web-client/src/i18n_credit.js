@@ -12,6 +12,7 @@ export const CREDIT_ENTRIES = {
   creditLoading: ["Credit loading…", "正在加载信用…"],
   creditTrades: ["Completed trades: {n}", "成交 {n} 笔"],
   creditDisputes: ["Disputes: {n}", "纠纷 {n} 次"],
+  creditDisputesLost: ["({n} decided against the buyer)", "（其中 {n} 次判买家败诉）"],
   buyerCredit: ["Buyer's credit", "买家信用"],
   creditShort: ["{trades} trades · {disputes} disputes", "成交 {trades} · 纠纷 {disputes}"],
   creditUnavailable: ["Credit is not available.", "信用信息暂不可用。"],
