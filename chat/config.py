@@ -49,6 +49,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OVERLOAD_MS", "100", "a send is refused with 5003 (retry_after_ms) when the node would answer it later "
             "than this (its sends in progress, or its event loop's lateness); 0: never refuse"),
     Setting("OVERLOAD_MIN_PENDING", "128", "sends in progress below which none is refused for overload"),
+    Setting("PING_INTERVAL", "20", "seconds between the hub's keepalive pings to each connection (one sweep for "
+            "all of them); 0: none"),
+    Setting("PING_TIMEOUT", "20", "seconds a ping may go unanswered before its connection is closed (1011)"),
     Setting("LOOP_STALL_MS", "50", "an event-loop stall longer than this is logged with the code that held it "
             "(every lag goes to the chat_loop_lag_seconds histogram); 0: off"),
     Setting("SYNC_LIMIT", "500", "messages pushed per conversation on sync before the client must page"),
@@ -140,6 +143,8 @@ class Config:
     recall_window: float
     presence_ttl: float
     loop_stall_ms: int
+    ping_interval: float
+    ping_timeout: float
     overload_ms: int
     overload_min_pending: int
     sync_limit: int

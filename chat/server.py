@@ -33,6 +33,7 @@ from .clock import Clock, SystemClock
 from .config import Config, webhook_settings
 from .handlers import dispatch_table
 from .hub import Hub
+from .keepalive import KeepAlive
 from .outbox import Transport
 from .protocol.errors import CloseCode, ErrorCode, ProtocolError
 from .ratelimit import RateLimiter
@@ -173,6 +174,7 @@ class ChatServer:
     broadcasts: BroadcastRunner | None = None
     """Delivers the shops' broadcasts to their followers (``BROADCASTS_IN_HUB``)."""
     _typical_cache: TypicalResponseCache = field(default_factory=TypicalResponseCache)
+    _keepalive: KeepAlive | None = None
 
     @property
     def port(self) -> int:
@@ -201,11 +203,13 @@ class ChatServer:
             max_size=cfg.max_frame_bytes * 4,
             max_queue=64,
             compression=None,
-            ping_interval=20,
-            ping_timeout=20,
+            ping_interval=None,  # one sweep pings every connection (chat.keepalive)
             close_timeout=5,
             reuse_port=self.reuse_port,
         )
+        server = self.server
+        self._keepalive = KeepAlive(lambda: server.connections, cfg.ping_interval, cfg.ping_timeout)
+        self._keepalive.start()
         log.info("hub node %s listening on %s:%d", self.hub.node, cfg.host, self.port)
         if self.api is not None:
             await self.api.start()
@@ -215,6 +219,8 @@ class ChatServer:
         """Close every connection with 1001 (going away: reconnect and resume), then the hub."""
         if self.api is not None:
             await self.api.close()
+        if self._keepalive is not None:
+            await self._keepalive.stop()
         if self.server is not None:
             self.server.close(close_connections=True)
             await self.server.wait_closed()
