@@ -51,6 +51,7 @@ from .money_frames import SetQuickPay as SetQuickPay
 from .money_frames import Ship as Ship
 from .money_frames import Wallet as Wallet
 from .safety_frames import Block, Report, Reported, Unblock
+from .search_frames import Search, SearchHitView, SearchResults
 
 
 class Listing(_Frame):
@@ -254,7 +255,8 @@ ClientFrame = Annotated[
     | SendTransfer | AnswerTransfer | Rate | SetPin | SetQuickPay | Wallet
     | Report | Block | Unblock
     | CreditRequest | GetBuyerProfile | EditBuyerProfile | CloseConversation | ReopenConversation | ConversationStates
-    | Follow | Unfollow | FollowState | FollowersRequest | SendBroadcast | Broadcasts | ClaimOffer,
+    | Follow | Unfollow | FollowState | FollowersRequest | SendBroadcast | Broadcasts | ClaimOffer
+    | Search,
     Field(discriminator="type"),
 ]
 
@@ -271,6 +273,7 @@ CLIENT_FRAME_TYPES: tuple[type[BaseModel], ...] = (
     Report, Block, Unblock,
     CreditRequest, GetBuyerProfile, EditBuyerProfile, CloseConversation, ReopenConversation, ConversationStates,
     Follow, Unfollow, FollowState, FollowersRequest, SendBroadcast, Broadcasts, ClaimOffer,
+    Search,
 )
 
 
@@ -361,6 +364,10 @@ class Synced(_Frame):
     """Opaque cursor to send with the next ``sync``."""
     total_unread: int | None
     """Unread messages over all conversations (only on a full sync)."""
+
+
+SearchHitView.model_rebuild(_types_namespace={"ConversationView": ConversationView})
+SearchResults.model_rebuild()
 
 
 class ConversationsPage(_Frame):
@@ -469,7 +476,8 @@ ServerFrame = Annotated[
     | TypingEvent | PresenceEvent | PaymentResult | WalletView | Error
     | Reported
     | CreditView | BuyerProfileView | ConversationStatesView | ConversationState
-    | Following | FollowersPage | BroadcastResult | BroadcastsPage,
+    | Following | FollowersPage | BroadcastResult | BroadcastsPage
+    | SearchResults,
     Field(discriminator="type"),
 ]
 
@@ -479,4 +487,5 @@ SERVER_FRAME_TYPES: tuple[type[BaseModel], ...] = (
     Reported,
     CreditView, BuyerProfileView, ConversationStatesView, ConversationState,
     Following, FollowersPage, BroadcastResult, BroadcastsPage,
+    SearchResults,
 )

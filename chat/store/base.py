@@ -4,7 +4,7 @@
 directory of conversations and agents (:class:`Directory`), named cursors
 (:class:`Cursors`), reports and blocks (:class:`Safety`), follows and broadcasts
 (:class:`Follows`), the shop's notes on buyers and closed conversations (:class:`Inbox`),
-and its lifecycle.
+search (:class:`Search`) and its lifecycle.
 Implementations: ``memory`` (the reference), ``sqlite`` (the embedded default) and
 ``postgres``.
 
@@ -168,6 +168,18 @@ class ClosedRecord:
     at: int
     seq: int
     """The conversation's last seq when it was closed: a buyer message above it reopens it."""
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A conversation a search matched, and where: ``fields`` among ``buyer``, ``listing``
+    and ``text``; for text, the matching messages' seqs (newest first, at most a few) and a
+    snippet of the newest one."""
+
+    conversation: ConversationRecord
+    fields: tuple[str, ...]
+    seqs: tuple[int, ...] = ()
+    snippet: str | None = None
 
 
 class StoreError(Exception):
@@ -454,7 +466,21 @@ class Inbox(Protocol):
         """Those of ``conv_ids`` that are closed now (closed, and no buyer message since)."""
 
 
-class Store(Lifecycle, MessageLog, Directory, Cursors, Safety, Follows, Inbox, Protocol):
+class Search(Protocol):
+    """Finding conversations by buyer, listing or message text (:mod:`chat.store.search` says
+    what matches; each store finds the candidates its own way, bounded)."""
+
+    async def search_conversations(
+        self, query: str, *, shop: str | None = None, buyer: str | None = None,
+        before: tuple[int, str] | None = None, limit: int = 20,
+    ) -> list[SearchHit]:
+        """The shop's (or the buyer's) conversations the query matches, most recently active
+        first, strictly after the ``(updated_at, id)`` position ``before`` (as
+        ``recent_conversations``). Recalled messages never match by their text; only the
+        newest :data:`chat.store.search.TEXT_ROWS` candidate messages are looked at."""
+
+
+class Store(Lifecycle, MessageLog, Directory, Cursors, Safety, Follows, Inbox, Search, Protocol):
     """Everything a hub node keeps durably. The parts are separate so that code (and a
     future implementation) can depend on only what it uses, e.g. a relay on
     :class:`Cursors` and a read path on :class:`MessageLog`; one contract suite checks all."""

@@ -37,6 +37,7 @@ from .base import (
 )
 from .follows_memory import MemoryFollows
 from .inbox_memory import MemoryInbox
+from .search_memory import MemorySearch
 
 WRITTEN_KINDS = ("text", "image", "product")
 """What a person writes: the only kinds that can be recalled or count as a question or answer."""
@@ -97,7 +98,7 @@ def _newest(items: list[Any], limit: int) -> list[Any]:
     return items[len(items) - limit :] if limit > 0 else []
 
 
-class MemoryStore(MemoryFollows, MemoryInbox):
+class MemoryStore(MemoryFollows, MemoryInbox, MemorySearch):
     """Conversations, messages, agents and cursors in dicts (see :mod:`chat.store.memory`)."""
 
     def __init__(self) -> None:

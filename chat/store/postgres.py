@@ -75,12 +75,13 @@ from .inbox_pg import PostgresInbox
 from .pg_schema import SCHEMA_NAME, migrate, split_schema
 from .pg_writer import ATTEMPTS, RETRY, Append, AppendWriter, Conn, Pool, backoff
 from .safety_pg import PostgresSafety
+from .search_pg import PostgresSearch
 
 T = TypeVar("T")
 WRITTEN_KINDS = ("text", "image", "product")
 
 
-class PostgresStore(PostgresSafety, PostgresFollows, PostgresInbox):
+class PostgresStore(PostgresSafety, PostgresFollows, PostgresInbox, PostgresSearch):
     """The chat store in PostgreSQL (see :mod:`chat.store.postgres` and :mod:`chat.store.base`)."""
 
     def __init__(self, url: str, *, schema: str | None = None, pool_size: int = 8, max_batch: int = 1000) -> None:

@@ -34,6 +34,7 @@ from .encoding import digest, legacy_digest, pack, unpack
 from .follows_sqlite import SQLiteFollows
 from .inbox_sqlite import SQLiteInbox
 from .safety_sqlite import SQLiteSafety
+from .search_sqlite import SQLiteSearch, note_text
 from .sqlite_schema import migrate
 from .sqlite_worker import Worker, connect
 
@@ -89,7 +90,7 @@ class WriterState:
         self.change = None
 
 
-class SQLiteStore(SQLiteSafety, SQLiteFollows, SQLiteInbox):
+class SQLiteStore(SQLiteSafety, SQLiteFollows, SQLiteInbox, SQLiteSearch):
     """The embedded default store (see :mod:`chat.store.base` for its guarantees)."""
 
     def __init__(self, path: str, *, synchronous: str = "FULL") -> None:
@@ -117,6 +118,7 @@ class SQLiteStore(SQLiteSafety, SQLiteFollows, SQLiteInbox):
         self._reader = self._worker("store-reader", batch=False)
         await asyncio.to_thread(self._writer.start)
         await asyncio.to_thread(self._reader.start)
+        await self._start_search()
         self._started = True
 
     async def migrate(self) -> int:
@@ -134,6 +136,7 @@ class SQLiteStore(SQLiteSafety, SQLiteFollows, SQLiteInbox):
 
     async def close(self) -> None:
         if self._started:
+            await self._stop_search()
             await asyncio.to_thread(self._writer.stop)
             await asyncio.to_thread(self._reader.stop)
             self._started = False
@@ -175,9 +178,12 @@ class SQLiteStore(SQLiteSafety, SQLiteFollows, SQLiteInbox):
         self, conv_id: str, sender: str, role: Role, kind: str, body: dict[str, Any], cmid: str | None, now: int
     ) -> Appended:
         # _append raises (NotFound, ClientIdReused) only before its first write.
-        return await self._writer.submit(
+        appended = await self._writer.submit(
             lambda c: _append(c, conv_id, sender, role, kind, body, cmid, now, self._links), clean_failure=True
         )
+        if kind == "text" and not appended.duplicate:
+            self._noted_text()
+        return appended
 
     async def recall(self, conv_id: str, seq: int, by: str, now: int, window_ms: int) -> Appended:
         def job(c: sqlite3.Connection) -> Appended:
@@ -521,4 +527,5 @@ def _append(
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (conv_id, seq, sender, role, kind, pack(body), now, cmid, body_digest, 1 if body.get("auto") else 0, link),
     )
+    note_text(c, conv_id, seq, kind, body)
     return Appended(MessageRecord(conv_id, seq, sender, role, kind, body, now, cmid, hash=link.hex()), False, row[1])

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from . import chain
 from .encoding import unpack
+from .search_sqlite import create_queue
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
@@ -186,8 +187,14 @@ def _version_5(conn: sqlite3.Connection) -> None:
     )
 
 
+def _version_6(conn: sqlite3.Connection) -> None:
+    """The queue of text messages for the search index (:mod:`chat.store.search_sqlite`; the
+    index has a file of its own), holding the text messages already stored."""
+    create_queue(conn)
+
+
 MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], None]], ...] = (
-    (1, _version_1), (2, _version_2), (3, _version_3), (4, _version_4), (5, _version_5),
+    (1, _version_1), (2, _version_2), (3, _version_3), (4, _version_4), (5, _version_5), (6, _version_6),
 )
 """Each step's number and what it does, in order; a file records the steps it took in
 ``schema_version``. Steps only add, so a node of the previous release can still open the

@@ -77,6 +77,7 @@ def test_every_client_frame_type_decodes() -> None:
         {"type": "broadcast", "key": "bcast-key-1", "text": "new arrivals"},
         {"type": "broadcasts"},
         {"type": "claim_offer", "conv": "c1", "broadcast": 7},
+        {"type": "search", "q": "破损"},
     ]
     decoded = {type(decode(pack(s))) for s in samples}
     assert decoded == set(f.CLIENT_FRAME_TYPES)

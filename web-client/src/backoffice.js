@@ -12,6 +12,8 @@ import { isBuyerQuestion, isShopReply, waitingSince } from "./waits.js";
 import { BuyerPanel } from "./buyer_panel.js";
 import { ClosedInbox } from "./inbox_closed.js";
 import { FollowersPanel } from "./backoffice_follow.js";
+import { InboxSearch, revealMessage } from "./backoffice_search.js";
+import { PhoneScreens } from "./backoffice_phone.js";
 
 // Conversations handed to another agent are not pushed to this one (docs/protocol.md, "What each
 // connection receives live"): the inbox asks the hub for what changed (a sync with the inbox
@@ -42,7 +44,9 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
   const inboxList = h("ul.inbox-list", { "aria-label": t("conversations") });
   const filterInput = h("input.filter", { type: "search", placeholder: t("filterPlaceholder"), "aria-label": t("filterLabel") });
   const closedInbox = new ClosedInbox({ client, onChange: () => render() });
-  const inbox = h("aside.inbox", h("div.inbox-head", h("h2", t("inbox")), filterInput, closedInbox.toggle), inboxList);
+  const search = new InboxSearch({ client, inboxList, open: (conv, seq) => openAt(conv, seq) });
+  const inbox = h("aside.inbox", h("div.inbox-head", h("h2", t("inbox")), search.el, filterInput, closedInbox.toggle),
+    search.results, inboxList);
   const followers = new FollowersPanel({ client, selected: () => state.selected && client.conversations.get(state.selected) });
   inbox.append(followers.el);
   const chatHead = h("div.chat-head");
@@ -68,6 +72,7 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
   const side = h("aside.side", { "aria-label": t("orderAndEscrow") }, sideBody, buyers.el);
   const empty = h("div.placeholder", t("chooseConversation"));
   const main = h("main.grid", inbox, chat, side);
+  const phone = new PhoneScreens({ main, inboxList });
   root.replaceChildren(topbar, main);
   chat.hidden = true;
   side.hidden = true;
@@ -233,6 +238,7 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
     empty.remove();
     chat.hidden = false;
     side.hidden = false;
+    phone.showChat();
     render({ stick: true });
     const conv = client.conversations.get(convId);
     if (!state.loaded.has(convId) && client.status === "online") {
@@ -246,6 +252,12 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
     client.markRead(conv.id);
     render({ stick: true });
     textarea.focus();
+  }
+
+  /** A search hit: the conversation, scrolled to the matching message. */
+  async function openAt(convId, seq) {
+    await select(convId);
+    if (seq) await revealMessage(client, convId, seq, list, () => render()).catch((err) => { state.toast = errorWords(err); });
   }
 
   // --- conversation -------------------------------------------------------------------------------
@@ -264,7 +276,7 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
     const handSelect = h("select", { "aria-label": t("handOverTo") },
       h("option", { value: "" }, t("handOverToMenu")), others.map((a) => h("option", { value: a }, a)));
     handSelect.addEventListener("change", () => handOver(conv, handSelect.value));
-    chatHead.replaceChildren(
+    chatHead.replaceChildren(phone.back,
       h("div.chat-title",
         h("b", v.buyer), " ", buyers.badge(conv), " ",
         h("span.presence-dot", { dataset: { status: bp ? bp.status : "offline" } }),

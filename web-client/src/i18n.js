@@ -8,6 +8,7 @@ import { CREDIT_ENTRIES } from "./i18n_credit.js";
 import { INBOX_ENTRIES } from "./i18n_inbox.js";
 import { FOLLOW_ENTRIES } from "./i18n_follow.js";
 import { PICTURE_ENTRIES } from "./i18n_pictures.js";
+import { SEARCH_ENTRIES } from "./i18n_search.js";
 
 const ENTRIES = {
   // --- widget: launcher, header, composer
@@ -316,7 +317,7 @@ const ENTRIES = {
 
 export const LANGS = ["zh-CN", "en"];
 export const TABLES = { en: {}, "zh-CN": {} };
-for (const [key, [en, zh]] of Object.entries({ ...ENTRIES, ...CREDIT_ENTRIES, ...FOLLOW_ENTRIES, ...PICTURE_ENTRIES, ...INBOX_ENTRIES })) {
+for (const [key, [en, zh]] of Object.entries({ ...ENTRIES, ...CREDIT_ENTRIES, ...FOLLOW_ENTRIES, ...PICTURE_ENTRIES, ...INBOX_ENTRIES, ...SEARCH_ENTRIES })) {
   TABLES.en[key] = en;
   TABLES["zh-CN"][key] = zh;
 }
