@@ -18,10 +18,8 @@ import asyncio
 import sqlite3
 from typing import Any, TypeVar
 
-from . import chain
 from .base import (
     Appended,
-    ClientIdReused,
     ConversationRecord,
     MessageRecord,
     NotFound,
@@ -30,26 +28,16 @@ from .base import (
     Side,
     newer_signed_card,
 )
-from .encoding import digest, legacy_digest, pack, unpack
+from .encoding import pack, unpack
 from .follows_sqlite import SQLiteFollows
 from .inbox_sqlite import SQLiteInbox
 from .safety_sqlite import SQLiteSafety
-from .search_sqlite import SQLiteSearch, note_text
+from .search_sqlite import SQLiteSearch
+from .sqlite_append import MSG_COLUMNS, WriterState, append_message, message_row
 from .sqlite_schema import migrate
 from .sqlite_worker import Worker, connect
 
 T = TypeVar("T")
-
-_MSG_COLUMNS = "conv, seq, sender, role, kind, body, ts, cmid, recalled, hash"
-
-
-def _message(row: tuple[Any, ...]) -> MessageRecord:
-    return MessageRecord(
-        conv=row[0], seq=row[1], sender=row[2], role=row[3], kind=row[4],
-        body=unpack(row[5]), ts=row[6], cmid=row[7], recalled=bool(row[8]),
-        hash=None if row[9] is None else bytes(row[9]).hex(),
-    )
-
 
 def _conversation(row: tuple[Any, ...]) -> ConversationRecord:
     return ConversationRecord(
@@ -59,35 +47,6 @@ def _conversation(row: tuple[Any, ...]) -> ConversationRecord:
 
 
 _CONV_COLUMNS = "id, buyer, shop, listing, agent, last_seq, created_at, status, updated_at"
-
-
-class WriterState:
-    """What the writer thread keeps between appends, so each append runs fewer statements.
-
-    * ``last``: per conversation, the seq and hash of the last message this writer chained
-      (instead of reading the previous link back);
-    * ``change``: the change-clock value this transaction's appends share.
-
-    Both are forgotten whenever the writer rolls anything back, so they never name what
-    did not commit; ``change`` also at the start of every transaction."""
-
-    LIMIT = 100_000
-
-    def __init__(self) -> None:
-        self.last: dict[str, tuple[int, bytes]] = {}
-        self.change: int | None = None
-
-    def remember(self, conv_id: str, seq: int, link: bytes) -> None:
-        if len(self.last) >= self.LIMIT:
-            self.last.clear()
-        self.last[conv_id] = (seq, link)
-
-    def new_batch(self) -> None:
-        self.change = None
-
-    def rolled_back(self) -> None:
-        self.last.clear()
-        self.change = None
 
 
 class SQLiteStore(SQLiteSafety, SQLiteFollows, SQLiteInbox, SQLiteSearch):
@@ -168,7 +127,9 @@ class SQLiteStore(SQLiteSafety, SQLiteFollows, SQLiteInbox, SQLiteSearch):
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (conv_id, buyer, shop, listing["id"], pack(listing), agent, now, now),
             )
-            card = _append(c, conv_id, buyer, "buyer", "product", {"listing": listing}, None, now, self._links).message
+            card = append_message(
+                c, conv_id, buyer, "buyer", "product", {"listing": listing}, None, now, self._links
+            ).message
             row = c.execute(f"SELECT {_CONV_COLUMNS} FROM conversations WHERE id=?", (conv_id,)).fetchone()
             return _conversation(row), card
 
@@ -177,9 +138,9 @@ class SQLiteStore(SQLiteSafety, SQLiteFollows, SQLiteInbox, SQLiteSearch):
     async def append(
         self, conv_id: str, sender: str, role: Role, kind: str, body: dict[str, Any], cmid: str | None, now: int
     ) -> Appended:
-        # _append raises (NotFound, ClientIdReused) only before its first write.
+        # append_message raises (NotFound, ClientIdReused) only before its first write.
         appended = await self._writer.submit(
-            lambda c: _append(c, conv_id, sender, role, kind, body, cmid, now, self._links), clean_failure=True
+            lambda c: append_message(c, conv_id, sender, role, kind, body, cmid, now, self._links), clean_failure=True
         )
         if kind == "text" and not appended.duplicate:
             self._noted_text()
@@ -187,10 +148,10 @@ class SQLiteStore(SQLiteSafety, SQLiteFollows, SQLiteInbox, SQLiteSearch):
 
     async def recall(self, conv_id: str, seq: int, by: str, now: int, window_ms: int) -> Appended:
         def job(c: sqlite3.Connection) -> Appended:
-            row = c.execute(f"SELECT {_MSG_COLUMNS} FROM messages WHERE conv=? AND seq=?", (conv_id, seq)).fetchone()
+            row = c.execute(f"SELECT {MSG_COLUMNS} FROM messages WHERE conv=? AND seq=?", (conv_id, seq)).fetchone()
             if row is None:
                 raise NotFound(f"{conv_id}#{seq}")
-            original = _message(row)
+            original = message_row(row)
             if original.sender != by:
                 raise RecallRefused("sender")
             # "~" cannot appear in a client's cmid, so this id never collides with one.
@@ -200,7 +161,9 @@ class SQLiteStore(SQLiteSafety, SQLiteFollows, SQLiteInbox, SQLiteSearch):
             if now - original.ts > window_ms:
                 raise RecallRefused("window")
             c.execute("UPDATE messages SET recalled=1 WHERE conv=? AND seq=?", (conv_id, seq))
-            return _append(c, conv_id, by, original.role, "recall", {"seq": seq}, f"~recall:{seq}", now, self._links)
+            return append_message(
+                c, conv_id, by, original.role, "recall", {"seq": seq}, f"~recall:{seq}", now, self._links
+            )
 
         return await self._writer.submit(job)
 
@@ -311,17 +274,17 @@ class SQLiteStore(SQLiteSafety, SQLiteFollows, SQLiteInbox, SQLiteSearch):
         def job(c: sqlite3.Connection) -> list[MessageRecord]:
             if before is not None:
                 rows = c.execute(
-                    f"SELECT {_MSG_COLUMNS} FROM messages WHERE conv=? AND seq>? AND seq<?"
+                    f"SELECT {MSG_COLUMNS} FROM messages WHERE conv=? AND seq>? AND seq<?"
                     " ORDER BY seq DESC LIMIT ?",
                     (conv_id, after, before, limit),
                 ).fetchall()
                 rows.reverse()
             else:
                 rows = c.execute(
-                    f"SELECT {_MSG_COLUMNS} FROM messages WHERE conv=? AND seq>? ORDER BY seq LIMIT ?",
+                    f"SELECT {MSG_COLUMNS} FROM messages WHERE conv=? AND seq>? ORDER BY seq LIMIT ?",
                     (conv_id, after, limit),
                 ).fetchall()
-            return [_message(r) for r in rows]
+            return [message_row(r) for r in rows]
 
         return await self._reader.submit(job)
 
@@ -330,10 +293,10 @@ class SQLiteStore(SQLiteSafety, SQLiteFollows, SQLiteInbox, SQLiteSearch):
             out: dict[str, MessageRecord] = {}
             for conv_id in conv_ids:
                 row = c.execute(
-                    f"SELECT {_MSG_COLUMNS} FROM messages WHERE conv=? ORDER BY seq DESC LIMIT 1", (conv_id,)
+                    f"SELECT {MSG_COLUMNS} FROM messages WHERE conv=? ORDER BY seq DESC LIMIT 1", (conv_id,)
                 ).fetchone()
                 if row is not None:
-                    out[conv_id] = _message(row)
+                    out[conv_id] = message_row(row)
             return out
 
         return await self._reader.submit(job)
@@ -370,9 +333,9 @@ class SQLiteStore(SQLiteSafety, SQLiteFollows, SQLiteInbox, SQLiteSearch):
     async def message_by_cmid(self, conv_id: str, sender: str, cmid: str) -> MessageRecord | None:
         def job(c: sqlite3.Connection) -> MessageRecord | None:
             row = c.execute(
-                f"SELECT {_MSG_COLUMNS} FROM messages WHERE conv=? AND sender=? AND cmid=?", (conv_id, sender, cmid)
+                f"SELECT {MSG_COLUMNS} FROM messages WHERE conv=? AND sender=? AND cmid=?", (conv_id, sender, cmid)
             ).fetchone()
-            return None if row is None else _message(row)
+            return None if row is None else message_row(row)
 
         return await self._reader.submit(job)
 
@@ -466,66 +429,3 @@ class SQLiteStore(SQLiteSafety, SQLiteFollows, SQLiteInbox, SQLiteSearch):
             return loads
 
         return await self._reader.submit(job)
-
-
-def _append(
-    c: sqlite3.Connection,
-    conv_id: str,
-    sender: str,
-    role: Role,
-    kind: str,
-    body: dict[str, Any],
-    cmid: str | None,
-    now: int,
-    links: WriterState,
-) -> Appended:
-    body_digest = digest(kind, body)
-    if cmid is not None:
-        row = c.execute(
-            f"SELECT {_MSG_COLUMNS}, digest FROM messages WHERE conv=? AND sender=? AND cmid=?",
-            (conv_id, sender, cmid),
-        ).fetchone()
-        if row is not None:
-            if row[10] != body_digest and row[10] != legacy_digest(kind, body):
-                raise ClientIdReused(cmid)
-            agent = c.execute("SELECT agent FROM conversations WHERE id=?", (conv_id,)).fetchone()[0]
-            return Appended(_message(row[:10]), True, agent)
-    # Encoded before the first write, so a body that cannot be hashed fails cleanly.
-    before, after = chain.split(conv_id, sender, role, kind, body, now, cmid)
-    # The conversation takes the clock's next value, then the clock moves: writers are
-    # serialized, so change values follow commit order (see ``changed_since``). Appends of
-    # one transaction commit together, so they share one value (one clock move per batch).
-    change = links.change
-    if change is None:
-        change = int(c.execute("SELECT value + 1 FROM change_clock WHERE id = 1").fetchone()[0])
-    row = c.execute(
-        "UPDATE conversations SET last_seq = last_seq + 1, updated_at = MAX(updated_at, ?), change = ?"
-        " WHERE id=? RETURNING last_seq, agent",
-        (now, change, conv_id),
-    ).fetchone()
-    if row is None:
-        raise NotFound(conv_id)
-    if links.change is None:
-        c.execute("UPDATE change_clock SET value = MAX(value, ?) WHERE id = 1", (change,))
-        links.change = change
-    seq = int(row[0])
-    # The previous link is read inside this write transaction: the file has one writer at
-    # a time (BEGIN IMMEDIATE), so two store instances on it still chain one after the other.
-    # A seq is stored once, so a link this writer made for seq - 1 is the one stored.
-    last = links.last.get(conv_id)
-    if seq == 1:
-        prev = chain.genesis(conv_id)
-    elif last is not None and last[0] == seq - 1:
-        prev = last[1]
-    else:
-        found = c.execute("SELECT hash FROM messages WHERE conv=? AND seq=?", (conv_id, seq - 1)).fetchone()
-        prev = b"" if found is None or found[0] is None else bytes(found[0])
-    link = chain.link(prev, before + str(seq).encode() + after)
-    links.remember(conv_id, seq, link)
-    c.execute(
-        "INSERT INTO messages (conv, seq, sender, role, kind, body, ts, cmid, digest, auto, hash)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (conv_id, seq, sender, role, kind, pack(body), now, cmid, body_digest, 1 if body.get("auto") else 0, link),
-    )
-    note_text(c, conv_id, seq, kind, body)
-    return Appended(MessageRecord(conv_id, seq, sender, role, kind, body, now, cmid, hash=link.hex()), False, row[1])

@@ -11,7 +11,8 @@ import pytest
 
 from chat.store import chain
 from chat.store.base import MessageRecord
-from chat.store.sqlite import SQLiteStore, _append
+from chat.store.sqlite import SQLiteStore
+from chat.store.sqlite_append import append_message
 
 LISTING = {"id": "l-1", "title": "Tea", "price": 100, "currency": "CNY"}
 
@@ -29,7 +30,7 @@ async def test_a_rolled_back_append_leaves_no_remembered_link(tmp_path: Path) ->
         await first.open_conversation("c1", "b", "s", LISTING, "a", 1)
 
         def append_then_fail(c: sqlite3.Connection) -> None:
-            _append(c, "c1", "b", "buyer", "text", {"text": "lost"}, "m-lost", 2, first._links)
+            append_message(c, "c1", "b", "buyer", "text", {"text": "lost"}, "m-lost", 2, first._links)
             raise RuntimeError("a later statement of the same job failed")
 
         with pytest.raises(RuntimeError):
