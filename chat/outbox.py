@@ -58,6 +58,9 @@ class Transport:
 
 
 class Outbox:
+    __slots__ = ("_fetch", "_gap", "_gap_timer", "_hold", "_on_gap", "_on_slow", "_on_write", "_pump", "_waiting",
+                 "closed", "cursors", "follow_new", "gap_wait", "limit_bytes", "sent_here", "transport")
+
     def __init__(
         self,
         transport: Transport,

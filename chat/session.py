@@ -35,6 +35,10 @@ class Session:
     """One websocket connection: the :class:`~chat.subscriber.Subscriber` the hub routes to
     and the :class:`~chat.handlers.Connection` its requests are handled over."""
 
+    # Slots: a node holds tens of thousands of these (bench/idle.py counts the bytes).
+    __slots__ = ("_background", "_handlers", "bad_frames", "closing", "ended", "following", "hub", "id",
+                 "identity", "limiter", "outbox", "status", "watched")
+
     def __init__(
         self, hub: Hub, transport: Transport, limiter: RateLimiter, handlers: dict[type, Handler]
     ) -> None:
