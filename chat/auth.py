@@ -20,6 +20,9 @@ Role = Literal["buyer", "agent", "arbiter"]
 ROLES: tuple[Role, ...] = ("buyer", "agent", "arbiter")
 ALGORITHM = "HS256"
 _ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
+_AVATAR = re.compile(r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~!$&()*+,;=:@%/?#-]*)?$")
+AVATAR_MAX = 512
+NAME_MAX = 64
 RESERVED_USERS = frozenset({"system"})
 """User ids the hub itself posts as (cards, hand-over notes): no token may claim them, or its
 holder could post under the hub's name and claim the card ids of its own orders."""
@@ -33,6 +36,27 @@ class Identity:
     name: str | None
     expires_at: int
     """Epoch seconds; the connection is closed when the token expires."""
+    avatar: str | None = None
+    """An https picture URL (checked by :func:`avatar_claim`), shown beside an agent's name."""
+
+
+def name_claim(value: object) -> str | None:
+    """A display name as shown to others: trimmed, one line, at most :data:`NAME_MAX`
+    characters; anything else counts as no name (the user id is shown instead)."""
+    if not isinstance(value, str):
+        return None
+    name = value.strip()
+    if not name or len(name) > NAME_MAX or any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        return None
+    return name
+
+
+def avatar_claim(value: object) -> str | None:
+    """An avatar URL clients may put in an ``<img src>``: https only, no spaces, quotes or angle
+    brackets, at most :data:`AVATAR_MAX` characters; anything else counts as no avatar."""
+    if not isinstance(value, str) or len(value) > AVATAR_MAX or not _AVATAR.match(value):
+        return None
+    return value
 
 
 def mint(
@@ -42,6 +66,7 @@ def mint(
     *,
     shop: str | None = None,
     name: str | None = None,
+    avatar: str | None = None,
     ttl: int = 3600,
     now: float | None = None,
 ) -> str:
@@ -58,6 +83,8 @@ def mint(
         claims["shop"] = shop
     if name:
         claims["name"] = name
+    if avatar:
+        claims["avatar"] = avatar
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -124,6 +151,7 @@ def verify(secret: str, token: str, *, now: float | None = None) -> Identity:
         user=user,
         role=role,
         shop=shop if role == "agent" else None,
-        name=name if isinstance(name, str) else None,
+        name=name_claim(name),
         expires_at=exp,
+        avatar=avatar_claim(claims.get("avatar")),
     )

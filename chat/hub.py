@@ -312,6 +312,7 @@ class Hub:
             if ident.role == "agent" and ident.shop:
                 await subscriber.watch(shop_channel(ident.shop))  # the shop's unassigned conversations
                 await self.store.register_agent(ident.shop, ident.user, self.clock.now_ms())
+                await self.store.set_agent_profile(ident.shop, ident.user, ident.name, ident.avatar)
             await self.set_status(subscriber, "online")
         except BaseException:
             await self.detach(subscriber)

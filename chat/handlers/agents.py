@@ -1,5 +1,5 @@
 """Requests about people rather than one message: presence, hand-over, an agent's away
-reply, the shop's response figures, and the application ping."""
+reply, the shop's response figures, agents' display names, and the application ping."""
 
 from __future__ import annotations
 
@@ -49,6 +49,21 @@ async def stats(c: Connection, frame: f.Stats, rid: int | None) -> None:
     c.reply({"type": "stats", "re": rid, **summarize(ident.shop, since, times)})
 
 
+async def agents(c: Connection, frame: f.AgentsRequest, rid: int | None) -> None:
+    """Names and avatars of a shop's agents, so clients never show raw ids; only to whoever
+    talks with that shop (a buyer with a conversation there, its own agents, arbiters)."""
+    ident = c.me
+    if ident.role == "agent" and ident.shop != frame.shop:
+        raise ProtocolError(ErrorCode.FORBIDDEN, "agents see only their own shop's agents")
+    if ident.role == "buyer" and not any(
+        conv.shop == frame.shop for conv in await c.hub.store.conversations_of_buyer(ident.user)
+    ):
+        raise ProtocolError(ErrorCode.FORBIDDEN, "you have no conversation with this shop")
+    profiles = await c.hub.store.agent_profiles(frame.shop)
+    views = {agent: {"name": p.name, "avatar": p.avatar} for agent, p in sorted(profiles.items())}
+    c.reply({"type": "agents", "re": rid, "shop": frame.shop, "agents": views})
+
+
 async def ping(c: Connection, frame: f.Ping, rid: int | None) -> None:
     c.reply({"type": "pong", "re": rid, "ts": c.hub.clock.now_ms()})
 
@@ -59,4 +74,5 @@ HANDLERS: dict[type, Handler] = {
     f.AutoReply: set_auto_reply,
     f.Stats: stats,
     f.Ping: ping,
+    f.AgentsRequest: agents,
 }

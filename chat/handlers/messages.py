@@ -42,6 +42,8 @@ async def send(c: Connection, frame: f.Send, rid: int | None) -> None:
         raise ProtocolError(ErrorCode.RATE_LIMITED, details={"retry_after_ms": retry})
     body = frame.body.model_dump(exclude_defaults=True)  # "auto" only when it is true
     kind = body.pop("kind")
+    if kind == "product":  # a shared card is never the marketplace's signed word: that is the hub's to say
+        body["listing"] = {k: v for k, v in body["listing"].items() if k not in ("verified", "signed_at")}
     role: Role = "buyer" if ident.role == "buyer" else "agent"
     await safety.check_not_blocked(hub, record, ident.role)
     if kind == "text":  # may add flags, mask, or refuse (OFF_PLATFORM_ACTION), then ask PRESEND_URL

@@ -15,6 +15,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from .agent_frames import AgentProfileView as AgentProfileView
+from .agent_frames import AgentsRequest as AgentsRequest
+from .agent_frames import AgentsView as AgentsView
 from .backoffice_frames import (
     BuyerProfileView,
     CloseConversation,
@@ -256,7 +259,7 @@ ClientFrame = Annotated[
     | Report | Block | Unblock
     | CreditRequest | GetBuyerProfile | EditBuyerProfile | CloseConversation | ReopenConversation | ConversationStates
     | Follow | Unfollow | FollowState | FollowersRequest | SendBroadcast | Broadcasts | ClaimOffer
-    | Search,
+    | Search | AgentsRequest,
     Field(discriminator="type"),
 ]
 
@@ -273,7 +276,7 @@ CLIENT_FRAME_TYPES: tuple[type[BaseModel], ...] = (
     Report, Block, Unblock,
     CreditRequest, GetBuyerProfile, EditBuyerProfile, CloseConversation, ReopenConversation, ConversationStates,
     Follow, Unfollow, FollowState, FollowersRequest, SendBroadcast, Broadcasts, ClaimOffer,
-    Search,
+    Search, AgentsRequest,
 )
 
 
@@ -477,7 +480,7 @@ ServerFrame = Annotated[
     | Reported
     | CreditView | BuyerProfileView | ConversationStatesView | ConversationState
     | Following | FollowersPage | BroadcastResult | BroadcastsPage
-    | SearchResults,
+    | SearchResults | AgentsView,
     Field(discriminator="type"),
 ]
 
@@ -487,5 +490,5 @@ SERVER_FRAME_TYPES: tuple[type[BaseModel], ...] = (
     Reported,
     CreditView, BuyerProfileView, ConversationStatesView, ConversationState,
     Following, FollowersPage, BroadcastResult, BroadcastsPage,
-    SearchResults,
+    SearchResults, AgentsView,
 )

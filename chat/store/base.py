@@ -182,6 +182,16 @@ class SearchHit:
     snippet: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class AgentProfileRecord:
+    """How others see an agent: its last token's ``name`` and ``avatar`` (checked by :mod:`chat.auth`)."""
+
+    shop: str
+    agent: str
+    name: str | None
+    avatar: str | None
+
+
 class StoreError(Exception):
     """Base of store failures that are the caller's fault."""
 
@@ -333,6 +343,12 @@ class Directory(Protocol):
     async def assign(self, conv_id: str, agent: str) -> ConversationRecord: ...
 
     async def register_agent(self, shop: str, agent: str, now: int) -> None: ...
+
+    async def set_agent_profile(self, shop: str, agent: str, name: str | None, avatar: str | None) -> None:
+        """Record a connecting agent's name and avatar (None clears one): the latest token wins."""
+
+    async def agent_profiles(self, shop: str) -> dict[str, AgentProfileRecord]:
+        """The shop's agents that have a display name or an avatar, by agent id."""
 
     async def set_auto_reply(self, shop: str, agent: str, active: bool, text: str | None) -> str | None:
         """Switch an agent's away reply on or off (``text`` None keeps the stored text);

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import chain
+from .agents_memory import MemoryAgentProfiles
 from .base import (
     Appended,
     BlockRecord,
@@ -98,7 +99,7 @@ def _newest(items: list[Any], limit: int) -> list[Any]:
     return items[len(items) - limit :] if limit > 0 else []
 
 
-class MemoryStore(MemoryFollows, MemoryInbox, MemorySearch):
+class MemoryStore(MemoryFollows, MemoryInbox, MemorySearch, MemoryAgentProfiles):
     """Conversations, messages, agents and cursors in dicts (see :mod:`chat.store.memory`)."""
 
     def __init__(self) -> None:
@@ -114,6 +115,7 @@ class MemoryStore(MemoryFollows, MemoryInbox, MemorySearch):
         self._blocks: dict[tuple[str, str, str], BlockRecord] = {}  # (shop, buyer, side)
         self._init_follows()
         self._init_inbox()
+        self._init_agent_profiles()
         # The change clock: each message moves it by one and stamps its conversation. The
         # epoch names this instance, so a token of another store (or a restarted process)
         # cannot be mistaken for a position in this one.

@@ -221,6 +221,10 @@ MIGRATIONS: tuple[tuple[int, tuple[Step, ...]], ...] = (
             seq bigint NOT NULL
         )""",
     )),
+    # Agents' display names and avatars (chat.store.agents_pg).
+    (7, (
+        "ALTER TABLE agents ADD COLUMN name text, ADD COLUMN avatar text",
+    )),
 )
 
 LATEST = MIGRATIONS[-1][0]

@@ -58,6 +58,7 @@ from psycopg import errors as pg_errors
 
 from . import chain
 from . import pg_queries as q
+from .agents_pg import PostgresAgentProfiles
 from .base import (
     Appended,
     ConversationRecord,
@@ -81,7 +82,7 @@ T = TypeVar("T")
 WRITTEN_KINDS = ("text", "image", "product")
 
 
-class PostgresStore(PostgresSafety, PostgresFollows, PostgresInbox, PostgresSearch):
+class PostgresStore(PostgresSafety, PostgresFollows, PostgresInbox, PostgresSearch, PostgresAgentProfiles):
     """The chat store in PostgreSQL (see :mod:`chat.store.postgres` and :mod:`chat.store.base`)."""
 
     def __init__(self, url: str, *, schema: str | None = None, pool_size: int = 8, max_batch: int = 1000) -> None:

@@ -18,6 +18,7 @@ import asyncio
 import sqlite3
 from typing import Any, TypeVar
 
+from .agents_sqlite import SQLiteAgentProfiles
 from .base import (
     Appended,
     ConversationRecord,
@@ -49,7 +50,7 @@ def _conversation(row: tuple[Any, ...]) -> ConversationRecord:
 _CONV_COLUMNS = "id, buyer, shop, listing, agent, last_seq, created_at, status, updated_at"
 
 
-class SQLiteStore(SQLiteSafety, SQLiteFollows, SQLiteInbox, SQLiteSearch):
+class SQLiteStore(SQLiteSafety, SQLiteFollows, SQLiteInbox, SQLiteSearch, SQLiteAgentProfiles):
     """The embedded default store (see :mod:`chat.store.base` for its guarantees)."""
 
     def __init__(self, path: str, *, synchronous: str = "FULL") -> None:

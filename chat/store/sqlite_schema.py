@@ -193,8 +193,17 @@ def _version_6(conn: sqlite3.Connection) -> None:
     create_queue(conn)
 
 
+def _version_7(conn: sqlite3.Connection) -> None:
+    """Agents' display names and avatars (:mod:`chat.store.agents_sqlite`)."""
+    columns = {str(row[1]) for row in conn.execute("PRAGMA table_info(agents)")}
+    for column in ("name", "avatar"):
+        if column not in columns:
+            conn.execute(f"ALTER TABLE agents ADD COLUMN {column} TEXT")
+
+
 MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], None]], ...] = (
     (1, _version_1), (2, _version_2), (3, _version_3), (4, _version_4), (5, _version_5), (6, _version_6),
+    (7, _version_7),
 )
 """Each step's number and what it does, in order; a file records the steps it took in
 ``schema_version``. Steps only add, so a node of the previous release can still open the

@@ -46,6 +46,7 @@ def test_every_client_frame_type_decodes() -> None:
         {"type": "stats", "days": 30},
         {"type": "auto_reply", "active": False},
         {"type": "ping"},
+        {"type": "agents", "id": 12, "shop": "shop1"},
         {"type": "offer", "conv": "c", "price": 100, "key": "k-000001"},
         {"type": "pay", "conv": "c", "pin": "123456", "key": "k-000002"},
         {"type": "ship", "conv": "c", "order": "o", "tracking": "SF123", "key": "k-000003"},

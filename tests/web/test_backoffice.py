@@ -74,19 +74,20 @@ async def test_colleagues_chats_reach_the_inbox_hand_over_in_words_auto_reply_ma
     await widget.locator("textarea").fill("anyone there?")
     await widget.locator("textarea").press("Enter")
     theirs = agent2.locator("button.conv[data-buyer='demo-buyer-1']")
-    await expect(theirs).to_contain_text("demo-agent-2")
+    await expect(theirs).to_contain_text("→ Wang (demo agent)")  # by display name, not id
     # demo-agent-1 is not sent this chat live, and still sees it come in without a reload
     mine = agent1.locator("button.conv[data-buyer='demo-buyer-1']")
     await expect(mine).to_contain_text("anyone there?", timeout=6000)
     await expect(mine.locator(".wait")).to_be_visible()
 
-    # demo-agent-2 hands it over: the buyer is told in words, without the shop's internal ids
+    # demo-agent-2 hands it over: the buyer is told by name, without the shop's internal ids
     await theirs.click()
     await agent2.locator(".chat-head select").select_option("demo-agent-1")
     note = widget.locator(".messages .note").last
-    await expect(note).to_have_text("Another member of the shop's team is now answering you.")
+    await expect(note).to_have_text("小林 Lin (demo agent) of the shop's team is now answering you.")
     await expect(widget.locator(".messages")).not_to_contain_text("demo-agent")
-    await expect(agent2.locator(".messages .note").last).to_contain_text("demo-agent-2 handed this conversation over to demo-agent-1")
+    await expect(agent2.locator(".messages .note").last).to_contain_text(
+        "Wang (demo agent) handed this conversation over to 小林 Lin (demo agent)")
 
     # demo-agent-1 is away: the hub's away message is marked as automatic on both sides
     await widget.locator("textarea").fill("hello again")

@@ -4,6 +4,7 @@ import { ChatClient, randomId } from "./client.js";
 import { h, money, parseMoney, errorWords, wordsError, duration, icon } from "./ui.js";
 import { tickTimers, preview, orderStateLabel, renderCard, cardSteps } from "./cards.js";
 import { renderThread, productCard } from "./thread.js";
+import { agentNames } from "./agent_names.js";
 import { QuickReplies } from "./quick.js";
 import { dialogAction } from "./backoffice_actions.js";
 import { Pictures, pictureComposer } from "./pictures.js";
@@ -64,6 +65,7 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
   const composer = h("form.composer",
     photo.button, photo.input,
     h("button.icon-btn", { type: "button", dataset: { action: "image" }, title: t("sendPictureByAddress"), "aria-label": t("sendPicture") }, icon("image")),
+    h("button.btn.small.send-listing", { type: "button", dataset: { action: "send-listing" }, title: t("sendListingTitle") }, t("sendListing")),
     textarea,
     h("button.btn.primary.send", { type: "submit" }, t("send")));
   const chat = h("section.chat", chatHead, list, typingEl, toastEl, quickBar, photo.status, composer);
@@ -80,7 +82,8 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
 
   // --- events -----------------------------------------------------------------------------------
   const rerender = () => render();
-  for (const t of ["status", "conversation", "pending", "presence", "receipt", "typing", "tokenerror"]) client.addEventListener(t, rerender);
+  const names = agentNames(client);
+  for (const t of ["status", "conversation", "pending", "presence", "receipt", "typing", "tokenerror", "agents"]) client.addEventListener(t, rerender);
   client.addEventListener("fatal", (ev) => {
     state.fatal = ev.detail.code;
     render();
@@ -209,7 +212,7 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
           urgent ? h("div.urgent", t("refundUrgent")) : null,
           h("div.conv-listing", v.listing.title),
           h("div.conv-last", preview(v.last_message)),
-          h("div.conv-agent", v.agent ? `→ ${v.agent}` : t("unassigned")))));
+          h("div.conv-agent", v.agent ? `→ ${names.label(v.shop, v.agent)}` : t("unassigned")))));
     }
     if (!items.length) items.push(h("li.none", t(client.status === "online" ? "noConversations" : "connecting")));
     closedInbox.renderToggle();
@@ -273,18 +276,19 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
     const v = conv.view;
     const bp = client.presence.get("u:" + v.buyer);
     const others = knownAgents().filter((a) => a !== v.agent);
+    names.want(v.shop, others);
     const handSelect = h("select", { "aria-label": t("handOverTo") },
-      h("option", { value: "" }, t("handOverToMenu")), others.map((a) => h("option", { value: a }, a)));
+      h("option", { value: "" }, t("handOverToMenu")), others.map((a) => h("option", { value: a }, names.label(v.shop, a))));
     handSelect.addEventListener("change", () => handOver(conv, handSelect.value));
     chatHead.replaceChildren(phone.back,
       h("div.chat-title",
         h("b", v.buyer), " ", buyers.badge(conv), " ",
         h("span.presence-dot", { dataset: { status: bp ? bp.status : "offline" } }),
         h("span.muted", " " + t({ online: "stOnline", away: "stAway" }[bp && bp.status] || "stOffline")),
-        h("div.muted", t("aboutListing", { title: v.listing.title }), v.agent ? t("assignedTo", { agent: v.agent }) : t("unassigned"))),
+        h("div.muted", t("aboutListing", { title: v.listing.title }), v.agent ? t("assignedTo", { agent: names.label(v.shop, v.agent) }) : t("unassigned"))),
       closedInbox.button(conv), handSelect);
     renderThread(list, conv, {
-      client, role: "agent", counterpartSide: "buyer", loadingOlder: state.loadingOlder, stick: opts.stick, pictures,
+      client, role: "agent", counterpartSide: "buyer", loadingOlder: state.loadingOlder, stick: opts.stick, pictures, agents: names,
       delivered: (msg) => (bp && bp.status !== "offline") || (bp && (bp.last_seen || 0) >= msg.ts),
       canRecall: (msg) => ["text", "image", "product"].includes(msg.kind) && client.now() - msg.ts < client.me.recall_window_ms,
     });

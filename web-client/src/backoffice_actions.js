@@ -4,6 +4,7 @@
 import { money, parseMoney, modal, wordsError } from "./ui.js";
 import { randomId } from "./client.js";
 import { t } from "./i18n.js";
+import { sendListingDialog } from "./backoffice_listing.js";
 
 function moneyCommand(client, frame) {
   const key = randomId(frame.type).slice(0, 40);
@@ -12,7 +13,9 @@ function moneyCommand(client, frame) {
 
 /** Run the dialog behind `action` in `conv` (`card`: the payment card its button belongs to). */
 export async function dialogAction(action, { client, conv, card, host }) {
-  if (action === "image") {
+  if (action === "send-listing") {
+    await sendListingDialog({ client, conv, host });
+  } else if (action === "image") {
     await modal(host, {
       title: t("sendPicture"), fields: [{ name: "url", label: t("pictureAddress"), type: "url", placeholder: "https://…" }],
       submit: t("send"), onSubmit: async ({ url }) => {

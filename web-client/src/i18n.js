@@ -6,6 +6,7 @@
 // filled from the arguments of `t(key, vars)`. Pure module (no DOM): tested under node.
 import { CREDIT_ENTRIES } from "./i18n_credit.js";
 import { INBOX_ENTRIES } from "./i18n_inbox.js";
+import { AGENT_ENTRIES } from "./i18n_agents.js";
 import { FOLLOW_ENTRIES } from "./i18n_follow.js";
 import { PICTURE_ENTRIES } from "./i18n_pictures.js";
 import { SEARCH_ENTRIES } from "./i18n_search.js";
@@ -317,7 +318,7 @@ const ENTRIES = {
 
 export const LANGS = ["zh-CN", "en"];
 export const TABLES = { en: {}, "zh-CN": {} };
-for (const [key, [en, zh]] of Object.entries({ ...ENTRIES, ...CREDIT_ENTRIES, ...FOLLOW_ENTRIES, ...PICTURE_ENTRIES, ...INBOX_ENTRIES, ...SEARCH_ENTRIES })) {
+for (const [key, [en, zh]] of Object.entries({ ...ENTRIES, ...CREDIT_ENTRIES, ...FOLLOW_ENTRIES, ...PICTURE_ENTRIES, ...INBOX_ENTRIES, ...SEARCH_ENTRIES, ...AGENT_ENTRIES })) {
   TABLES.en[key] = en;
   TABLES["zh-CN"][key] = zh;
 }

@@ -3,6 +3,7 @@ import { h, money, clock, dayLabel, errorWords } from "./ui.js";
 import { renderCard, cardSteps } from "./cards.js";
 import { t, formatDateTime } from "./i18n.js";
 import { pictureBubble, pictureSignature } from "./pictures.js";
+import { avatarImg } from "./agent_names.js";
 
 /** The product card a conversation is about (also the `product` message kind). */
 export function productCard(listing, extra) {
@@ -15,7 +16,8 @@ export function productCard(listing, extra) {
 
 /**
  * Render `conv` into `list`. Options: client, role ("buyer"/"agent"), counterpartSide
- * ("shop"/"buyer"), delivered(msg) -> bool, canRecall(msg) -> bool.
+ * ("shop"/"buyer"), delivered(msg) -> bool, canRecall(msg) -> bool, agents (agent_names.js: names
+ * and avatars instead of agent ids).
  *
  * Incremental: every row is keyed (message seq, pending cmid, day) with a signature of what it
  * shows, and only rows whose signature changed are built again. A rebuilt <img> is a new request,
@@ -97,7 +99,7 @@ export function renderThread(list, conv, opts) {
 
 /** Everything a message's row shows, so an unchanged row is kept as it is. */
 function messageSignature(msg, conv, ctx) {
-  const parts = [msg.kind, msg.recalled ? 1 : 0, msg.sender];
+  const parts = [msg.kind, msg.recalled ? 1 : 0, msg.sender, agentShown(msg, conv, ctx)];
   if (msg.kind === "card" || msg.kind === "card_update") {
     const card = conv.cards.get(msg.body.id);
     parts.push(card.state, card.event, JSON.stringify(card.view), cardSteps(conv, card.id).length);
@@ -107,6 +109,15 @@ function messageSignature(msg, conv, ctx) {
     if (isMine(msg, ctx)) parts.push(tickOf(msg, ctx), msg.sender === ctx.me && msg.cmid && ctx.canRecall(msg) ? 1 : 0);
   }
   return parts.join("|");
+}
+
+/** What a row shows of the agents it names (display names and avatars arrive later than messages). */
+function agentShown(msg, conv, opts) {
+  const names = opts.agents;
+  if (!names) return "";
+  const shop = conv.view.shop;
+  const ids = msg.kind === "system" ? [msg.body && msg.body.agent, msg.body && msg.body.by] : msg.role === "agent" ? [msg.sender] : [];
+  return ids.filter(Boolean).map((id) => `${names.name(shop, id) || ""}:${names.avatar(shop, id) || ""}`).join(",");
 }
 
 function isMine(msg, opts) {
@@ -154,7 +165,7 @@ function toBottom(list) {
 function renderMessage(msg, conv, opts) {
   const mine = isMine(msg, opts);
   const dataset = { seq: msg.seq, kind: msg.kind };
-  if (msg.kind === "system") return h("div.note", { dataset }, systemWords(msg, opts));
+  if (msg.kind === "system") return h("div.note", { dataset }, systemWords(msg, conv, opts));
   if (msg.kind === "card" || msg.kind === "card_update") {
     const card = conv.cards.get(msg.body.id);
     return h("div.row.center", { dataset },
@@ -173,14 +184,23 @@ function renderMessage(msg, conv, opts) {
   // The hub's away message: say so, so nobody takes it for a person's answer.
   const meta = h("div.meta", msg.body.auto ? [h("span.auto-tag", t("autoReply")), " · "] : null, clock(msg.ts));
   if (msg.sender === opts.me || (opts.role === "agent" && msg.role === "agent")) {
-    if (opts.role === "agent" && msg.sender !== opts.me) meta.append(" · " + msg.sender);
+    if (opts.role === "agent" && msg.sender !== opts.me) meta.append(" · " + agentLabel(msg.sender, conv, opts));
     meta.append(" · ", status(msg, opts));
     if (msg.sender === opts.me && msg.cmid && opts.canRecall(msg)) {
       meta.append(" ", h("button.link", { type: "button", dataset: { action: "recall", seq: msg.seq },
         "aria-label": t("recallThis") }, t("recall")));
     }
   }
+  if (!mine && msg.role === "agent" && opts.agents) {
+    // The buyer sees who of the shop answered, by name (never the internal id).
+    const name = opts.agents.name(conv.view.shop, msg.sender);
+    if (name) meta.prepend(avatarImg(opts.agents, conv.view.shop, msg.sender, 16) || "", h("span.agent-name", name), " · ");
+  }
   return h("div.row" + (mine ? ".mine" : ".theirs"), { dataset }, content, meta);
+}
+
+function agentLabel(id, conv, opts) {
+  return (opts.agents && opts.agents.name(conv.view.shop, id)) || id;
 }
 
 /**
@@ -213,13 +233,18 @@ function renderBroadcast(msg, opts, dataset) {
   return h("div.row.theirs.broadcast-row", { dataset }, h("div.bubble.broadcast", parts), meta);
 }
 
-/** A hub note in words for this reader: buyers are not shown the shop's internal agent ids. */
-function systemWords(msg, opts) {
+/** A hub note in words for this reader: agents by display name; buyers are never shown the
+ * shop's internal agent ids (a nameless agent is "another member of the team"). */
+function systemWords(msg, conv, opts) {
   const b = msg.body || {};
   if (b.event === "assigned" && b.agent) {
-    if (opts.role !== "agent") return t("teamAnswering");
-    if (!b.by || b.by === b.agent) return t("tookConv", { agent: b.agent });
-    return t("handedConv", { by: b.by, agent: b.agent });
+    if (opts.role !== "agent") {
+      const name = opts.agents && opts.agents.name(conv.view.shop, b.agent);
+      return name ? t("nowAnswering", { agent: name }) : t("teamAnswering");
+    }
+    const agent = agentLabel(b.agent, conv, opts);
+    if (!b.by || b.by === b.agent) return t("tookConv", { agent });
+    return t("handedConv", { by: agentLabel(b.by, conv, opts), agent });
   }
   return b.text || "";
 }
@@ -240,7 +265,7 @@ function status(msg, opts) {
 function renderPending(p, opts) {
   const content = p.body.kind === "image"
     ? pictureBubble(p.body, p.conv, opts.pictures)
-    : h("div.bubble", p.body.text || "");
+    : p.body.kind === "product" ? h("div.bubble.product-bubble", productCard(p.body.listing)) : h("div.bubble", p.body.text || "");
   const meta = p.error
     ? h("div.meta.failed", t("notSent"), p.error.words || errorWords(p.error), " ",
       h("button.link", { type: "button", dataset: { action: "retry", cmid: p.cmid } }, t("retry")), " ",

@@ -54,6 +54,7 @@ export function ago(ts, now) {
  * the dialog stays open, so a retry reuses whatever the caller keeps (e.g. an idempotency key);
  * `dialog.setTitle()`/`dialog.setText()` let it show what changed (a new price). Fields are checked
  * by onSubmit, not by the browser (`novalidate`), so every refusal is in our words.
+ * A field of `type: "select"` lists `options` ([value, label]); `onChange(value, form)` follows any field.
  * Tab stays inside the dialog, Escape cancels, and focus goes back where it was.
  * Resolves with the result of onSubmit, or null when cancelled.
  */
@@ -65,9 +66,12 @@ export function modal(host, { title, text, fields = [], submit = t("ok"), onSubm
     const inputs = fields.map((f) => {
       const input = f.type === "textarea"
         ? h("textarea", { name: f.name, rows: 3, maxlength: f.maxlength })
-        : h("input", { name: f.name, type: f.type || "text", inputmode: f.inputmode, maxlength: f.maxlength,
+        : f.type === "select"
+          ? h("select", { name: f.name }, f.options.map(([value, label]) => h("option", { value }, label)))
+          : h("input", { name: f.name, type: f.type || "text", inputmode: f.inputmode, maxlength: f.maxlength,
           autocomplete: f.autocomplete || "off", placeholder: f.placeholder });
       if (f.value !== undefined) input.value = f.value;
+      if (f.onChange) input.addEventListener("change", () => f.onChange(input.value, input.form));
       return h("label.field", h("span", f.label), input);
     });
     const ok = h("button.btn.primary", { type: "submit" }, submit);
@@ -93,7 +97,7 @@ export function modal(host, { title, text, fields = [], submit = t("ok"), onSubm
         ev.stopPropagation(); // Escape closes the dialog, not the panel under it
         close(null);
       } else if (ev.key === "Tab") {
-        const stops = [...form.querySelectorAll("input, textarea, button")].filter((el) => !el.disabled);
+        const stops = [...form.querySelectorAll("input, textarea, select, button")].filter((el) => !el.disabled);
         const i = stops.indexOf(host.ownerDocument.activeElement);
         const next = ev.shiftKey ? (i <= 0 ? stops.length - 1 : i - 1) : (i === stops.length - 1 ? 0 : i + 1);
         ev.preventDefault();
@@ -117,7 +121,7 @@ export function modal(host, { title, text, fields = [], submit = t("ok"), onSubm
       }
     });
     host.append(backdrop);
-    const first = form.querySelector("input, textarea") || ok;
+    const first = form.querySelector("input, textarea, select") || ok;
     first.focus();
   });
 }

@@ -10,6 +10,7 @@ import { Chime, alertBody, shouldAlert } from "./notify.js";
 import { renderShopCredit } from "./credit.js";
 import { Pictures, pictureComposer } from "./pictures.js";
 import { followUi } from "./widget_follow.js";
+import { agentNames, renderAnswering } from "./agent_names.js";
 
 const params = new URLSearchParams(location.hash.slice(1));
 const SHOP = params.get("shop") || "";
@@ -122,8 +123,9 @@ function identify({ token, provider }) {
   }
   const client = new ChatClient({ url: WS_URL, getToken, storageKey: "tradechat:widget" });
   state.client = client;
+  state.agents = agentNames(client);
   const rerender = () => render();
-  for (const type of ["status", "conversation", "pending", "presence", "receipt", "typing", "message", "tokenerror"]) {
+  for (const type of ["status", "conversation", "pending", "presence", "receipt", "typing", "message", "tokenerror", "agents"]) {
     client.addEventListener(type, rerender);
   }
   client.addEventListener("status", () => {
@@ -302,6 +304,7 @@ function renderPanel(opts) {
   typical.textContent = state.typical ? t("usuallyReplies", { d: duration(state.typical) }) : "";
   typical.hidden = !state.typical;
   renderShopCredit(panel, state.publicPresence && state.publicPresence.credit, state.typical);
+  renderAnswering(panel, state.agents, state.conv);
 
   const banner = panel.querySelector(".banner");
   const bannerWords = bannerText(c, state);
@@ -320,7 +323,7 @@ function renderPanel(opts) {
   if (conv && c) {
     renderThread(list, conv, {
       client: c, role: "buyer", counterpartSide: "shop", shopName: SHOP_NAME, loadingOlder: state.loadingOlder, stick: opts.stick,
-      pictures,
+      pictures, agents: state.agents,
       delivered: (msg) => {
         // The last status we knew (while cut off the shop's status is unknown, not a reason to un-deliver).
         const sp = c.presence.get("s:" + SHOP) || state.publicPresence || { status: "offline", last_seen: null };
