@@ -10,7 +10,7 @@ from chat.server import ChatServer
 from .conftest import PageFactory, shot
 from .credit_seed import axe_in
 from .test_backoffice import open_office
-from .test_browser import WIDGET, open_widget
+from .test_browser import WIDGET, buyer_asks, open_widget
 
 LIN, WANG = "小林 Lin (demo agent)", "Wang (demo agent)"
 
@@ -20,9 +20,7 @@ async def test_the_buyer_and_colleagues_see_agents_by_name(new_page: PageFactory
     two = await open_office(new_page, base_url, "demo-agent-2")
     _, buyer = await new_page()
     widget = await open_widget(buyer, base_url)
-    await buyer.locator("#ask").click()
-    await widget.locator("textarea").fill("Is this year's tea?")
-    await widget.locator("textarea").press("Enter")
+    await buyer_asks(buyer, widget, "Is this year's tea?")
     await expect(widget.locator(".row.mine:not(.pending) .bubble", has_text="this year")).to_be_visible()
 
     await one.locator("button.conv[data-buyer='demo-buyer-1']").click()

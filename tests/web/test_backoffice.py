@@ -9,7 +9,7 @@ from playwright.async_api import Page, expect
 from chat.server import ChatServer
 
 from .conftest import PageFactory
-from .test_browser import open_widget
+from .test_browser import buyer_asks, open_widget
 
 
 async def open_office(new_page: PageFactory, base_url: str, agent: str, query: str = "", **options: object) -> Page:
@@ -70,9 +70,7 @@ async def test_colleagues_chats_reach_the_inbox_hand_over_in_words_auto_reply_ma
     await agent1.locator("#away").check()  # new chats now go to demo-agent-2, who is online
     _, buyer = await new_page()
     widget = await open_widget(buyer, base_url)
-    await buyer.locator("#ask").click()
-    await widget.locator("textarea").fill("anyone there?")
-    await widget.locator("textarea").press("Enter")
+    await buyer_asks(buyer, widget, "anyone there?")
     theirs = agent2.locator("button.conv[data-buyer='demo-buyer-1']")
     await expect(theirs).to_contain_text("→ Wang (demo agent)")  # by display name, not id
     # demo-agent-1 is not sent this chat live, and still sees it come in without a reload

@@ -32,6 +32,13 @@ async def open_widget(page: Page, base_url: str, query: str = "", lang: str = "e
     return widget
 
 
+async def buyer_asks(page: Page, widget: FrameLocator, text: str) -> None:
+    """The buyer opens the chat from the listing page and sends ``text``."""
+    await page.locator("#ask").click()
+    await widget.locator("textarea").fill(text)
+    await widget.locator("textarea").press("Enter")
+
+
 async def history_texts(hub: ChatServer, buyer: str = "demo-buyer-1") -> list[str]:
     convs = await hub.hub.store.conversations_of_buyer(buyer)
     assert len(convs) == 1
@@ -150,9 +157,7 @@ async def test_dropped_connection_resumes_without_loss_or_duplicates(
 
     await context.route_web_socket("**/ws", route)
     widget = await open_widget(buyer, base_url)
-    await buyer.locator("#ask").click()
-    await widget.locator("textarea").fill("first")
-    await widget.locator("textarea").press("Enter")
+    await buyer_asks(buyer, widget, "first")
     conv = agent.locator("button.conv[data-buyer='demo-buyer-1']")
     await conv.click()
     await expect(agent.locator(".messages .bubble", has_text="first")).to_be_visible()

@@ -13,7 +13,7 @@ from payments import Actor, PaymentService
 
 from .conftest import PageFactory, shot
 from .credit_seed import axe_in, seed_buyer_record, seed_replies, seed_shop_credit
-from .test_browser import PIN, WIDGET, open_backoffice, open_widget
+from .test_browser import PIN, WIDGET, buyer_asks, open_backoffice, open_widget
 
 
 async def test_the_shops_credit_in_the_widget_header_and_on_the_product_card(
@@ -60,9 +60,7 @@ async def test_the_back_office_shows_the_buyers_credit_trades_and_disputes(
     await asyncio.to_thread(seed_buyer_record, hub.money.service, "demo-buyer-1", 5, 1)
     _, buyer = await new_page()
     widget = await open_widget(buyer, base_url)
-    await buyer.locator("#ask").click()
-    await widget.locator("textarea").fill("Is it this year's tea?")
-    await widget.locator("textarea").press("Enter")
+    await buyer_asks(buyer, widget, "Is it this year's tea?")
     agent = await open_backoffice(new_page, base_url)
     await agent.locator("button.conv[data-buyer='demo-buyer-1']").click()
     panel = agent.locator(".side .buyer-panel[data-buyer='demo-buyer-1']")

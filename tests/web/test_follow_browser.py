@@ -11,7 +11,7 @@ from playwright.async_api import expect
 from chat.server import ChatServer
 
 from .conftest import PageFactory, shot
-from .test_browser import PIN, open_backoffice, open_widget
+from .test_browser import PIN, buyer_asks, open_backoffice, open_widget
 
 
 async def test_follow_broadcast_and_unfollow_in_two_windows(
@@ -20,9 +20,7 @@ async def test_follow_broadcast_and_unfollow_in_two_windows(
     agent = await open_backoffice(new_page, base_url)
     _, buyer = await new_page(viewport={"width": 1280, "height": 900})
     widget = await open_widget(buyer, base_url, lang="zh-CN")
-    await buyer.locator("#ask").click()
-    await widget.locator("textarea").fill("你好，这款茶什么时候上新？")
-    await widget.locator("textarea").press("Enter")
+    await buyer_asks(buyer, widget, "你好，这款茶什么时候上新？")
     follow = widget.locator(".panel > .product .follow-btn")
     await expect(follow).to_have_text("关注店铺")
     await follow.click()
@@ -75,9 +73,7 @@ async def test_the_widget_offers_to_follow_after_a_payment(
     agent = await open_backoffice(new_page, base_url)
     _, buyer = await new_page()
     widget = await open_widget(buyer, base_url)
-    await buyer.locator("#ask").click()
-    await widget.locator("textarea").fill("Can I have it for 99?")
-    await widget.locator("textarea").press("Enter")
+    await buyer_asks(buyer, widget, "Can I have it for 99?")
     await agent.locator("button.conv[data-buyer='demo-buyer-1']").click()
     await agent.locator("form.offer input[name=price]").fill("99")
     await agent.locator("form.offer button").click()
@@ -104,9 +100,7 @@ async def test_the_buyer_buys_at_the_broadcast_price(
     agent = await open_backoffice(new_page, base_url)
     _, buyer = await new_page()
     widget = await open_widget(buyer, base_url)
-    await buyer.locator("#ask").click()
-    await widget.locator("textarea").fill("Any offers for followers?")
-    await widget.locator("textarea").press("Enter")
+    await buyer_asks(buyer, widget, "Any offers for followers?")
     await widget.locator(".panel > .product .follow-btn").click()
     await expect(widget.locator(".panel > .product .follow-btn")).to_have_text("Following ✓")
     panel = agent.locator(".followers-panel")

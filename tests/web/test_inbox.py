@@ -11,7 +11,7 @@ from chat.server import ChatServer
 from .conftest import PageFactory, shot
 from .credit_seed import axe_in
 from .test_backoffice import open_office
-from .test_browser import open_widget
+from .test_browser import buyer_asks, open_widget
 
 
 async def test_two_agents_share_notes_and_tags_and_close_and_reopen_a_conversation(
@@ -19,9 +19,7 @@ async def test_two_agents_share_notes_and_tags_and_close_and_reopen_a_conversati
 ) -> None:
     _, buyer = await new_page()
     widget = await open_widget(buyer, base_url)
-    await buyer.locator("#ask").click()
-    await widget.locator("textarea").fill("Do you ship to Chengdu?")
-    await widget.locator("textarea").press("Enter")
+    await buyer_asks(buyer, widget, "Do you ship to Chengdu?")
     await expect(widget.locator(".row.mine:not(.pending) .bubble", has_text="Chengdu")).to_be_visible()
     one = await open_office(new_page, base_url, "demo-agent-1", "&inboxPollMs=500")
     two = await open_office(new_page, base_url, "demo-agent-2", "&inboxPollMs=500")

@@ -9,16 +9,14 @@ from playwright.async_api import expect
 from chat.server import ChatServer
 
 from .conftest import PageFactory, shot
-from .test_browser import PIN, open_backoffice, open_widget
+from .test_browser import PIN, buyer_asks, open_backoffice, open_widget
 
 
 async def test_money_screens_from_offer_to_dispute(new_page: PageFactory, base_url: str, hub: ChatServer) -> None:
     agent = await open_backoffice(new_page, base_url)
     _, other = await new_page()
     other_widget = await open_widget(other, base_url, "?buyer=demo-buyer-2")
-    await other.locator("#ask").click()
-    await other_widget.locator("textarea").fill("Is the teapot handmade?")
-    await other_widget.locator("textarea").press("Enter")
+    await buyer_asks(other, other_widget, "Is the teapot handmade?")
     _, buyer = await new_page()
     widget = await open_widget(buyer, base_url)
     await buyer.locator("#ask").click()

@@ -14,7 +14,7 @@ from tests.chat import media_samples as samples
 
 from .conftest import PageFactory, shot
 from .test_a11y import AXE, axe_problems
-from .test_browser import open_backoffice, open_widget
+from .test_browser import buyer_asks, open_backoffice, open_widget
 
 
 async def fetch(url: str, token: str | None = None) -> int:
@@ -31,9 +31,7 @@ async def test_buyer_sends_a_photo_the_shop_enlarges_it_and_a_stranger_cannot_fe
     agent = await open_backoffice(new_page, base_url)
     _, buyer = await new_page()
     widget = await open_widget(buyer, base_url)
-    await buyer.locator("#ask").click()
-    await widget.locator("textarea").fill("The teapot arrived cracked")
-    await widget.locator("textarea").press("Enter")
+    await buyer_asks(buyer, widget, "The teapot arrived cracked")
     await expect(widget.locator(".row.mine:not(.pending)", has_text="cracked")).to_be_visible()
 
     await widget.locator("input.picture-input").set_input_files(
@@ -108,9 +106,7 @@ async def test_an_agent_pastes_a_picture_into_the_reply_box(
     agent = await open_backoffice(new_page, base_url)
     _, buyer = await new_page()
     widget = await open_widget(buyer, base_url)
-    await buyer.locator("#ask").click()
-    await widget.locator("textarea").fill("Can I see the lid?")
-    await widget.locator("textarea").press("Enter")
+    await buyer_asks(buyer, widget, "Can I see the lid?")
     await agent.locator("button.conv[data-buyer='demo-buyer-1']").click()
     box = agent.locator(".composer textarea")
     await expect(box).to_be_enabled()

@@ -10,21 +10,17 @@ from chat.server import ChatServer
 from .conftest import PageFactory
 from .credit_seed import axe_in
 from .test_backoffice import open_office
-from .test_browser import open_widget
+from .test_browser import buyer_asks, open_widget
 
 
 async def test_an_agent_sends_a_listing_card_the_buyer_sees(new_page: PageFactory, base_url: str, hub: ChatServer) -> None:
     _, buyer = await new_page()
     # the buyer asked about the teapot once, so the shop's conversations know that listing
     widget = await open_widget(buyer, base_url, "?listing=demo-teapot")
-    await buyer.locator("#ask").click()
-    await widget.locator("textarea").fill("Is the teapot handmade?")
-    await widget.locator("textarea").press("Enter")
+    await buyer_asks(buyer, widget, "Is the teapot handmade?")
     await expect(widget.locator(".row.mine:not(.pending) .bubble", has_text="handmade")).to_be_visible()
     widget = await open_widget(buyer, base_url)
-    await buyer.locator("#ask").click()
-    await widget.locator("textarea").fill("And the tea?")
-    await widget.locator("textarea").press("Enter")
+    await buyer_asks(buyer, widget, "And the tea?")
     await expect(widget.locator(".row.mine:not(.pending) .bubble", has_text="the tea")).to_be_visible()
 
     office = await open_office(new_page, base_url, "demo-agent-1")
