@@ -21,6 +21,15 @@ TEXT_ROWS = 2000
 common word in a large shop cannot make a query read its whole history."""
 
 
+def scope(query: str, shop: str | None, buyer: str | None) -> tuple[str, str, str] | None:
+    """(the stripped query, ``"shop"`` or ``"buyer"``, whose conversations) for a search, or
+    None when there is nothing to search: an empty query, or not exactly one of shop and buyer."""
+    query = query.strip()
+    if not query or (shop is None) == (buyer is None):
+        return None
+    return (query, "shop", shop) if shop is not None else (query, "buyer", buyer or "")
+
+
 def fold(text: str) -> str:
     return text.casefold()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .base import ConversationRecord, SearchHit
-from .search import TEXT_ROWS, collect, matches
+from .search import TEXT_ROWS, collect, matches, scope
 
 
 class MemorySearch:
@@ -24,11 +24,11 @@ class MemorySearch:
         before: tuple[int, str] | None = None, limit: int = 20,
     ) -> list[SearchHit]:
         self._check_open()
-        query = query.strip()
-        if not query or (shop is None) == (buyer is None):
+        scoped = scope(query, shop, buyer)
+        if scoped is None:
             return []
-        records = await (self.conversations_of_shop(shop) if shop is not None
-                         else self.conversations_of_buyer(buyer or ""))
+        query, who, owner = scoped
+        records = await (self.conversations_of_shop(owner) if who == "shop" else self.conversations_of_buyer(owner))
         texts: list[tuple[int, str, int, str]] = []
         for record in records:
             for m in self._messages.get(record.id, []):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .base import ConversationRecord, SearchHit
 from .encoding import unpack
-from .search import TEXT_ROWS, collect
+from .search import TEXT_ROWS, collect, scope
 
 _PATTERN = (
     "'%%' || replace(replace(replace(encode(convert_to(%s, 'UTF8'), 'escape'), '^', '^^'), '%%', '^%%'),"
@@ -41,10 +41,10 @@ class PostgresSearch:
         self, query: str, *, shop: str | None = None, buyer: str | None = None,
         before: tuple[int, str] | None = None, limit: int = 20,
     ) -> list[SearchHit]:
-        query = query.strip()
-        if not query or (shop is None) == (buyer is None):
+        scoped = scope(query, shop, buyer)
+        if scoped is None:
             return []
-        who, owner = ("shop", shop) if shop is not None else ("buyer", buyer)
+        query, who, owner = scoped
         rows = await self._all(_TEXTS.format(who=who), (owner, query, TEXT_ROWS))
         texts = []
         for conv, seq, body in rows:

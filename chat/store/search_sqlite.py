@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from .base import ConversationRecord, SearchHit
 from .encoding import unpack
-from .search import TEXT_ROWS, collect
+from .search import TEXT_ROWS, collect, scope
 from .sqlite_worker import Worker, connect
 
 FLUSH_EVERY = 500
@@ -157,10 +157,10 @@ class SQLiteSearch:
         self, query: str, *, shop: str | None = None, buyer: str | None = None,
         before: tuple[int, str] | None = None, limit: int = 20,
     ) -> list[SearchHit]:
-        query = query.strip()
-        if not query or (shop is None) == (buyer is None):
+        scoped = scope(query, shop, buyer)
+        if scoped is None:
             return []
-        who, owner = ("shop", shop) if shop is not None else ("buyer", buyer)
+        query, who, owner = scoped
         # LIKE wildcards typed in the query only widen the candidates; collect checks each.
         sql = _TEXTS.format(who=who, column="t.text" if len(query) >= 3 else "(t.text || '')")
 
