@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import psycopg
 
 from ..store.pg_schema import SCHEMA_NAME, split_schema
-from ..store.pg_writer import Conn, Pool
+from ..store.pg_writer import Conn, Pool, connect
 from .images import Picture
 from .store import Variant
 
@@ -31,13 +31,7 @@ class PostgresMediaStore:
         self._pool: Pool | None = None
 
     async def _connect(self) -> Conn:
-        try:
-            return await psycopg.AsyncConnection.connect(
-                self.url, autocommit=True, options=f"-c search_path={self.schema}",
-                application_name=f"tradechat-media:{self.schema}",
-            )
-        except psycopg.OperationalError as exc:
-            raise ConnectionError(f"media store: {exc}") from exc
+        return await connect(self.url, self.schema, app="tradechat-media", store="media store")
 
     async def start(self) -> None:
         self._pool = Pool(self._connect, self._pool_size)

@@ -42,6 +42,17 @@ def unreachable(exc: BaseException) -> ConnectionError:
     return error
 
 
+async def connect(url: str, schema: str, *, app: str, store: str) -> Conn:
+    """An autocommit connection working in ``schema``. ``app`` names it in ``pg_stat_activity``
+    (which store it serves); a failure to connect is a ConnectionError naming ``store``."""
+    try:
+        return await psycopg.AsyncConnection.connect(
+            url, autocommit=True, options=f"-c search_path={schema}", application_name=f"{app}:{schema}",
+        )
+    except psycopg.OperationalError as exc:
+        raise ConnectionError(f"{store}: {exc}") from exc
+
+
 async def backoff(attempt: int) -> None:
     await asyncio.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
 

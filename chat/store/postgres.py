@@ -74,7 +74,7 @@ from .encoding import digest, pack, unpack
 from .follows_pg import PostgresFollows
 from .inbox_pg import PostgresInbox
 from .pg_schema import SCHEMA_NAME, migrate, split_schema
-from .pg_writer import ATTEMPTS, RETRY, Append, AppendWriter, Conn, Pool, backoff
+from .pg_writer import ATTEMPTS, RETRY, Append, AppendWriter, Conn, Pool, backoff, connect
 from .safety_pg import PostgresSafety
 from .search_pg import PostgresSearch
 
@@ -101,14 +101,7 @@ class PostgresStore(PostgresSafety, PostgresFollows, PostgresInbox, PostgresSear
         self._base = 0
 
     async def _connect(self) -> Conn:
-        try:
-            # application_name: which store a connection serves, in pg_stat_activity.
-            return await psycopg.AsyncConnection.connect(
-                self.url, autocommit=True, options=f"-c search_path={self.schema}",
-                application_name=f"tradechat:{self.schema}",
-            )
-        except psycopg.OperationalError as exc:
-            raise ConnectionError(f"chat store: {exc}") from exc
+        return await connect(self.url, self.schema, app="tradechat", store="chat store")
 
     # --- lifecycle ----------------------------------------------------------
 
