@@ -90,6 +90,9 @@ class Hub:
         self._loop_watch: LoopWatch | None = None
         self.admission = Admission(config.overload_ms, config.overload_min_pending)
         """Whether a ``send`` is taken now or refused for overload (:mod:`chat.admission`)."""
+        self.webhooks: Callable[[], None] | None = None
+        """Set while a webhook sender in this process moves chat events (it wakes it): then
+        requests write their events (:mod:`chat.webhook_events`); otherwise none are written."""
         self.disputed: Callable[[str], Awaitable[bool]] | None = None
         """Whether a conversation's order is or was disputed (its arbiters may then read it);
         set where payments are enabled."""

@@ -106,16 +106,17 @@ class MoneyDesk:
     """Runs the money commands of one hub node."""
 
     def __init__(self, hub: Hub, service: PaymentService, *, timer_interval: float | None = None,
-                 webhooks: WebhookSettings | None = None) -> None:
+                 webhooks: WebhookSettings | None = None, deliver_webhooks: bool = True) -> None:
         self.hub = hub
         self.service = service
         self.relay = CardRelay(hub, service)
         self.timer_interval = timer_interval
         self._timers: asyncio.Task[None] | None = None
         self._credit_cache: dict[str, tuple[int, dict[str, Any]]] = {}
-        self.webhooks = (
-            None if webhooks is None else WebhookSender(WebhookOutbox(service.store, service.clock), webhooks)
-        )
+        self.webhooks = None if webhooks is None else WebhookSender(
+            WebhookOutbox(service.store, service.clock), webhooks, chat_events=hub.store, deliver=deliver_webhooks)
+        if self.webhooks is not None:
+            hub.webhooks = self.webhooks.poke  # requests now write chat events (chat.webhook_events)
         self._commands: dict[type, Callable[[Connection, Any, ConversationRecord], Awaitable[dict[str, Any]]]] = {
             f.Offer: self._offer,
             f.Pay: self._pay,

@@ -356,9 +356,10 @@ def build(
             log.warning("PIN_PEPPER is the development default: set it in production")
         service = money.open_service(config.payments_database_url, config.payment_settings(), clock.now_ms)
         timers = config.timer_interval if config.timers_in_hub.lower() in ("on", "1", "true", "yes") else None
-        # Webhooks go out from every process that runs the timers (safe in parallel).
-        hooks = webhook_settings(config) if timers else None
-        server.money = money.MoneyDesk(hub, service, timer_interval=timers, webhooks=hooks)
+        # Webhooks go out from every process that runs the timers (safe in parallel); every
+        # node moves the chat events its requests write.
+        server.money = money.MoneyDesk(hub, service, timer_interval=timers, webhooks=webhook_settings(config),
+                                       deliver_webhooks=timers is not None)
         hub.disputed = server.money.disputed
         server.api = ApiServer(service, config.server_secret, config.api_host, config.api_port,
                                reuse_port=reuse_port, store=hub.store, evidence_key=config.evidence_key,

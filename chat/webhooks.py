@@ -28,11 +28,13 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 
-from payments.webhooks import Delivery, WebhookOutbox
+from payments.webhooks import Delivery, WebhookOutbox, event_body
 
+from .store.chat_events import ChatEvent, ChatEvents
 from .tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,27 @@ class WebhookSettings:
     interval: float = 0.5
 
 
+def chat_event_body(event: ChatEvent) -> str:
+    """The signed JSON of one chat event: the envelope of every webhook, with the
+    conversation (and the message's seq, when there is one) first in ``data``."""
+    data: dict[str, Any] = {"conversation_id": event.conv}
+    if event.seq:
+        data["seq"] = event.seq
+    data.update(event.data)
+    return event_body(event.event_id, event.type, event.created_at, data)
+
+
+async def move_chat_events(store: ChatEvents, outbox: WebhookOutbox, limit: int = 500) -> int:
+    """Queue pending chat events as webhooks, then drop them from the store; returns how
+    many were moved (``limit``: there may be more). Safe to run in many processes at once
+    (see :mod:`chat.store.chat_events`)."""
+    events = await store.pending_events(limit)
+    if events:
+        await asyncio.to_thread(outbox.queue, [(e.event_id, e.type, chat_event_body(e)) for e in events])
+        await store.drop_events([e.id for e in events])
+    return len(events)
+
+
 def backoff_ms(attempts: int, base_ms: int, cap_ms: int, rng: random.Random | None = None) -> int:
     """Exponential backoff with "full jitter" (uniform up to the exponential step), so a
     receiver that comes back is not hit by every sender's retries in the same second."""
@@ -83,11 +106,17 @@ def backoff_ms(attempts: int, base_ms: int, cap_ms: int, rng: random.Random | No
 
 
 class WebhookSender:
-    """Ingests ledger events into the outbox and sends due deliveries, forever."""
+    """Ingests ledger events into the outbox and sends due deliveries, forever; with
+    ``chat_events`` (a hub node's chat store) it also moves the chat's events into the
+    outbox (:mod:`chat.webhook_events`). ``deliver=False`` only moves chat events: a hub
+    whose timers run elsewhere leaves sending to the processes that run them."""
 
-    def __init__(self, outbox: WebhookOutbox, settings: WebhookSettings) -> None:
+    def __init__(self, outbox: WebhookOutbox, settings: WebhookSettings, *,
+                 chat_events: ChatEvents | None = None, deliver: bool = True) -> None:
         self.outbox = outbox
         self.settings = settings
+        self.chat_events = chat_events
+        self.deliver = deliver
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._wake = asyncio.Event()
@@ -120,6 +149,11 @@ class WebhookSender:
 
     async def run_once(self) -> int:
         """One pass: queue new events, then send everything due; returns attempts made."""
+        if self.chat_events is not None:
+            while await move_chat_events(self.chat_events, self.outbox) >= 500:
+                pass
+        if not self.deliver:
+            return 0
         while await asyncio.to_thread(self.outbox.ingest) >= 500:
             pass
         # A lease longer than one attempt can take, so a live sender's attempt is never

@@ -107,6 +107,20 @@ class WebhookOutbox:
 
         return self.store.write(txn)
 
+    def queue(self, webhooks: list[tuple[str, str, str]]) -> int:
+        """Queue ``(delivery id, type, body)`` webhooks from another outbox (the chat store's);
+        returns how many were new. An id already queued is skipped, whatever its state, so a
+        source that queues the same event again after a crash sends it once."""
+        now = self.clock()
+
+        def txn(sql: Sql) -> int:
+            return sum(sql.run(
+                f"INSERT INTO webhooks ({_COLUMNS}) VALUES (?, ?, ?, 'pending', 0, ?, ?, NULL, NULL, ?) "
+                "ON CONFLICT (id) DO NOTHING", (delivery_id, kind, body, now, now, now))
+                for delivery_id, kind, body in webhooks)
+
+        return self.store.write(txn) if webhooks else 0
+
     def claim(self, lease_ms: int, limit: int = 50) -> list[Delivery]:
         """Take up to ``limit`` due deliveries for one attempt each (see the module doc)."""
         now = self.clock()

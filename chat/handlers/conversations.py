@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from .. import webhook_events
 from ..auth import verify_listing
 from ..clock import epoch_seconds
 from ..protocol import frames as f
@@ -56,9 +57,12 @@ async def open_conversation(c: Connection, frame: f.Open, rid: int | None) -> No
         # load count scans the shop's conversations.
         online = await hub.presence.members(shop_entity(frame.shop), now)
         agent = choose_agent(await hub.store.agent_loads(frame.shop), online)
+    events = () if hub.webhooks is None else webhook_events.opened(ident.user, frame.shop, agent, listing)
     record, card = await hub.store.open_conversation(
-        "c_" + uuid.uuid4().hex[:20], ident.user, frame.shop, listing, agent, now
+        "c_" + uuid.uuid4().hex[:20], ident.user, frame.shop, listing, agent, now, events
     )
+    if card is not None and hub.webhooks is not None:
+        hub.webhooks()
     hub.remember(record)
     # Claimed before the card's notice can arrive, so ``presence`` follows ``opened``.
     follow = c.claim_follow(record.buyer, record.shop)

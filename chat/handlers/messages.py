@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from .. import presend
+from .. import presend, webhook_events
 from ..clock import epoch_seconds
 from ..detect import screen as offplatform
 from ..hub import Hub
@@ -47,13 +47,26 @@ async def send(c: Connection, frame: f.Send, rid: int | None) -> None:
     role: Role = "buyer" if ident.role == "buyer" else "agent"
     await safety.check_not_blocked(hub, record, ident.role)
     if kind == "text":  # may add flags, mask, or refuse (OFF_PLATFORM_ACTION), then ask PRESEND_URL
-        await offplatform.screen(hub, record.id, ident.user, body, frame.cmid)
+        try:
+            await offplatform.screen(hub, record.id, ident.user, body, frame.cmid)
+        except ProtocolError as exc:
+            if exc.code == ErrorCode.OFF_PLATFORM_BLOCKED and hub.webhooks is not None:
+                flags = list(exc.details["flags"]) if isinstance(exc.details, dict) else []
+                await hub.store.add_events(
+                    record.id, [webhook_events.blocked(hub, record, ident.user, frame.cmid, flags)], now)
+                hub.webhooks()
+            raise
         await presend.check(hub, record.id, ident.user, role, body, frame.cmid)
+    # Only while webhooks go out: the offline check is a presence read per message.
+    events = () if hub.webhooks is None else await webhook_events.for_message(
+        hub, record, ident.user, role, kind, body, now)
     c.outbox.posting(record.id, ident.user, frame.cmid)
     try:
-        done = await hub.store.append(record.id, ident.user, role, kind, body, frame.cmid, now)
+        done = await hub.store.append(record.id, ident.user, role, kind, body, frame.cmid, now, events)
     except ClientIdReused as exc:
         raise ProtocolError(ErrorCode.CLIENT_ID_REUSED) from exc
+    if events and hub.webhooks is not None:
+        hub.webhooks()
     if not done.duplicate:
         hub.metrics.messages.inc()
     if done.agent != record.agent:  # a hand-over made on another node: refresh the cache

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import webhook_events
 from ..hub import Hub
 from ..protocol import frames as f
 from ..protocol import safety_frames as sf
@@ -76,9 +77,13 @@ async def report(c: Connection, frame: sf.Report, rid: int | None) -> None:
             raise ProtocolError(ErrorCode.NOT_FOUND)
         if side_of(found[0].role) != _OTHER[side]:
             raise ProtocolError(ErrorCode.FORBIDDEN, "only a message of the other party can be reported")
+    hub = c.hub
+    events = () if hub.webhooks is None else webhook_events.reported(record, c.me.user, side, frame.reason)
     done, created = await store.add_report(
-        record.id, seq, c.me.user, side, record.buyer, record.shop, frame.reason, c.hub.clock.now_ms()
+        record.id, seq, c.me.user, side, record.buyer, record.shop, frame.reason, hub.clock.now_ms(), events
     )
+    if created and hub.webhooks is not None:
+        hub.webhooks()
     c.reply({"type": "reported", "re": rid, "report": done.id, "duplicate": not created})
 
 

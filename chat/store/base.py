@@ -32,8 +32,16 @@ Guarantees every implementation keeps (checked by ``tests/chat/test_store_contra
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
+
+from .chat_events import ChatEvents, NewEvent
+from .records import AgentProfileRecord as AgentProfileRecord
+from .records import BroadcastRecord as BroadcastRecord
+from .records import BuyerProfileRecord as BuyerProfileRecord
+from .records import ClosedRecord as ClosedRecord
+from .records import FollowRecord as FollowRecord
 
 Side = Literal["buyer", "shop"]
 Role = Literal["buyer", "agent", "arbiter", "system"]
@@ -110,67 +118,6 @@ class BlockRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class FollowRecord:
-    """A buyer following a shop. ``conv`` is the conversation the shop's broadcasts go to:
-    the one the buyer followed from (or its latest with the shop then); None when it had
-    none, and broadcasts then open the buyer's shop conversation (listing ``@shop``)."""
-
-    shop: str
-    buyer: str
-    conv: str | None
-    created_at: int
-    blocked: bool = False
-    """Either side blocks the other now (filled by ``followers``; broadcasts skip them)."""
-
-
-@dataclass(frozen=True, slots=True)
-class BroadcastRecord:
-    """A shop's message to its followers and how far its fan-out got."""
-
-    id: int
-    shop: str
-    key: str
-    """The agent's idempotency key: the same key returns this job, never a second one."""
-    by: str
-    body: dict[str, Any]
-    created_at: int
-    total: int
-    """Followers when it was recorded (progress bars divide by it)."""
-    cursor: str = ""
-    """The last follower (buyer id, in code point order) whose message is stored."""
-    delivered: int = 0
-    skipped: int = 0
-    """Followers passed over because either side blocks the other."""
-    done: bool = False
-    finished_at: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class BuyerProfileRecord:
-    """A shop's private note and tags on one buyer, shared by all its agents."""
-
-    shop: str
-    buyer: str
-    note: str
-    tags: tuple[str, ...]
-    version: int
-    """1 on the first save, one more on each: an edit names the version it started from."""
-    updated_by: str
-    updated_at: int
-
-
-@dataclass(frozen=True, slots=True)
-class ClosedRecord:
-    """A conversation an agent took out of the shop's active inbox."""
-
-    conv: str
-    by: str
-    at: int
-    seq: int
-    """The conversation's last seq when it was closed: a buyer message above it reopens it."""
-
-
-@dataclass(frozen=True, slots=True)
 class SearchHit:
     """A conversation a search matched, and where: ``fields`` among ``buyer``, ``listing``
     and ``text``; for text, the matching messages' seqs (newest first, at most a few) and a
@@ -180,16 +127,6 @@ class SearchHit:
     fields: tuple[str, ...]
     seqs: tuple[int, ...] = ()
     snippet: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AgentProfileRecord:
-    """How others see an agent: its last token's ``name`` and ``avatar`` (checked by :mod:`chat.auth`)."""
-
-    shop: str
-    agent: str
-    name: str | None
-    avatar: str | None
 
 
 class StoreError(Exception):
@@ -262,8 +199,10 @@ class MessageLog(Protocol):
         body: dict[str, Any],
         cmid: str | None,
         now: int,
+        events: Sequence[NewEvent] = (),
     ) -> Appended:
-        """Store a message under the next seq (or find the one ``cmid`` already stored)."""
+        """Store a message under the next seq (or find the one ``cmid`` already stored);
+        ``events`` go to the outbox (:mod:`chat.store.chat_events`) with a new message only."""
 
     async def messages(
         self, conv_id: str, *, after: int = 0, before: int | None = None, limit: int = 50
@@ -314,12 +253,14 @@ class Directory(Protocol):
         listing: dict[str, Any],
         agent: str | None,
         now: int,
+        events: Sequence[NewEvent] = (),
     ) -> tuple[ConversationRecord, MessageRecord | None]:
         """Create the (buyer, shop, listing) conversation with its product card, or return
         the existing one (and ``None`` for the card). ``conv_id`` is used only on creation.
         A ``verified`` listing (signed by the marketplace) replaces the stored snapshot of an
         existing conversation if :func:`newer_signed_card` says so; an unverified one never
-        does. The check and the replacement are one atomic step."""
+        does. The check and the replacement are one atomic step. ``events`` are written on
+        creation only."""
 
     async def get_conversation(self, conv_id: str) -> ConversationRecord | None: ...
 
@@ -375,7 +316,8 @@ class Safety(Protocol):
     """Reports of messages and conversations, and blocks between a buyer and a shop."""
 
     async def add_report(
-        self, conv_id: str, seq: int, reporter: str, side: Side, buyer: str, shop: str, reason: str, now: int
+        self, conv_id: str, seq: int, reporter: str, side: Side, buyer: str, shop: str, reason: str, now: int,
+        events: Sequence[NewEvent] = (),
     ) -> tuple[ReportRecord, bool]:
         """Store a report (``seq`` 0: the conversation), or return the one ``(reporter,
         conv_id, seq)`` already made (the first reason stays) with ``False``. Report ids
@@ -496,7 +438,7 @@ class Search(Protocol):
         newest :data:`chat.store.search.TEXT_ROWS` candidate messages are looked at."""
 
 
-class Store(Lifecycle, MessageLog, Directory, Cursors, Safety, Follows, Inbox, Search, Protocol):
+class Store(Lifecycle, MessageLog, Directory, Cursors, Safety, Follows, Inbox, Search, ChatEvents, Protocol):
     """Everything a hub node keeps durably. The parts are separate so that code (and a
     future implementation) can depend on only what it uses, e.g. a relay on
     :class:`Cursors` and a read path on :class:`MessageLog`; one contract suite checks all."""

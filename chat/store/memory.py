@@ -17,6 +17,7 @@ import copy
 import dataclasses
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,8 @@ from .base import (
     StoreError,
     newer_signed_card,
 )
+from .chat_events import NewEvent
+from .events_memory import MemoryChatEvents
 from .follows_memory import MemoryFollows
 from .inbox_memory import MemoryInbox
 from .search_memory import MemorySearch
@@ -99,7 +102,7 @@ def _newest(items: list[Any], limit: int) -> list[Any]:
     return items[len(items) - limit :] if limit > 0 else []
 
 
-class MemoryStore(MemoryFollows, MemoryInbox, MemorySearch, MemoryAgentProfiles):
+class MemoryStore(MemoryFollows, MemoryInbox, MemorySearch, MemoryAgentProfiles, MemoryChatEvents):
     """Conversations, messages, agents and cursors in dicts (see :mod:`chat.store.memory`)."""
 
     def __init__(self) -> None:
@@ -116,6 +119,7 @@ class MemoryStore(MemoryFollows, MemoryInbox, MemorySearch, MemoryAgentProfiles)
         self._init_follows()
         self._init_inbox()
         self._init_agent_profiles()
+        self._init_events()
         # The change clock: each message moves it by one and stamps its conversation. The
         # epoch names this instance, so a token of another store (or a restarted process)
         # cannot be mistaken for a position in this one.
@@ -153,7 +157,8 @@ class MemoryStore(MemoryFollows, MemoryInbox, MemorySearch, MemoryAgentProfiles)
     # --- writes -------------------------------------------------------------
 
     async def open_conversation(
-        self, conv_id: str, buyer: str, shop: str, listing: dict[str, Any], agent: str | None, now: int
+        self, conv_id: str, buyer: str, shop: str, listing: dict[str, Any], agent: str | None, now: int,
+        events: Sequence[NewEvent] = (),
     ) -> tuple[ConversationRecord, MessageRecord | None]:
         self._check_open()
         existing = self._by_listing.get((buyer, shop, listing["id"]))
@@ -172,13 +177,18 @@ class MemoryStore(MemoryFollows, MemoryInbox, MemorySearch, MemoryAgentProfiles)
         self._by_listing[(buyer, shop, listing["id"])] = conv_id
         self._messages[conv_id] = []
         card = self._append(conv_id, buyer, "buyer", "product", {"listing": listing}, None, now).message
+        self._emit(conv_id, 0, events, now)
         return self._conversations[conv_id].record(), card
 
     async def append(
-        self, conv_id: str, sender: str, role: Role, kind: str, body: dict[str, Any], cmid: str | None, now: int
+        self, conv_id: str, sender: str, role: Role, kind: str, body: dict[str, Any], cmid: str | None, now: int,
+        events: Sequence[NewEvent] = (),
     ) -> Appended:
         self._check_open()
-        return self._append(conv_id, sender, role, kind, body, cmid, now)
+        done = self._append(conv_id, sender, role, kind, body, cmid, now)
+        if not done.duplicate:
+            self._emit(conv_id, done.message.seq, events, now)
+        return done
 
     def _append(
         self, conv_id: str, sender: str, role: Role, kind: str, body: dict[str, Any], cmid: str | None, now: int
@@ -328,7 +338,8 @@ class MemoryStore(MemoryFollows, MemoryInbox, MemorySearch, MemoryAgentProfiles)
         return out
 
     async def add_report(
-        self, conv_id: str, seq: int, reporter: str, side: Side, buyer: str, shop: str, reason: str, now: int
+        self, conv_id: str, seq: int, reporter: str, side: Side, buyer: str, shop: str, reason: str, now: int,
+        events: Sequence[NewEvent] = (),
     ) -> tuple[ReportRecord, bool]:
         self._check_open()
         found = self._report_keys.get((reporter, conv_id, seq))
@@ -337,6 +348,7 @@ class MemoryStore(MemoryFollows, MemoryInbox, MemorySearch, MemoryAgentProfiles)
         report = ReportRecord(len(self._reports) + 1, conv_id, seq, reporter, side, buyer, shop, reason, now)
         self._reports.append(report)
         self._report_keys[(reporter, conv_id, seq)] = report
+        self._emit(conv_id, seq, events, now)
         return report, True
 
     async def reports(self, *, after: int = 0, limit: int = 100) -> list[ReportRecord]:

@@ -34,7 +34,10 @@ one transaction and one commit). Its parts, in the order they run:
     ``head_hash`` to its last new hash. It also stamps the conversation with this
     transaction's id (the change clock, see ``postgres.PostgresStore``);
 ``inserted``
-    the messages.
+    the messages;
+``evented``
+    the chat events that go with new messages (:mod:`chat.store.chat_events`), joined
+    to ``chained`` by ``ord``: a duplicate writes none.
 
 An append to a conversation that does not exist matches no row of ``bumped`` and
 comes back with no row: NotFound. If another node stored the same cmid after this
@@ -103,6 +106,14 @@ bumped AS (
 inserted AS (
     INSERT INTO messages (conv, seq, sender, role, kind, body, ts, cmid, digest, auto, hash)
     SELECT conv, seq, sender, role, kind, body, ts, cmid, digest, auto, hash FROM chained
+),
+evented AS (
+    INSERT INTO chat_events (event_id, type, conv, seq, data, created_at)
+    SELECT e.event_id, e.type, c.conv, c.seq, e.data, c.ts
+    FROM unnest(%(ev_ord)b::bigint[], %(ev_id)b::text[], %(ev_type)b::text[], %(ev_data)b::text[])
+        AS e (ord, event_id, type, data)
+    JOIN chained c ON c.ord = e.ord
+    ON CONFLICT (event_id) DO NOTHING
 )
 SELECT ord, false, seq, NULL, NULL, NULL, NULL, false, NULL, agent, hash FROM chained
 UNION ALL

@@ -225,6 +225,19 @@ MIGRATIONS: tuple[tuple[int, tuple[Step, ...]], ...] = (
     (7, (
         "ALTER TABLE agents ADD COLUMN name text, ADD COLUMN avatar text",
     )),
+    # The chat event outbox (chat.store.events_pg): rows wait here until a webhook sender
+    # has queued them in the ledger's webhook outbox.
+    (8, (
+        """CREATE TABLE chat_events (
+            id bigserial PRIMARY KEY,
+            event_id text NOT NULL UNIQUE,
+            type text NOT NULL,
+            conv text NOT NULL,
+            seq bigint NOT NULL,
+            data text NOT NULL,
+            created_at bigint NOT NULL
+        )""",
+    )),
 )
 
 LATEST = MIGRATIONS[-1][0]

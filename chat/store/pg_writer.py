@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,7 @@ from psycopg.pq import TransactionStatus
 
 from . import pg_queries as q
 from .base import Appended, ClientIdReused, MessageRecord, NotFound, Role, StoreError
+from .chat_events import NewEvent
 from .encoding import unpack
 
 Conn = psycopg.AsyncConnection[Any]
@@ -105,6 +106,7 @@ class Append:
     before: bytes
     after: bytes
     future: asyncio.Future[Appended]
+    events: Sequence[NewEvent] = ()
 
     def settle(self, result: Appended | BaseException) -> None:
         if self.future.done():
@@ -217,11 +219,22 @@ class AppendWriter:
             req.settle(req.outcome(found.get(ordinal)))
 
     async def _run(self, batch: list[Append]) -> list[tuple[Any, ...]]:
+        ev_ord: list[int] = []
+        ev_id: list[str] = []
+        ev_type: list[str] = []
+        ev_data: list[str] = []
+        for ordinal, req in enumerate(batch, 1):
+            for event in req.events:
+                ev_ord.append(ordinal)
+                ev_id.append(event.event_id)
+                ev_type.append(event.type)
+                ev_data.append(event.data_json())
         params = {
             "conv": [r.conv for r in batch], "sender": [r.sender for r in batch], "role": [r.role for r in batch],
             "kind": [r.kind for r in batch], "body": [r.body for r in batch], "ts": [r.ts for r in batch],
             "cmid": [r.cmid for r in batch], "digest": [r.digest for r in batch], "auto": [r.auto for r in batch],
             "before": [r.before for r in batch], "after": [r.after for r in batch],
+            "ev_ord": ev_ord, "ev_id": ev_id, "ev_type": ev_type, "ev_data": ev_data,
         }
         for attempt in range(ATTEMPTS):
             if self._conn is None or self._conn.closed:

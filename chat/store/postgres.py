@@ -50,7 +50,7 @@ clients resend with the same cmid and get the stored message.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -70,7 +70,9 @@ from .base import (
     StoreError,
     newer_signed_card,
 )
+from .chat_events import NewEvent
 from .encoding import digest, pack, unpack
+from .events_pg import PostgresChatEvents, insert_events
 from .follows_pg import PostgresFollows
 from .inbox_pg import PostgresInbox
 from .pg_schema import SCHEMA_NAME, migrate, split_schema
@@ -82,7 +84,9 @@ T = TypeVar("T")
 WRITTEN_KINDS = ("text", "image", "product")
 
 
-class PostgresStore(PostgresSafety, PostgresFollows, PostgresInbox, PostgresSearch, PostgresAgentProfiles):
+class PostgresStore(
+    PostgresSafety, PostgresFollows, PostgresInbox, PostgresSearch, PostgresAgentProfiles, PostgresChatEvents
+):
     """The chat store in PostgreSQL (see :mod:`chat.store.postgres` and :mod:`chat.store.base`)."""
 
     def __init__(self, url: str, *, schema: str | None = None, pool_size: int = 8, max_batch: int = 1000) -> None:
@@ -147,7 +151,8 @@ class PostgresStore(PostgresSafety, PostgresFollows, PostgresInbox, PostgresSear
     # --- appends: the writer task -------------------------------------------
 
     async def append(
-        self, conv_id: str, sender: str, role: Role, kind: str, body: dict[str, Any], cmid: str | None, now: int
+        self, conv_id: str, sender: str, role: Role, kind: str, body: dict[str, Any], cmid: str | None, now: int,
+        events: Sequence[NewEvent] = (),
     ) -> Appended:
         if not self._started or self._writer is None:
             raise ConnectionError("the store is closed")
@@ -155,7 +160,7 @@ class PostgresStore(PostgresSafety, PostgresFollows, PostgresInbox, PostgresSear
         before, after = chain.split(conv_id, sender, role, kind, body, now, cmid)
         self._writer.submit(Append(
             conv_id, sender, role, kind, pack(body), now, cmid, digest(kind, body), bool(body.get("auto")),
-            before, after, fut,
+            before, after, fut, events,
         ))
         return await fut
 
@@ -208,7 +213,8 @@ class PostgresStore(PostgresSafety, PostgresFollows, PostgresInbox, PostgresSear
     # --- other writes -------------------------------------------------------
 
     async def open_conversation(
-        self, conv_id: str, buyer: str, shop: str, listing: dict[str, Any], agent: str | None, now: int
+        self, conv_id: str, buyer: str, shop: str, listing: dict[str, Any], agent: str | None, now: int,
+        events: Sequence[NewEvent] = (),
     ) -> tuple[ConversationRecord, MessageRecord | None]:
         card_body = {"listing": listing}
         link = chain.message_hash(chain.genesis(conv_id), conv_id, 1, buyer, "buyer", "product", card_body, now, None)
@@ -229,6 +235,7 @@ class PostgresStore(PostgresSafety, PostgresFollows, PostgresInbox, PostgresSear
                 card = MessageRecord(
                     conv_id, 1, buyer, "buyer", "product", unpack(pack(card_body)), now, None, hash=link.hex()
                 )
+                await insert_events(conn, conv_id, 0, events, now)
                 return q.conversation(row), card
             cur = await conn.execute(
                 f"SELECT {q.CONV_COLUMNS} FROM conversations WHERE buyer=%s AND shop=%s AND listing_id=%s FOR UPDATE",

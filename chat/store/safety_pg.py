@@ -9,14 +9,16 @@ are rare; serializing their inserts costs nothing the send path feels.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .base import BlockRecord, ReportRecord, Side
+from .chat_events import NewEvent
 from .encoding import BLOCK_COLUMNS as _BLOCK
 from .encoding import REPORT_COLUMNS as _REPORT
 from .encoding import block_row as _block
 from .encoding import report_row as _report
+from .events_pg import insert_events
 from .pg_writer import Conn
 
 T = TypeVar("T")
@@ -32,7 +34,8 @@ class PostgresSafety:
         async def _all(self, sql: str, params: Any) -> list[tuple[Any, ...]]: ...
 
     async def add_report(
-        self, conv_id: str, seq: int, reporter: str, side: Side, buyer: str, shop: str, reason: str, now: int
+        self, conv_id: str, seq: int, reporter: str, side: Side, buyer: str, shop: str, reason: str, now: int,
+        events: Sequence[NewEvent] = (),
     ) -> tuple[ReportRecord, bool]:
         async def job(conn: Conn) -> tuple[ReportRecord, bool]:
             found = await (await conn.execute(
@@ -49,6 +52,7 @@ class PostgresSafety:
                 (conv_id, seq, reporter, side, buyer, shop, reason, now),
             )).fetchone()
             if inserted is not None:
+                await insert_events(conn, conv_id, seq, events, now)
                 return _report(inserted), True
             row = await (await conn.execute(
                 f"SELECT {_REPORT} FROM reports WHERE reporter = %s AND conv = %s AND seq = %s",

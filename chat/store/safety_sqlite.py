@@ -8,12 +8,15 @@ through its reader thread.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 
 from .base import BlockRecord, ReportRecord, Side
+from .chat_events import NewEvent
 from .encoding import BLOCK_COLUMNS as _BLOCK
 from .encoding import REPORT_COLUMNS as _REPORT
 from .encoding import block_row as _block
 from .encoding import report_row as _report
+from .events_sqlite import insert_events
 from .sqlite_worker import Worker
 
 
@@ -22,7 +25,8 @@ class SQLiteSafety:
     _reader: Worker
 
     async def add_report(
-        self, conv_id: str, seq: int, reporter: str, side: Side, buyer: str, shop: str, reason: str, now: int
+        self, conv_id: str, seq: int, reporter: str, side: Side, buyer: str, shop: str, reason: str, now: int,
+        events: Sequence[NewEvent] = (),
     ) -> tuple[ReportRecord, bool]:
         def job(c: sqlite3.Connection) -> tuple[ReportRecord, bool]:
             inserted = c.execute(
@@ -31,6 +35,7 @@ class SQLiteSafety:
                 (conv_id, seq, reporter, side, buyer, shop, reason, now),
             ).fetchone()
             if inserted is not None:
+                insert_events(c, conv_id, seq, events, now)
                 return _report(inserted), True
             row = c.execute(
                 f"SELECT {_REPORT} FROM reports WHERE reporter=? AND conv=? AND seq=?", (reporter, conv_id, seq)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from .agents_sqlite import SQLiteAgentProfiles
@@ -29,7 +30,9 @@ from .base import (
     Side,
     newer_signed_card,
 )
+from .chat_events import NewEvent
 from .encoding import pack, unpack
+from .events_sqlite import SQLiteChatEvents, insert_events
 from .follows_sqlite import SQLiteFollows
 from .inbox_sqlite import SQLiteInbox
 from .safety_sqlite import SQLiteSafety
@@ -50,7 +53,7 @@ def _conversation(row: tuple[Any, ...]) -> ConversationRecord:
 _CONV_COLUMNS = "id, buyer, shop, listing, agent, last_seq, created_at, status, updated_at"
 
 
-class SQLiteStore(SQLiteSafety, SQLiteFollows, SQLiteInbox, SQLiteSearch, SQLiteAgentProfiles):
+class SQLiteStore(SQLiteSafety, SQLiteFollows, SQLiteInbox, SQLiteSearch, SQLiteAgentProfiles, SQLiteChatEvents):
     """The embedded default store (see :mod:`chat.store.base` for its guarantees)."""
 
     def __init__(self, path: str, *, synchronous: str = "FULL") -> None:
@@ -109,7 +112,8 @@ class SQLiteStore(SQLiteSafety, SQLiteFollows, SQLiteInbox, SQLiteSearch, SQLite
     # --- writes -------------------------------------------------------------
 
     async def open_conversation(
-        self, conv_id: str, buyer: str, shop: str, listing: dict[str, Any], agent: str | None, now: int
+        self, conv_id: str, buyer: str, shop: str, listing: dict[str, Any], agent: str | None, now: int,
+        events: Sequence[NewEvent] = (),
     ) -> tuple[ConversationRecord, MessageRecord | None]:
         def job(c: sqlite3.Connection) -> tuple[ConversationRecord, MessageRecord | None]:
             row = c.execute(
@@ -131,18 +135,25 @@ class SQLiteStore(SQLiteSafety, SQLiteFollows, SQLiteInbox, SQLiteSearch, SQLite
             card = append_message(
                 c, conv_id, buyer, "buyer", "product", {"listing": listing}, None, now, self._links
             ).message
+            insert_events(c, conv_id, 0, events, now)
             row = c.execute(f"SELECT {_CONV_COLUMNS} FROM conversations WHERE id=?", (conv_id,)).fetchone()
             return _conversation(row), card
 
         return await self._writer.submit(job)
 
     async def append(
-        self, conv_id: str, sender: str, role: Role, kind: str, body: dict[str, Any], cmid: str | None, now: int
+        self, conv_id: str, sender: str, role: Role, kind: str, body: dict[str, Any], cmid: str | None, now: int,
+        events: Sequence[NewEvent] = (),
     ) -> Appended:
-        # append_message raises (NotFound, ClientIdReused) only before its first write.
-        appended = await self._writer.submit(
-            lambda c: append_message(c, conv_id, sender, role, kind, body, cmid, now, self._links), clean_failure=True
-        )
+        def job(c: sqlite3.Connection) -> Appended:
+            done = append_message(c, conv_id, sender, role, kind, body, cmid, now, self._links)
+            if events and not done.duplicate:
+                insert_events(c, conv_id, done.message.seq, events, now)
+            return done
+
+        # append_message raises (NotFound, ClientIdReused) only before its first write; a
+        # failing event insert is an SQLite error, which rolls the whole batch back.
+        appended = await self._writer.submit(job, clean_failure=True)
         if kind == "text" and not appended.duplicate:
             self._noted_text()
         return appended

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from . import chain
 from .encoding import unpack
+from .events_sqlite import create_table as create_events_table
 from .search_sqlite import create_queue
 
 SCHEMA = """
@@ -201,9 +202,14 @@ def _version_7(conn: sqlite3.Connection) -> None:
             conn.execute(f"ALTER TABLE agents ADD COLUMN {column} TEXT")
 
 
+def _version_8(conn: sqlite3.Connection) -> None:
+    """The chat event outbox (:mod:`chat.store.events_sqlite`)."""
+    create_events_table(conn)
+
+
 MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], None]], ...] = (
     (1, _version_1), (2, _version_2), (3, _version_3), (4, _version_4), (5, _version_5), (6, _version_6),
-    (7, _version_7),
+    (7, _version_7), (8, _version_8),
 )
 """Each step's number and what it does, in order; a file records the steps it took in
 ``schema_version``. Steps only add, so a node of the previous release can still open the
