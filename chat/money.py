@@ -32,6 +32,7 @@ from payments.webhooks import WebhookOutbox
 
 from .clock import epoch_seconds
 from .credit import credit_handlers
+from .handlers import arbiter as arbiter_desk
 from .handlers.context import Connection, Handler
 from .hub import Hub
 from .offer_claims import claim_offer
@@ -154,7 +155,8 @@ class MoneyDesk:
 
     def handlers(self) -> dict[type, Handler]:
         """The money commands' entries in the hub's dispatch table."""
-        return {**dict.fromkeys(f.MONEY_FRAME_TYPES, self.handle), **credit_handlers(self)}
+        return {**dict.fromkeys(f.MONEY_FRAME_TYPES, self.handle), **credit_handlers(self),
+                **arbiter_desk.ledger_handlers(self.service)}
 
     async def handle(self, conn: Connection, frame: Any, rid: int | None) -> None:
         """Answer one money command; the card follows through the relay."""

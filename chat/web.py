@@ -6,7 +6,8 @@
     from ``web-client/node_modules`` (installed with ``npm ci``, never committed).
 
 ``/demo/...`` (only with ``DEMO=on``)
-    a listing page with the widget and a back-office page, a demo shop with two
+    a listing page with the widget, a back-office page and the arbiter's desk
+    (``/demo/arbiter``, signed in as the demo arbiter), a demo shop with two
     agents and three listings, two funded demo buyers, and ``/demo/token``, which
     signs a short-lived token for a *demo* user. A real marketplace signs tokens in
     its own backend for its own logged-in users; the hub never does that.
@@ -88,6 +89,8 @@ DEMO_BUYERS = (
     DemoUser("demo-buyer-1", "buyer", "Demo buyer 1"),
     DemoUser("demo-buyer-2", "buyer", "Demo buyer 2"),
 )
+DEMO_ARBITERS = (DemoUser("demo-arbiter", "arbiter", "Demo arbiter"),)
+"""The platform's arbiter of the demo (the arbiter's desk, ``/demo/arbiter``)."""
 DEMO_LISTINGS: tuple[dict[str, Any], ...] = (
     {"id": "demo-longjing", "title": "西湖龙井 Longjing green tea 250g (demo)", "price": 12800,
      "currency": DEMO_CURRENCY, "image": "/demo/img/tea.svg"},
@@ -99,7 +102,7 @@ DEMO_LISTINGS: tuple[dict[str, Any], ...] = (
 
 
 def demo_user(user: str, role: str) -> DemoUser | None:
-    return next((u for u in (*DEMO_AGENTS, *DEMO_BUYERS) if u.id == user and u.role == role), None)
+    return next((u for u in (*DEMO_AGENTS, *DEMO_BUYERS, *DEMO_ARBITERS) if u.id == user and u.role == role), None)
 
 
 # --- responses --------------------------------------------------------------------------------
@@ -199,7 +202,7 @@ class WebRoutes:
             return self.token(parse_qs(parts.query))
         if rest == "config":
             return _json(200, self.demo_config())
-        page = {"": "index.html", "backoffice": "backoffice.html"}.get(rest, rest)
+        page = {"": "index.html", "backoffice": "backoffice.html", "arbiter": "arbiter.html"}.get(rest, rest)
         found = _inside(DEMO_PAGES, page)
         if found is None:
             return _not_found()
@@ -226,7 +229,8 @@ class WebRoutes:
             # Signed like a marketplace signs its listing cards, so "Buy now" at the listed price works.
             "listings": [{**listing, "token": mint_listing(self.config.token_secret, DEMO_SHOP, listing)}
                          for listing in DEMO_LISTINGS],
-            "users": [{"id": u.id, "role": u.role, "name": u.name} for u in (*DEMO_BUYERS, *DEMO_AGENTS)],
+            "users": [{"id": u.id, "role": u.role, "name": u.name}
+                      for u in (*DEMO_BUYERS, *DEMO_AGENTS, *DEMO_ARBITERS)],
         }
 
     async def seed(self) -> None:

@@ -356,3 +356,10 @@ class OrderCommands(CommandRunner):
         """Every order of one conversation, oldest first (the back office's order pane, evidence)."""
         checked = check_id(conversation_id, "conversation id")
         return self.store.read(lambda sql: Repo(sql).orders_in_conversation(checked))
+
+    def disputed_orders(self, limit: int = 100) -> list[Order]:
+        """Open disputes (orders in ``DISPUTED``), the nearest arbiter deadline first: the
+        arbiters' work list."""
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
+            raise InvalidRequest("limit must be an integer from 1 to 1000.", field="limit")
+        return self.store.read(lambda sql: Repo(sql).disputed_orders(limit))

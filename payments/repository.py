@@ -77,6 +77,16 @@ class Repo:
         )
         return [Order.model_validate(dict(zip(ORDER_COLUMNS, row, strict=True))) for row in rows]
 
+    def disputed_orders(self, limit: int) -> list[Order]:
+        """Orders waiting for an arbiter, the nearest decision deadline first (a dispute always
+        sets ``deadline_at``; the condition lets the partial deadline index serve the query)."""
+        rows = self.sql.rows(
+            f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders WHERE deadline_at IS NOT NULL AND state = 'DISPUTED' "
+            "ORDER BY deadline_at, order_id LIMIT ?",
+            (limit,),
+        )
+        return [Order.model_validate(dict(zip(ORDER_COLUMNS, row, strict=True))) for row in rows]
+
     def insert_order(self, order: Order) -> None:
         self._insert("orders", ORDER_COLUMNS, order)
 

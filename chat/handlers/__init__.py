@@ -12,7 +12,7 @@ from typing import Any
 
 from ..protocol import frames as f
 from ..protocol.errors import ErrorCode, ProtocolError
-from . import agents, conversations, follows, inbox, messages, safety, search
+from . import agents, arbiter, conversations, follows, inbox, messages, safety, search
 from .context import Connection, Handler
 
 __all__ = ["Connection", "Handler", "dispatch_table"]
@@ -29,5 +29,6 @@ def dispatch_table(money: Mapping[type, Handler] | None = None) -> dict[type, Ha
     table.update(follows.HANDLERS)
     table.update(inbox.HANDLERS)
     table.update(search.HANDLERS)
+    table.update(arbiter.HANDLERS)  # before money: with payments, two are replaced by ledger ones
     table.update(money if money is not None else dict.fromkeys(f.MONEY_FRAME_TYPES, payments_disabled))
     return table

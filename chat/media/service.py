@@ -4,7 +4,8 @@ A picture is seen *in a conversation*: every request names one, and the answer i
 same 404 whether the picture does not exist, is not bound to that conversation, or the
 conversation is not the asker's (existence is never leaked). The conversation's buyer
 and the shop's agents may upload and see; an arbiter may see the pictures of a
-conversation whose order is or was disputed (as with its messages), never upload.
+conversation whose order is or was disputed or that a party reported (as with its messages),
+never upload.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from ..arbiter_access import arbiter_may_read
 from ..auth import Identity, verify
 from ..hub import Hub
 from ..protocol.errors import ErrorCode, ProtocolError
@@ -77,8 +79,7 @@ class MediaService:
             return False
         if can_access(ident, record):
             return True
-        disputed = self.hub.disputed
-        return ident.role == "arbiter" and disputed is not None and await disputed(record.id)
+        return ident.role == "arbiter" and await arbiter_may_read(self.hub, record.id)
 
     # --- upload -------------------------------------------------------------
 

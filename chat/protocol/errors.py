@@ -56,6 +56,7 @@ class ErrorCode(IntEnum):
     BROADCAST_LIMITED = 4009
     EDIT_CONFLICT = 4010
     BROADCAST_OFFER_EXPIRED = 4011
+    EVIDENCE_TOO_LARGE = 4012
 
     INTERNAL = 5001
     UNAVAILABLE = 5002
@@ -93,6 +94,7 @@ ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.BROADCAST_LIMITED: "the shop has sent as many broadcasts as it may for now; retry later",
     ErrorCode.EDIT_CONFLICT: "another agent saved this buyer's notes since you read them",
     ErrorCode.BROADCAST_OFFER_EXPIRED: "the broadcast's price offer has expired",
+    ErrorCode.EVIDENCE_TOO_LARGE: "the evidence package is too large for a websocket frame; use the server API",
     ErrorCode.INTERNAL: "internal server error; retrying is safe",
     ErrorCode.UNAVAILABLE: "a backend is unavailable; retry shortly",
     ErrorCode.OVERLOADED: "the server is over capacity; send again after retry_after_ms",

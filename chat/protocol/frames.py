@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from .agent_frames import AgentProfileView as AgentProfileView
 from .agent_frames import AgentsRequest as AgentsRequest
 from .agent_frames import AgentsView as AgentsView
+from .arbiter_frames import DisputesPage, DisputesRequest, EvidencePackage, EvidenceRequest, ReportsPage, ReportsRequest
 from .backoffice_frames import (
     BuyerProfileView,
     CloseConversation,
@@ -259,7 +260,7 @@ ClientFrame = Annotated[
     | Report | Block | Unblock
     | CreditRequest | GetBuyerProfile | EditBuyerProfile | CloseConversation | ReopenConversation | ConversationStates
     | Follow | Unfollow | FollowState | FollowersRequest | SendBroadcast | Broadcasts | ClaimOffer
-    | Search | AgentsRequest,
+    | Search | AgentsRequest | ReportsRequest | DisputesRequest | EvidenceRequest,
     Field(discriminator="type"),
 ]
 
@@ -276,7 +277,7 @@ CLIENT_FRAME_TYPES: tuple[type[BaseModel], ...] = (
     Report, Block, Unblock,
     CreditRequest, GetBuyerProfile, EditBuyerProfile, CloseConversation, ReopenConversation, ConversationStates,
     Follow, Unfollow, FollowState, FollowersRequest, SendBroadcast, Broadcasts, ClaimOffer,
-    Search, AgentsRequest,
+    Search, AgentsRequest, ReportsRequest, DisputesRequest, EvidenceRequest,
 )
 
 
@@ -480,7 +481,7 @@ ServerFrame = Annotated[
     | Reported
     | CreditView | BuyerProfileView | ConversationStatesView | ConversationState
     | Following | FollowersPage | BroadcastResult | BroadcastsPage
-    | SearchResults | AgentsView,
+    | SearchResults | AgentsView | ReportsPage | DisputesPage | EvidencePackage,
     Field(discriminator="type"),
 ]
 
@@ -490,5 +491,5 @@ SERVER_FRAME_TYPES: tuple[type[BaseModel], ...] = (
     Reported,
     CreditView, BuyerProfileView, ConversationStatesView, ConversationState,
     Following, FollowersPage, BroadcastResult, BroadcastsPage,
-    SearchResults, AgentsView,
+    SearchResults, AgentsView, ReportsPage, DisputesPage, EvidencePackage,
 )

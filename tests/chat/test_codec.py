@@ -79,6 +79,9 @@ def test_every_client_frame_type_decodes() -> None:
         {"type": "broadcasts"},
         {"type": "claim_offer", "conv": "c1", "broadcast": 7},
         {"type": "search", "q": "破损"},
+        {"type": "reports"},
+        {"type": "disputes"},
+        {"type": "evidence", "conv": "c"},
     ]
     decoded = {type(decode(pack(s))) for s in samples}
     assert decoded == set(f.CLIENT_FRAME_TYPES)

@@ -157,8 +157,8 @@ export function renderCard(card, { role, me, now, steps }) {
     }
     if (card.state === "REFUND_REFUSED") actions.push(button(t("askPlatform"), "dispute", card));
   }
-  // Either side may withdraw an offer nobody has paid.
-  if (card.state === "OFFERED") actions.push(button(t("cancelOffer"), "cancel", card));
+  // Either side may withdraw an offer nobody has paid (an arbiter reads, never acts here).
+  if (card.state === "OFFERED" && role !== "arbiter") actions.push(button(t("cancelOffer"), "cancel", card));
   if (actions.length) el.append(h("div.card-actions", actions));
   return el;
 }

@@ -10,6 +10,7 @@ import { AGENT_ENTRIES } from "./i18n_agents.js";
 import { FOLLOW_ENTRIES } from "./i18n_follow.js";
 import { PICTURE_ENTRIES } from "./i18n_pictures.js";
 import { SEARCH_ENTRIES } from "./i18n_search.js";
+import { ARBITER_ENTRIES } from "./i18n_arbiter.js";
 
 const ENTRIES = {
   // --- widget: launcher, header, composer
@@ -318,7 +319,7 @@ const ENTRIES = {
 
 export const LANGS = ["zh-CN", "en"];
 export const TABLES = { en: {}, "zh-CN": {} };
-for (const [key, [en, zh]] of Object.entries({ ...ENTRIES, ...CREDIT_ENTRIES, ...FOLLOW_ENTRIES, ...PICTURE_ENTRIES, ...INBOX_ENTRIES, ...SEARCH_ENTRIES, ...AGENT_ENTRIES })) {
+for (const [key, [en, zh]] of Object.entries({ ...ENTRIES, ...CREDIT_ENTRIES, ...FOLLOW_ENTRIES, ...PICTURE_ENTRIES, ...INBOX_ENTRIES, ...SEARCH_ENTRIES, ...AGENT_ENTRIES, ...ARBITER_ENTRIES })) {
   TABLES.en[key] = en;
   TABLES["zh-CN"][key] = zh;
 }

@@ -163,7 +163,8 @@ function toBottom(list) {
 }
 
 function renderMessage(msg, conv, opts) {
-  const mine = isMine(msg, opts);
+  // An arbiter reads both parties: the shop on the right, the buyer on the left, each named.
+  const mine = isMine(msg, opts) || (opts.role === "arbiter" && msg.role === "agent");
   const dataset = { seq: msg.seq, kind: msg.kind };
   if (msg.kind === "system") return h("div.note", { dataset }, systemWords(msg, conv, opts));
   if (msg.kind === "card" || msg.kind === "card_update") {
@@ -183,6 +184,10 @@ function renderMessage(msg, conv, opts) {
   else content = h("div.bubble", t("needsNewer"));
   // The hub's away message: say so, so nobody takes it for a person's answer.
   const meta = h("div.meta", msg.body.auto ? [h("span.auto-tag", t("autoReply")), " · "] : null, clock(msg.ts));
+  if (opts.role === "arbiter") {
+    const who = msg.role === "agent" ? t("arbSaidShop", { who: agentLabel(msg.sender, conv, opts) }) : t("arbSaidBuyer", { who: msg.sender });
+    meta.prepend(h("span.sender", who), " · ");
+  }
   if (msg.sender === opts.me || (opts.role === "agent" && msg.role === "agent")) {
     if (opts.role === "agent" && msg.sender !== opts.me) meta.append(" · " + agentLabel(msg.sender, conv, opts));
     meta.append(" · ", status(msg, opts));
