@@ -68,6 +68,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("REFUND_ANSWER_HOURS", "48", "hours a shop has to answer a refund request before it is granted"),
     Setting("DISPUTE_WINDOW_HOURS", "24", "least hours a buyer has to dispute a refused refund before release"),
     Setting("ARBITER_DAYS", "7", "days the arbiter promises to decide a dispute in (shown to both sides)"),
+    Setting("AFTER_SALE_DAYS", "15", "days after a release the buyer may claim an after-sale refund"),
+    Setting("AFTER_SALE_ANSWER_HOURS", "48", "hours a shop has to answer an after-sale claim before it is granted"),
+    Setting("AFTER_SALE_DISPUTE_DAYS", "7", "days a buyer may take a refused after-sale claim to the arbiter"),
     Setting("RATING_WINDOW_DAYS", "15", "days after a release each side may rate the other (unrated counts as good)"),
     Setting("PAY_LIMIT", "50000", "most one payment or transfer may move, in major units (0: no limit)"),
     Setting("DAILY_LIMIT", "200000", "most one account may pay and transfer per window, in major units (0: no limit)"),
@@ -160,6 +163,9 @@ class Config:
     refund_answer_hours: float
     dispute_window_hours: float
     arbiter_days: float
+    after_sale_days: float
+    after_sale_answer_hours: float
+    after_sale_dispute_days: float
     rating_window_days: float
     pay_limit: int
     daily_limit: int
@@ -276,6 +282,9 @@ class Config:
             refund_answer_period_ms=int(self.refund_answer_hours * hour),
             resume_min_period_ms=int(self.dispute_window_hours * hour),
             arbiter_period_ms=int(self.arbiter_days * day),
+            after_sale_period_ms=int(self.after_sale_days * day),
+            after_sale_answer_period_ms=int(self.after_sale_answer_hours * hour),
+            after_sale_dispute_period_ms=int(self.after_sale_dispute_days * day),
             rating_window_ms=int(self.rating_window_days * day),
             limits=limits,
             daily_window_ms=int(self.daily_window_hours * hour),

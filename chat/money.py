@@ -78,6 +78,8 @@ ROLES: dict[str, frozenset[str]] = {
     "refund_answer": frozenset({"agent"}),
     "dispute": frozenset({"buyer", "agent"}),
     "decide": frozenset({"arbiter"}),
+    "after_sale": frozenset({"buyer"}),
+    "after_sale_answer": frozenset({"agent"}),
     "transfer": frozenset({"buyer", "agent"}),
     "transfer_answer": frozenset({"buyer", "agent"}),
     "set_pin": frozenset({"buyer", "agent", "arbiter"}),
@@ -99,6 +101,8 @@ _ORDER_COMMANDS: dict[str, tuple[str, Callable[[Any], dict[str, Any]]]] = {
     "refund_answer": ("answer_refund", lambda fr: {"accept": fr.accept}),
     "dispute": ("dispute", lambda fr: {"reason": fr.reason}),
     "decide": ("decide", lambda fr: {"outcome": fr.outcome, "buyer_amount": fr.buyer_amount}),
+    "after_sale": ("claim_after_sale", lambda fr: {"amount": fr.amount, "reason": fr.reason}),
+    "after_sale_answer": ("answer_after_sale", lambda fr: {"accept": fr.accept}),
 }
 """Frame type → (ledger method, its arguments beyond actor, order and key)."""
 
@@ -125,6 +129,8 @@ class MoneyDesk:
             f.OrderAction: self._order_command,
             f.RequestRefund: self._order_command,
             f.AnswerRefund: self._order_command,
+            f.ClaimAfterSale: self._order_command,
+            f.AnswerAfterSale: self._order_command,
             f.Dispute: self._order_command,
             f.Decide: self._order_command,
             f.SendTransfer: self._transfer,

@@ -24,11 +24,13 @@ from payments.events import record_event
 from payments.idempotency import IdempotencyKey
 from payments.ledger import (
     AccountKey,
+    Leg,
     Posting,
     TxKind,
     available,
     check_id,
     check_owner,
+    deposit_owner,
     escrow_hold,
     fees,
     move,
@@ -292,11 +294,48 @@ class CommandRunner:
             (available(shop_owner(order.shop_id), currency), seller_gross - fee),
             (fees(currency), fee),
         ], ("order", order.order_id)))
+        # A released order may still get an after-sale claim until its deadline_at.
+        claim_by = tx.now + self.settings.after_sale_period_ms if state is OrderState.RELEASED else None
         return bump(order, tx.now, state=state, held=0, buyer_refund=buyer_part,
                      seller_gross=seller_gross, fee=fee, settled_by=settled_by,
                      settled_at=tx.now, auto_confirm_at=None, paused_remaining_ms=None,
-                     deadline_at=None,
+                     deadline_at=claim_by,
                      **changes)
+
+    def _pay_after_sale(self, tx: CommandTx, order: Order, amount: int) -> int | None:
+        """Pay ``amount`` back to the buyer of a released order: from the shop's balance
+        first, then its deposit. Returns the part the deposit paid, or ``None`` (nothing
+        moved) when both together hold less. The accounts are locked before they are read."""
+        currency = order.currency
+        shop = available(shop_owner(order.shop_id), currency)
+        deposit = available(deposit_owner(order.shop_id), currency)
+        buyer = available(user_owner(order.buyer_id), currency)
+        tx.repo.lock_accounts([shop, deposit, buyer])
+        from_shop = min(amount, tx.repo.balance(shop))
+        from_deposit = amount - from_shop
+        if from_deposit > tx.repo.balance(deposit):
+            return None
+        legs = [Leg(account, "D", part) for account, part in ((shop, from_shop), (deposit, from_deposit)) if part]
+        tx.post(Posting(TxKind.AFTER_SALE_REFUND, currency, (*legs, Leg(buyer, "C", amount)),
+                        "order", order.order_id))
+        return from_deposit
+
+    def _grant_after_sale(self, tx: CommandTx, order: Order, state: OrderState) -> Order:
+        """Pay the claim (the shop accepted, or did not answer in time); when the shop's
+        money falls short, the claim goes to the arbiter instead."""
+        amount = order.after_sale_amount or 0
+        from_deposit = self._pay_after_sale(tx, order, amount)
+        if from_deposit is None:
+            return bump(order, tx.now, state=ORDERS.next(order.state, OrderAction.ESCALATE_AFTER_SALE, {Role.SYSTEM}),
+                        dispute_reason="The shop's balance and deposit do not cover the refund.",
+                        disputed_by="timer", deadline_at=tx.now + self.settings.arbiter_period_ms)
+        return bump(order, tx.now, state=state, after_sale_refund=amount, after_sale_from_deposit=from_deposit,
+                    deadline_at=None)
+
+    @staticmethod
+    def _after_sale_event(order: Order) -> str:
+        """The event of a granted claim: paid, or handed to the arbiter."""
+        return "after_sale_refunded" if order.state is OrderState.AFTER_SALE_REFUNDED else "after_sale_escalated"
 
     def _settle_transfer(
         self, tx: CommandTx, transfer: Transfer, state: TransferState, kind: TxKind
@@ -315,8 +354,10 @@ class CommandRunner:
         if order is None or not order_due(order, now):
             return None
         done = self._time_out_order(repo, order, now)
-        action = {OrderState.CANCELLED: "expired", OrderState.REFUNDED: "refund_granted"}.get(
-            done.state, "released")
+        action = {OrderState.CANCELLED: "expired", OrderState.REFUNDED: "refund_granted",
+                  OrderState.AFTER_SALE_REFUNDED: "after_sale_refunded",
+                  OrderState.AFTER_SALE_DISPUTED: "after_sale_escalated",
+                  OrderState.AFTER_SALE_CLOSED: "after_sale_closed"}.get(done.state, "released")
         return Change(entity_kind="order", entity_id=order_id, action=action,
                       state=done.state.value)
 
@@ -331,7 +372,7 @@ class CommandRunner:
 
     def _time_out_order(self, repo: Repo, order: Order, now: int) -> Order:
         """Apply the deadline that passed: release (auto-confirm), cancel an unpaid offer,
-        or grant an unanswered refund request."""
+        grant an unanswered refund request or after-sale claim, or close a refused claim."""
         tx = CommandTx(repo, now, None)
         if order.state is OrderState.OFFERED:
             state = ORDERS.next(order.state, OrderAction.EXPIRE, {Role.SYSTEM})
@@ -340,6 +381,13 @@ class CommandRunner:
             state = ORDERS.next(order.state, OrderAction.AUTO_REFUND, {Role.SYSTEM})
             new = self._settle(tx, order, state, order.refund_amount or 0, TxKind.REFUND, "timer")
             event = "refund_granted"
+        elif order.state is OrderState.AFTER_SALE_REQUESTED:
+            state = ORDERS.next(order.state, OrderAction.AUTO_AFTER_SALE, {Role.SYSTEM})
+            new = self._grant_after_sale(tx, order, state)
+            event = self._after_sale_event(new)
+        elif order.state is OrderState.AFTER_SALE_REFUSED:
+            state = ORDERS.next(order.state, OrderAction.CLOSE_AFTER_SALE, {Role.SYSTEM})
+            new, event = bump(order, now, state=state, deadline_at=None), "after_sale_closed"
         else:
             state = ORDERS.next(order.state, OrderAction.AUTO_CONFIRM, {Role.SYSTEM})
             new, event = self._settle(tx, order, state, 0, TxKind.RELEASE, "timer"), "released"

@@ -11,6 +11,7 @@ of an order for the loser of a race::
     │   ├── UnknownCurrency     6002  not in the ISO 4217 table
     │   └── CurrencyMismatch    6003  two currencies in one operation
     ├── InsufficientBalance     6010  available balance too low
+    │   └── ShopFundsShort      6011  the shop's balance and deposit cannot pay a decided after-sale refund
     ├── NotFound                6020  no such order or transfer
     ├── WrongState              6021  not allowed in the entity's current state
     │   ├── OfferChanged        6023  the offer was re-priced after the buyer saw it
@@ -78,6 +79,14 @@ class CurrencyMismatch(InvalidRequest):
 class InsufficientBalance(PaymentError):
     code = 6010
     default_message = "Your balance is not enough for this payment."
+
+
+class ShopFundsShort(InsufficientBalance):
+    """An after-sale refund the arbiter decided is more than the shop's balance and deposit
+    hold together (``details["covered"]``): decide less, or the marketplace funds the deposit."""
+
+    code = 6011
+    default_message = "The shop's balance and deposit do not cover this refund."
 
 
 class NotFound(PaymentError):

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 from typing import Final
 
-from payments.escrow import HOLDING_STATES
+from payments.escrow import HOLDING_STATES, OrderState
 from payments.store import Sql, Store
 
 _HOLDING = ", ".join(f"'{s.value}'" for s in sorted(HOLDING_STATES))
-#: Idempotent commands that always post exactly one journal transaction.
+#: Idempotent commands that always post exactly one journal transaction. (``decide`` posts
+#: none when it rejects an after-sale claim; the per-order checks below count its money.)
 _MONEY_OPS = ", ".join(f"'{op}'" for op in (
-    "deposit", "withdraw", "pay", "confirm", "accept_refund", "decide", "transfer", "accept",
+    "deposit", "withdraw", "pay", "confirm", "accept_refund", "transfer", "accept",
     "decline"))
+_AFTER_SALE = ", ".join(f"'{s.value}'" for s in OrderState if s.value.startswith("AFTER_SALE"))
 _SIGNED = "CASE e.direction WHEN 'C' THEN e.amount ELSE -e.amount END"
 
 CHECKS: Final[list[tuple[str, str]]] = [
@@ -101,7 +103,18 @@ CHECKS: Final[list[tuple[str, str]]] = [
      "ON j.ref_kind = 'order' AND j.ref_id = o.order_id "
      "AND j.kind IN ('release', 'refund', 'resolve') GROUP BY o.order_id, o.state "
      "HAVING COUNT(j.id) <> "
-     "CASE WHEN o.state IN ('RELEASED', 'REFUNDED', 'RESOLVED') THEN 1 ELSE 0 END"),
+     f"CASE WHEN o.state IN ('RELEASED', 'REFUNDED', 'RESOLVED', {_AFTER_SALE}) THEN 1 ELSE 0 END"),
+    ("8 an after-sale refund is paid at most once, as the order records, within what was paid",
+     "SELECT o.order_id, o.state, o.after_sale_refund, COUNT(DISTINCT j.id), "
+     "COALESCE(SUM(CASE e.direction WHEN 'C' THEN e.amount ELSE 0 END), 0) FROM orders o "
+     "LEFT JOIN journal j ON j.ref_kind = 'order' AND j.ref_id = o.order_id AND j.kind = 'after_sale_refund' "
+     "LEFT JOIN entries e ON e.tx_id = j.id GROUP BY o.order_id, o.state, o.after_sale_refund, o.amount, "
+     "o.buyer_refund, o.after_sale_from_deposit "
+     "HAVING COUNT(DISTINCT j.id) > 1 "
+     "OR COALESCE(SUM(CASE e.direction WHEN 'C' THEN e.amount ELSE 0 END), 0) <> o.after_sale_refund "
+     "OR o.after_sale_refund > o.amount - o.buyer_refund OR o.after_sale_from_deposit > o.after_sale_refund "
+     "OR (o.after_sale_refund > 0 AND o.state NOT IN ('AFTER_SALE_REFUNDED', 'AFTER_SALE_RESOLVED')) "
+     "OR (o.state = 'AFTER_SALE_REFUNDED' AND o.after_sale_refund = 0)"),
     ("8 a transfer is funded once and settled at most once",
      "SELECT t.transfer_id, t.state, "
      "SUM(CASE WHEN j.kind = 'transfer' THEN 1 ELSE 0 END), "
@@ -115,7 +128,7 @@ CHECKS: Final[list[tuple[str, str]]] = [
      "SELECT ref_kind, ref_id, txs, evs FROM (SELECT j.ref_kind, j.ref_id, COUNT(*) AS txs, "
      "(SELECT COUNT(*) FROM events v WHERE v.entity_kind = j.ref_kind "
      "AND v.entity_id = j.ref_id AND v.action IN ('paid', 'released', 'refund_accepted', "
-     "'refund_granted', "
+     "'refund_granted', 'after_sale_refunded', 'after_sale_resolved', "
      "'resolved', 'pending', 'accepted', 'declined', 'expired')) AS evs "
      "FROM journal j WHERE j.ref_kind IN ('order', 'transfer') GROUP BY j.ref_kind, j.ref_id) c "
      "WHERE txs <> evs"),

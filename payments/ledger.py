@@ -4,6 +4,8 @@ Account owners follow one convention, so a balance is never ambiguous:
 
 * ``user:<user_id>`` - a person's wallet (kind ``available``);
 * ``shop:<shop_id>`` - a shop's proceeds, shared by its agents (kind ``available``);
+* ``deposit:<shop_id>`` - the shop's deposit (保证金) the marketplace funds (kind
+  ``available``): it pays after-sale refunds the shop's balance cannot;
 * ``platform`` - money the platform holds for others: ``escrow_hold`` (paid orders not yet
   settled), ``pending_transfer`` (transfers not yet accepted) and ``fees`` (its revenue);
 * ``world`` - the outside world (kind ``world``): deposits debit it and withdrawals
@@ -46,6 +48,8 @@ class TxKind(StrEnum):
     RELEASE = "release"
     REFUND = "refund"
     RESOLVE = "resolve"
+    AFTER_SALE_REFUND = "after_sale_refund"
+    """A refund after the release, paid by the shop's balance and then its deposit."""
     TRANSFER = "transfer"
     TRANSFER_ACCEPT = "transfer_accept"
     TRANSFER_DECLINE = "transfer_decline"
@@ -84,14 +88,19 @@ def shop_owner(shop_id: str) -> str:
     return f"shop:{check_id(shop_id, 'shop id')}"
 
 
+def deposit_owner(shop_id: str) -> str:
+    return f"deposit:{check_id(shop_id, 'shop id')}"
+
+
 def check_owner(owner: object) -> str:
-    """Accept ``user:<id>`` or ``shop:<id>``: the owners whose money can be funded."""
+    """Accept ``user:<id>``, ``shop:<id>`` or ``deposit:<shop id>``: the owners whose money
+    can be funded."""
     if isinstance(owner, str):
         prefix, _, rest = owner.partition(":")
-        if prefix in ("user", "shop") and ID_PATTERN.fullmatch(rest):
+        if prefix in ("user", "shop", "deposit") and ID_PATTERN.fullmatch(rest):
             return owner
     raise InvalidRequest(
-        f"Owner {owner!r} must look like 'user:<id>' or 'shop:<id>'.", field="owner"
+        f"Owner {owner!r} must look like 'user:<id>', 'shop:<id>' or 'deposit:<shop id>'.", field="owner"
     )
 
 

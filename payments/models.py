@@ -105,6 +105,13 @@ class Order(View):
     paid_at: int | None = None
     shipped_at: int | None = None
     settled_at: int | None = None
+    after_sale_amount: int | None = None
+    """What the buyer claims back after the release (售后), while a claim exists."""
+    after_sale_reason: str | None = None
+    after_sale_refund: int = 0
+    """What the shop paid back after the release: ``after_sale_from_deposit`` of it from
+    the shop's deposit, the rest from its balance."""
+    after_sale_from_deposit: int = 0
 
 
 class Transfer(View):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from payments.after_sale import decide_after_sale, decide_event
 from payments.commands import CommandRunner, CommandTx, Refusal, bump, finish
 from payments.errors import (
     Forbidden,
@@ -307,7 +308,8 @@ class OrderCommands(CommandRunner):
         buyer_amount: int | None = None,
         idem_key: str | None = None,
     ) -> Order:
-        """Arbiter settles a dispute: all to the shop, all to the buyer, or a split."""
+        """Arbiter settles a dispute: all to the shop, all to the buyer, or a split (of the
+        held money; of the claim, for an after-sale dispute: :func:`decide_after_sale`)."""
         if outcome not in ("release", "refund", "split"):
             raise InvalidRequest("The outcome must be release, refund or split.",
                                  field="outcome")
@@ -317,6 +319,8 @@ class OrderCommands(CommandRunner):
             raise InvalidRequest("buyer_amount is only for a split.", field="buyer_amount")
 
         def act(tx: CommandTx, order: Order, state: OrderState) -> Order:
+            if order.state is OrderState.AFTER_SALE_DISPUTED:
+                return decide_after_sale(self, tx, order, state, outcome, buyer_amount)
             if outcome == "split":
                 if buyer_amount is None:  # checked above; kept for the type checker
                     raise InvalidRequest("A split needs buyer_amount.", field="buyer_amount")
@@ -329,7 +333,10 @@ class OrderCommands(CommandRunner):
             return self._settle(tx, order, state, part, TxKind.RESOLVE, "arbiter",
                                 outcome=outcome)
 
-        return self._order_command(actor, order_id, OrderAction.DECIDE, "resolved", act,
+        def event(order: Order) -> str:
+            return decide_event(order) if order.state is OrderState.AFTER_SALE_RESOLVED else "resolved"
+
+        return self._order_command(actor, order_id, OrderAction.DECIDE, event, act,
                                    idem_key, {"outcome": outcome, "buyer_amount": buyer_amount})
 
     def paid_with(self, actor: Actor, idem_key: str) -> Order | None:
@@ -358,8 +365,8 @@ class OrderCommands(CommandRunner):
         return self.store.read(lambda sql: Repo(sql).orders_in_conversation(checked))
 
     def disputed_orders(self, limit: int = 100) -> list[Order]:
-        """Open disputes (orders in ``DISPUTED``), the nearest arbiter deadline first: the
-        arbiters' work list."""
+        """Open disputes (orders in ``DISPUTED`` or ``AFTER_SALE_DISPUTED``), the nearest arbiter
+        deadline first: the arbiters' work list."""
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
             raise InvalidRequest("limit must be an integer from 1 to 1000.", field="limit")
         return self.store.read(lambda sql: Repo(sql).disputed_orders(limit))

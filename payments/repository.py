@@ -81,7 +81,8 @@ class Repo:
         """Orders waiting for an arbiter, the nearest decision deadline first (a dispute always
         sets ``deadline_at``; the condition lets the partial deadline index serve the query)."""
         rows = self.sql.rows(
-            f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders WHERE deadline_at IS NOT NULL AND state = 'DISPUTED' "
+            f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders WHERE deadline_at IS NOT NULL "
+            "AND state IN ('DISPUTED', 'AFTER_SALE_DISPUTED') "
             "ORDER BY deadline_at, order_id LIMIT ?",
             (limit,),
         )

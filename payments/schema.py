@@ -84,7 +84,11 @@ CREATE TABLE IF NOT EXISTS orders (
     updated_at {int} NOT NULL,
     paid_at {int},
     shipped_at {int},
-    settled_at {int}
+    settled_at {int},
+    after_sale_amount {int},
+    after_sale_reason TEXT,
+    after_sale_refund {int} NOT NULL DEFAULT 0,
+    after_sale_from_deposit {int} NOT NULL DEFAULT 0
 ){strict};
 CREATE INDEX IF NOT EXISTS orders_due ON orders (auto_confirm_at)
     WHERE auto_confirm_at IS NOT NULL;
@@ -263,6 +267,10 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("transfers", "to_account", "TEXT"),
     ("pins", "scheme", "TEXT"),
     ("pins", "key_id", "TEXT"),
+    ("orders", "after_sale_amount", "{int}"),
+    ("orders", "after_sale_reason", "TEXT"),
+    ("orders", "after_sale_refund", "{int} NOT NULL DEFAULT 0"),
+    ("orders", "after_sale_from_deposit", "{int} NOT NULL DEFAULT 0"),
 )
 """Columns added after the first release, so older files and databases gain them on open."""
 

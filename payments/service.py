@@ -17,6 +17,7 @@ from __future__ import annotations
 import uuid
 from functools import partial
 
+from payments.after_sale import AfterSaleCommands
 from payments.clock import Clock, system_clock
 from payments.commands import CommandTx
 from payments.errors import (
@@ -59,7 +60,7 @@ from payments.transfers import TransferAction, TransferState
 from payments.withdrawals import WithdrawalDesk
 
 
-class PaymentService(OrderCommands):
+class PaymentService(OrderCommands, AfterSaleCommands):
     """Escrowed orders, transfers, funding, timers and the events outbox over a store."""
 
     def __init__(
@@ -92,7 +93,8 @@ class PaymentService(OrderCommands):
         """Send money from the actor's account to ``to_account`` (``user:<id>`` or
         ``shop:<id>``): it waits in pending until accepted, declined or expired."""
         check_id(conversation_id, "conversation id")
-        check_owner(to_account)
+        if check_owner(to_account).startswith("deposit:"):
+            raise InvalidRequest("A transfer goes to a user or a shop, not a deposit.", field="to_account")
         from_account = actor.account
         if transfer_id is not None:
             check_id(transfer_id, "transfer id")

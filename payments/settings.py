@@ -85,6 +85,12 @@ class PaymentSettings(BaseModel):
     refund_answer_period_ms: Period = 2 * DAY
     #: After a release, how long each side may rate the other (and amend bad to good).
     rating_window_ms: Period = 15 * DAY
+    #: After a release, how long the buyer may claim an after-sale refund (Taobao: 15 days).
+    after_sale_period_ms: Period = 15 * DAY
+    #: An after-sale claim the shop does not answer in this time is granted.
+    after_sale_answer_period_ms: Period = 2 * DAY
+    #: After the shop refuses an after-sale claim, how long the buyer may take it to the arbiter.
+    after_sale_dispute_period_ms: Period = 7 * DAY
     #: The arbiter's promised decision time for a dispute, shown to both sides.
     arbiter_period_ms: Period = 7 * DAY
     #: Platform fee on money released to a seller, in basis points (0 = no fee).

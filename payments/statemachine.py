@@ -110,5 +110,8 @@ def _past(action: str) -> str:
         "accept": "accepted",
         "decline": "declined",
         "expire": "expired",
+        "claim_after_sale": "claimed for an after-sale refund",
+        "accept_after_sale": "refunded after sale",
+        "refuse_after_sale": "refused",
     }
     return words.get(action, action)

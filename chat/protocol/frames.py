@@ -40,8 +40,10 @@ from .fields import Reason as Reason
 from .fields import RequestId as RequestId
 from .fields import Seq as Seq
 from .fields import Url as Url
+from .money_frames import AnswerAfterSale as AnswerAfterSale
 from .money_frames import AnswerRefund as AnswerRefund
 from .money_frames import AnswerTransfer as AnswerTransfer
+from .money_frames import ClaimAfterSale as ClaimAfterSale
 from .money_frames import Decide as Decide
 from .money_frames import Dispute as Dispute
 from .money_frames import Offer as Offer
@@ -260,13 +262,13 @@ ClientFrame = Annotated[
     | Report | Block | Unblock
     | CreditRequest | GetBuyerProfile | EditBuyerProfile | CloseConversation | ReopenConversation | ConversationStates
     | Follow | Unfollow | FollowState | FollowersRequest | SendBroadcast | Broadcasts | ClaimOffer
-    | Search | AgentsRequest | ReportsRequest | DisputesRequest | EvidenceRequest,
+    | Search | AgentsRequest | ReportsRequest | DisputesRequest | EvidenceRequest | ClaimAfterSale | AnswerAfterSale,
     Field(discriminator="type"),
 ]
 
 MONEY_FRAME_TYPES: tuple[type[_Frame], ...] = (
     Offer, Pay, Ship, OrderAction, RequestRefund, AnswerRefund, Dispute, Decide, SendTransfer, AnswerTransfer,
-    Rate, SetPin, SetQuickPay, Wallet, CreditRequest, ClaimOffer,
+    Rate, SetPin, SetQuickPay, Wallet, CreditRequest, ClaimOffer, ClaimAfterSale, AnswerAfterSale,
 )
 """The money commands: handled only where payments are enabled (else 5002)."""
 
@@ -277,7 +279,7 @@ CLIENT_FRAME_TYPES: tuple[type[BaseModel], ...] = (
     Report, Block, Unblock,
     CreditRequest, GetBuyerProfile, EditBuyerProfile, CloseConversation, ReopenConversation, ConversationStates,
     Follow, Unfollow, FollowState, FollowersRequest, SendBroadcast, Broadcasts, ClaimOffer,
-    Search, AgentsRequest, ReportsRequest, DisputesRequest, EvidenceRequest,
+    Search, AgentsRequest, ReportsRequest, DisputesRequest, EvidenceRequest, ClaimAfterSale, AnswerAfterSale,
 )
 
 

@@ -89,8 +89,34 @@ class AnswerRefund(_Frame):
     key: Key
 
 
+class ClaimAfterSale(_Frame):
+    """Buyer: within the after-sale period of a released order, claim up to what was paid
+    back (售后); once per order."""
+
+    type: Literal["after_sale"]
+    id: RequestId | None = None
+    conv: Id
+    order: Id
+    amount: Amount
+    reason: Reason
+    key: Key
+
+
+class AnswerAfterSale(_Frame):
+    """Shop agent: pay an after-sale claim (from the shop's balance, then its deposit) or
+    refuse it (the buyer may dispute)."""
+
+    type: Literal["after_sale_answer"]
+    id: RequestId | None = None
+    conv: Id
+    order: Id
+    accept: bool
+    key: Key
+
+
 class Dispute(_Frame):
-    """Buyer or shop agent: ask the platform's arbiter to decide a refused refund."""
+    """Buyer or shop agent: ask the platform's arbiter to decide a refused refund (the buyer
+    also a refused after-sale claim)."""
 
     type: Literal["dispute"]
     id: RequestId | None = None
@@ -101,7 +127,8 @@ class Dispute(_Frame):
 
 
 class Decide(_Frame):
-    """Arbiter: settle a dispute by releasing, refunding, or splitting the held money."""
+    """Arbiter: settle a dispute by releasing, refunding, or splitting the held money (for an
+    after-sale dispute: keeping the money with the shop, paying the claim, or part of it)."""
 
     type: Literal["decide"]
     id: RequestId | None = None

@@ -56,6 +56,8 @@ def test_every_client_frame_type_decodes() -> None:
         {"type": "refund_answer", "conv": "c", "order": "o", "accept": False, "key": "k-000007"},
         {"type": "dispute", "conv": "c", "order": "o", "reason": "not as described", "key": "k-000008"},
         {"type": "decide", "conv": "c", "order": "o", "outcome": "split", "buyer_amount": 3, "key": "k-000009"},
+        {"type": "after_sale", "conv": "c", "order": "o", "amount": 5, "reason": "broke", "key": "k-000019"},
+        {"type": "after_sale_answer", "conv": "c", "order": "o", "accept": True, "key": "k-000020"},
         {"type": "transfer", "conv": "c", "amount": 5, "currency": "CNY", "pin": "123456", "key": "k-000010"},
         {"type": "transfer_answer", "conv": "c", "transfer": "t", "accept": True, "key": "k-000011"},
         {"type": "set_pin", "pin": "123456"},

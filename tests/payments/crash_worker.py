@@ -1,7 +1,8 @@
 """A payments client that the crash test kills with SIGKILL at a random moment.
 
 Usage: ``python crash_worker.py STORE_URL ROUND SEED``. It performs random payments,
-transfers, accepts, confirms and deposits, and prints one JSON line per operation
+transfers, accepts, confirms, deposits (also into the shop's deposit) and after-sale claims
+and answers, and prints one JSON line per operation
 *after* the call returned (so after commit), flushed: those are the acknowledged ops.
 """
 
@@ -37,8 +38,11 @@ def main() -> None:
         service.deposit(f"user:{user}", 10**9, "CNY", f"seed-{user}")
     paid: list[tuple[str, str]] = []
     pending: list[tuple[str, str]] = []
+    released: list[tuple[str, str]] = []
+    claimed: list[tuple[str, str]] = []
     for i in range(100_000):
-        kind = rng.choice(["pay", "pay", "transfer", "accept", "confirm", "deposit", "due"])
+        kind = rng.choice(["pay", "pay", "transfer", "accept", "confirm", "deposit", "due", "claim", "answer",
+                           "fund_deposit"])
         user = rng.choice(BUYERS)
         actor = Actor(user_id=user, role="buyer")
         key = f"r{round_}-{i}"
@@ -68,7 +72,24 @@ def main() -> None:
                 buyer_id, order_id = paid.pop(rng.randrange(len(paid)))
                 service.confirm(Actor(user_id=buyer_id, role="buyer"), order_id=order_id,
                                 idem_key=key)
+                released.append((buyer_id, order_id))
                 ack(op="confirm", user=buyer_id, key=key, order_id=order_id)
+            elif kind == "claim" and released:
+                buyer_id, order_id = released.pop(rng.randrange(len(released)))
+                amount = rng.randint(1, service.get_order(order_id).amount)
+                service.claim_after_sale(Actor(user_id=buyer_id, role="buyer"), order_id=order_id, amount=amount,
+                                         reason="broke", idem_key=key)
+                claimed.append((buyer_id, order_id))
+                ack(op="claim", user=buyer_id, key=key, order_id=order_id, amount=amount)
+            elif kind == "answer" and claimed:
+                buyer_id, order_id = claimed.pop(rng.randrange(len(claimed)))
+                accept = rng.random() < 0.7
+                service.answer_after_sale(AGENT, order_id=order_id, accept=accept, idem_key=key)
+                ack(op="answer", user=AGENT.user_id, key=key, order_id=order_id, accept=accept)
+            elif kind == "fund_deposit":
+                amount = rng.randint(1, 10**5)
+                service.deposit("deposit:s1", amount, "CNY", key)
+                ack(op="fund_deposit", user="s1", key=key, amount=amount)
             elif kind == "deposit":
                 amount = rng.randint(1, 10**6)
                 service.deposit(f"user:{user}", amount, "CNY", key)

@@ -8,7 +8,7 @@ import sqlite3
 
 import psycopg
 import pytest
-from paysupport import PG_URL, PIN, agent, buyer, funded_buyer, settings
+from paysupport import PG_URL, PIN, agent, buyer, funded_buyer, offer, settings
 
 from payments import PaymentService, TransferState, check_invariants
 from payments.errors import Forbidden, InsufficientBalance, InvalidRequest, PinNotSet
@@ -74,6 +74,8 @@ def _make_legacy(kind: str, store: Store) -> None:
         "ALTER TABLE transfers DROP COLUMN from_account",
         "ALTER TABLE transfers DROP COLUMN to_account",
         "UPDATE pins SET user_id = substr(user_id, 7) WHERE user_id LIKE 'buyer/%'",
+        *(f"ALTER TABLE orders DROP COLUMN {c}" for c in (
+            "after_sale_amount", "after_sale_reason", "after_sale_refund", "after_sale_from_deposit")),
     ]
     if kind == "sqlite":
         assert isinstance(store, SqliteStore)
@@ -94,6 +96,9 @@ def test_a_ledger_from_before_accounts_upgrades_on_open(store: Store) -> None:
     funded_buyer(first, 1_000)
     pending = first.transfer(buyer(), conversation_id="c", to_account="user:carol", amount=100, currency="CNY",
                              pin=PIN, idem_key="t1")
+    offer(first, price=50)
+    first.pay(buyer(), order_id="o1", pin=PIN, idem_key="p1")
+    first.confirm(buyer(), order_id="o1")
     store.close()
     _make_legacy(kind, store)
     reopened = _reopen(kind, store)
@@ -104,6 +109,10 @@ def test_a_ledger_from_before_accounts_upgrades_on_open(store: Store) -> None:
         assert service.has_pin(buyer()) and not service.has_pin(agent("s1", "bob"))
         service.accept_transfer(buyer("carol"), transfer_id=pending.transfer_id)
         assert service.balance("user:carol", "CNY") == 100
+        # Orders from before after-sale gain its columns, empty, and take a claim.
+        released = service.get_order("o1")
+        assert (released.after_sale_amount, released.after_sale_refund) == (None, 0)
+        assert service.claim_after_sale(buyer(), order_id="o1", amount=10, reason="r").after_sale_amount == 10
         # The migrated PIN is the buyer's and still works.
         service.transfer(buyer(), conversation_id="c", to_account="user:carol", amount=1, currency="CNY",
                          pin=PIN, idem_key="t2")

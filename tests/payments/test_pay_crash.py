@@ -46,6 +46,25 @@ def run_and_kill(url: str, round_: int, rng: random.Random) -> list[dict[str, ob
     return [json.loads(line) for line in lines if line.strip()]
 
 
+def verify_after_sale(service: PaymentService, op: dict[str, object]) -> None:
+    """An acknowledged claim or answer is committed: the order moved on, a replay of the key
+    answers as the first time (and moves nothing), and a paid claim is in the journal once."""
+    order_id, key = str(op["order_id"]), str(op["key"])
+    if op["op"] == "claim":
+        order = service.claim_after_sale(Actor(user_id=str(op["user"]), role="buyer"), order_id=order_id,
+                                         amount=int(str(op["amount"])), reason="broke", idem_key=key)
+        assert order.after_sale_amount == op["amount"] and order.state.value != "RELEASED"
+        return
+    agent = Actor(user_id=str(op["user"]), role="agent", shop_id="s1")
+    order = service.answer_after_sale(agent, order_id=order_id, accept=bool(op["accept"]), idem_key=key)
+    expected = {"AFTER_SALE_REFUNDED", "AFTER_SALE_DISPUTED"} if op["accept"] else {"AFTER_SALE_REFUSED"}
+    assert order.state.value in expected, (op, order.state)
+    paid = service.store.read(lambda sql: sql.rows(
+        "SELECT COUNT(*) FROM journal WHERE ref_kind = 'order' AND ref_id = ? AND kind = 'after_sale_refund'",
+        (order_id,)))[0][0]
+    assert paid == (1 if order.state.value == "AFTER_SALE_REFUNDED" else 0)
+
+
 def verify(store: Store, acked: list[dict[str, object]]) -> None:
     """Every acknowledged op is committed; replaying it answers the same and moves nothing."""
     check_invariants(store)
@@ -54,7 +73,11 @@ def verify(store: Store, acked: list[dict[str, object]]) -> None:
                                              "ORDER BY owner, kind"))
     for op in acked:
         key, user = str(op["key"]), str(op["user"])
-        recorded = store.read(lambda sql, s=f"user:{user}", k=key: sql.rows(
+        if op["op"] in ("claim", "answer"):
+            verify_after_sale(service, op)
+            continue
+        scope = "deposit:s1" if op["op"] == "fund_deposit" else f"user:{user}"
+        recorded = store.read(lambda sql, s=scope, k=key: sql.rows(
             "SELECT j.kind FROM journal j WHERE j.idem_key = ? AND j.idem_scope IN (?, ?)",
             (k, s, f"funding:{s}")))
         assert len(recorded) == 1, f"acknowledged {op} is not in the journal exactly once"
@@ -70,6 +93,9 @@ def verify(store: Store, acked: list[dict[str, object]]) -> None:
             assert t.transfer_id == op["transfer_id"]
         elif op["op"] == "deposit":
             r = service.deposit(f"user:{user}", int(str(op["amount"])), "CNY", key)
+            assert r.amount == op["amount"]
+        elif op["op"] == "fund_deposit":
+            r = service.deposit("deposit:s1", int(str(op["amount"])), "CNY", key)
             assert r.amount == op["amount"]
     after = store.read(lambda sql: sql.rows("SELECT owner, kind, balance FROM accounts "
                                             "ORDER BY owner, kind"))

@@ -26,7 +26,8 @@ def test_service_methods() -> None:
         "offer", "cancel", "pay", "ship", "extend", "confirm", "request_refund",
         "answer_refund", "dispute", "decide", "get_order", "transfer", "accept_transfer",
         "decline_transfer", "get_transfer", "deposit", "withdraw", "balance", "balances", "statement", "has_pin", "orders_in_conversation",
-        "events_after", "set_pin", "run_due", "paid_with", "reconciliation"}
+        "events_after", "set_pin", "run_due", "paid_with", "reconciliation", "disputed_orders",
+        "claim_after_sale", "answer_after_sale"}
 
 
 def test_error_codes_are_stable_and_unique() -> None:
@@ -39,7 +40,7 @@ def test_error_codes_are_stable_and_unique() -> None:
              if cls.__name__ not in ("PaymentError", "PinError")}
     assert codes == {
         "InvalidRequest": 6000, "InvalidAmount": 6001, "UnknownCurrency": 6002,
-        "CurrencyMismatch": 6003, "InsufficientBalance": 6010, "NotFound": 6020,
+        "CurrencyMismatch": 6003, "InsufficientBalance": 6010, "ShopFundsShort": 6011, "NotFound": 6020,
         "WrongState": 6021, "OfferChanged": 6023, "AlreadyPaid": 6060, "Forbidden": 6022,
         "IdempotencyConflict": 6030, "PinWrong": 6040, "PinLocked": 6041,
         "PinNotSet": 6042, "PinFormat": 6043, "PinRequired": 6044, "PinUnavailable": 6045,

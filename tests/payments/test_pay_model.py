@@ -1,7 +1,8 @@
 """A simple in-memory model agrees with the store after every random step.
 
-Hypothesis drives deposits, withdrawals, offers, payments, shipping, extensions,
-confirmations, refunds, disputes, decisions, cancellations, transfers, accepts,
+Hypothesis drives deposits (also into shops' deposits), withdrawals, offers, payments,
+shipping, extensions, confirmations, refunds, disputes, decisions, cancellations,
+after-sale claims, answers, disputes and decisions on released orders, transfers, accepts,
 declines, wrong PINs, clock steps (also backwards) with ``run_due``, and replays or
 misuses of old idempotency keys. After each step every balance, order and transfer of
 the store must equal the model's, and :func:`check_invariants` must pass.
@@ -43,7 +44,11 @@ FEE_BPS = 250
 PER_TX, DAILY = 5000, 12000
 HOUR = 3_600_000
 LOCK_MS = 3 * HOUR
-TERMINAL = {"CANCELLED", "RELEASED", "REFUNDED", "RESOLVED"}
+OWNERS = [f"user:{u}" for u in USERS] + [f"shop:{s}" for s in SHOPS] + [f"deposit:{s}" for s in SHOPS]
+AFTER_SALE_ACTIONS = {"RELEASED": "claim", "AFTER_SALE_REQUESTED": "answer", "AFTER_SALE_REFUSED": "dispute",
+                      "AFTER_SALE_DISPUTED": "decide"}
+TERMINAL = {"CANCELLED", "RELEASED", "REFUNDED", "RESOLVED", "AFTER_SALE_REFUNDED", "AFTER_SALE_CLOSED",
+            "AFTER_SALE_RESOLVED"}
 ALL_ACTIONS = ["pay", "ship", "extend", "confirm", "cancel", "request_refund",
                "answer_refund", "dispute", "decide"]
 ORDER_STEP: dict[str, st.SearchStrategy[Any]] = {
@@ -75,6 +80,10 @@ class MOrder:
     refund_amount: int | None = None
     deadline_at: int | None = None
     terms: tuple[int, int] = (0, 0)
+    settled_at: int | None = None
+    buyer_refund: int = 0
+    after_sale_amount: int | None = None
+    after_sale_refund: int = 0
 
 
 @dataclass
@@ -110,38 +119,63 @@ class Model:
     def available(self, owner: str, currency: str) -> int:
         return self.balances.get((owner, "available", currency), 0)
 
-    def settle(self, o: MOrder, buyer_part: int, state: str) -> None:
+    def settle(self, o: MOrder, buyer_part: int, state: str, now: int = 0) -> None:
         seller = o.held - buyer_part
         fee = seller * FEE_BPS // 10_000
         escrow = ("platform", "escrow_hold")
         self.move(escrow, (f"user:{o.buyer}", "available"), o.currency, buyer_part)
         self.move(escrow, (f"shop:{o.shop}", "available"), o.currency, seller - fee)
         self.move(escrow, ("platform", "fees"), o.currency, fee)
-        o.state, o.held, o.auto_confirm_at, o.paused, o.deadline_at = state, 0, None, None, None
+        o.state, o.held, o.auto_confirm_at, o.paused = state, 0, None, None
+        o.deadline_at = now + 15 * DAY if state == "RELEASED" else None
+        o.settled_at, o.buyer_refund = now, buyer_part
+
+    def pay_after_sale(self, o: MOrder, amount: int) -> bool:
+        """The shop pays a claim back: its balance first, then its deposit; False (nothing
+        moved) when both together hold less."""
+        shop, deposit = f"shop:{o.shop}", f"deposit:{o.shop}"
+        from_shop = min(amount, self.available(shop, o.currency))
+        if amount - from_shop > self.available(deposit, o.currency):
+            return False
+        self.move((shop, "available"), (f"user:{o.buyer}", "available"), o.currency, from_shop)
+        self.move((deposit, "available"), (f"user:{o.buyer}", "available"), o.currency, amount - from_shop)
+        o.after_sale_refund = amount
+        return True
+
+    def grant_after_sale(self, o: MOrder, now: int) -> None:
+        assert o.after_sale_amount is not None
+        if self.pay_after_sale(o, o.after_sale_amount):
+            o.state, o.deadline_at = "AFTER_SALE_REFUNDED", None
+        else:
+            o.state, o.deadline_at = "AFTER_SALE_DISPUTED", now + 7 * DAY
 
     def order_due(self, o: MOrder, now: int) -> bool:
         if o.state in ("SHIPPED", "REFUND_REFUSED"):
             return o.auto_confirm_at is not None and now >= o.auto_confirm_at
-        if o.state in ("OFFERED", "REFUND_REQUESTED"):
+        if o.state in ("OFFERED", "REFUND_REQUESTED", "AFTER_SALE_REQUESTED", "AFTER_SALE_REFUSED"):
             return o.deadline_at is not None and now >= o.deadline_at
         return False
 
-    def apply_due(self, o: MOrder) -> None:
-        """The timer's effect: an unpaid offer lapses, an unanswered refund is granted,
-        otherwise the money is released."""
+    def apply_due(self, o: MOrder, now: int) -> None:
+        """The timer's effect: an unpaid offer lapses, an unanswered refund or after-sale
+        claim is granted, a refused claim closes, otherwise the money is released."""
         if o.state == "OFFERED":
             o.state, o.deadline_at = "CANCELLED", None
         elif o.state == "REFUND_REQUESTED":
             assert o.refund_amount is not None
-            self.settle(o, o.refund_amount, "REFUNDED")
+            self.settle(o, o.refund_amount, "REFUNDED", now)
+        elif o.state == "AFTER_SALE_REQUESTED":
+            self.grant_after_sale(o, now)
+        elif o.state == "AFTER_SALE_REFUSED":
+            o.state, o.deadline_at = "AFTER_SALE_CLOSED", None
         else:
-            self.settle(o, 0, "RELEASED")
+            self.settle(o, 0, "RELEASED", now)
 
     def time_out(self, now: int) -> set[tuple[str, str]]:
         done = set()
         for o in self.orders.values():
             if self.order_due(o, now):
-                self.apply_due(o)
+                self.apply_due(o, now)
                 done.add(("order", o.order_id))
         for t in self.transfers:
             if t.state == "PENDING" and now >= t.expires_at:
@@ -235,7 +269,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def touch(self, o: MOrder | None) -> None:
         """A command on a past-deadline order first applies the timeout, as the store does."""
         if o is not None and self.model.order_due(o, self.clock.now):
-            self.model.apply_due(o)
+            self.model.apply_due(o, self.clock.now)
 
     @initialize(prices=st.lists(st.integers(1, 6000), min_size=SLOTS, max_size=SLOTS))
     def open_offers(self, prices: list[int]) -> None:
@@ -245,14 +279,12 @@ class LedgerMachine(RuleBasedStateMachine):
 
     # -- funding -------------------------------------------------------------------------------
 
-    @rule(owner=st.sampled_from([f"user:{u}" for u in USERS] + [f"shop:{s}" for s in SHOPS]),
-          amount=st.integers(1, 20_000), currency=st.sampled_from(CURRENCIES))
+    @rule(owner=st.sampled_from(OWNERS), amount=st.integers(1, 20_000), currency=st.sampled_from(CURRENCIES))
     def deposit(self, owner: str, amount: int, currency: str) -> None:
         self.keyed(None, lambda k: self.service.deposit(owner, amount, currency, k))
         self.model.move(("world", "world"), (owner, "available"), currency, amount)
 
-    @rule(owner=st.sampled_from([f"user:{u}" for u in USERS] + [f"shop:{s}" for s in SHOPS]),
-          amount=st.integers(1, 20_000), currency=st.sampled_from(CURRENCIES))
+    @rule(owner=st.sampled_from(OWNERS), amount=st.integers(1, 20_000), currency=st.sampled_from(CURRENCIES))
     def withdraw(self, owner: str, amount: int, currency: str) -> None:
         ok = self.model.available(owner, currency) >= amount
         receipt = self.keyed(None if ok else 6010,
@@ -314,6 +346,10 @@ class LedgerMachine(RuleBasedStateMachine):
             n = min(n, o.held)
         if legal and o is not None and o.held > 1 and outcome == "split":
             n = 1 + n % (o.held - 1)
+        if o is not None and o.state.startswith("AFTER_SALE") and action in ("dispute", "decide"):
+            self.touch(o)  # the slot's order is in after-sale: dispute and decide act on the claim
+            self.after_sale_act(o, action, n, flag, outcome, legal=bool(legal), by_agent=not flag)
+            return
         owner = o or MOrder(order_id, SHOPS[slot % 2], USERS[slot % 3], 0, "CNY")
         buyer, agent = self.buyer(owner.buyer), self.agent(owner.shop)
         svc = self.service
@@ -333,7 +369,7 @@ class LedgerMachine(RuleBasedStateMachine):
             if self.transition(order_id, o, {"HELD", "SHIPPED", "REFUND_REFUSED"},
                                lambda: svc.confirm(buyer, order_id=order_id)):
                 assert o is not None
-                self.model.settle(o, 0, "RELEASED")
+                self.model.settle(o, 0, "RELEASED", self.clock.now)
         elif action == "cancel":
             if self.transition(order_id, o, {"OFFERED"}, lambda: svc.cancel(
                     buyer if flag else agent, order_id=order_id)):
@@ -347,7 +383,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 assert o is not None
                 if flag:
                     assert o.refund_amount is not None
-                    self.model.settle(o, o.refund_amount, "REFUNDED")
+                    self.model.settle(o, o.refund_amount, "REFUNDED", self.clock.now)
                 else:
                     o.state, o.deadline_at = "REFUND_REFUSED", None
                     o.auto_confirm_at, o.paused = self.clock.now + max(o.paused or 0, DAY), None
@@ -411,7 +447,7 @@ class LedgerMachine(RuleBasedStateMachine):
             o.state, o.refund_amount = "REFUND_REQUESTED", amount
             o.deadline_at = self.clock.now + 2 * DAY
             if late:  # not shipped in time: granted at once, without the shop
-                self.model.settle(o, amount, "REFUNDED")
+                self.model.settle(o, amount, "REFUNDED", self.clock.now)
 
     def decide(self, order_id: str, o: MOrder | None, outcome: str, part: int) -> None:
         self.touch(o)
@@ -427,7 +463,7 @@ class LedgerMachine(RuleBasedStateMachine):
             buyer_amount=part if outcome == "split" else None))
         if code is None and o is not None:
             buyer_part = {"release": 0, "refund": o.held, "split": part}[outcome]
-            self.model.settle(o, buyer_part, "RESOLVED")
+            self.model.settle(o, buyer_part, "RESOLVED", self.clock.now)
 
     # Order actions are most of what happens, so five rules share the weight.
 
@@ -450,6 +486,70 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(**ORDER_STEP)
     def order_step_e(self, **kw: Any) -> None:
         self.order_step(**kw)
+
+    # -- after sale --------------------------------------------------------------------------------
+
+    @precondition(lambda self: any(o.state in AFTER_SALE_ACTIONS for o in self.model.orders.values()))
+    @rule(index=st.integers(0, 1000), choice=st.integers(0, 99), n=st.integers(1, 7000), flag=st.booleans(),
+          outcome=st.sampled_from(["release", "refund", "split"]), legal=st.integers(0, 5))
+    def after_sale_step(self, index: int, choice: int, n: int, flag: bool, outcome: str, legal: int) -> None:
+        """On a released order (of any slot's past): claim, answer, dispute, decide; mostly
+        (legal != 0) what its state allows, else any of them."""
+        pool = [o for o in self.model.orders.values() if o.state in AFTER_SALE_ACTIONS]
+        o = pool[index % len(pool)]
+        self.touch(o)
+        actions = ["claim", "answer", "dispute", "decide"]
+        action = AFTER_SALE_ACTIONS.get(o.state, "claim") if legal else actions[choice % 4]
+        self.after_sale_act(o, action, n, flag, outcome, legal=bool(legal))
+
+    def after_sale_act(self, o: MOrder, action: str, n: int, flag: bool, outcome: str, *, legal: bool,
+                       by_agent: bool = False) -> None:
+        now, svc = self.clock.now, self.service
+        if legal and action == "claim":
+            n = 1 + n % (o.amount - o.buyer_refund)
+        claim = o.after_sale_amount or 0
+        if legal and outcome == "split" and claim > 1:
+            n = 1 + n % (claim - 1)
+        expected = {"claim": "RELEASED", "answer": "AFTER_SALE_REQUESTED", "dispute": "AFTER_SALE_REFUSED",
+                    "decide": "AFTER_SALE_DISPUTED"}[action]
+        code: int | None = None if o.state == expected else 6021
+        if action == "dispute" and by_agent and code is None:
+            code = 6022  # only the buyer takes a refused claim to the arbiter
+        if action == "claim":
+            if code is None and (o.deadline_at is None or now > o.deadline_at):
+                code = 6021
+            if code is None and n > o.amount - o.buyer_refund:
+                code = 6001
+            self.keyed(code, lambda k: svc.claim_after_sale(self.buyer(o.buyer), order_id=o.order_id, amount=n,
+                                                            reason="r", idem_key=k))
+            if code is None:
+                o.state, o.after_sale_amount, o.deadline_at = "AFTER_SALE_REQUESTED", n, now + 2 * DAY
+        elif action == "answer":
+            self.expect(code, lambda: svc.answer_after_sale(self.agent(o.shop), order_id=o.order_id, accept=flag,
+                                                            idem_key=self.key()))
+            if code is None and flag:
+                self.model.grant_after_sale(o, now)
+            elif code is None:
+                o.state, o.deadline_at = "AFTER_SALE_REFUSED", now + 7 * DAY
+        elif action == "dispute":
+            who = self.agent(o.shop) if by_agent else self.buyer(o.buyer)
+            self.keyed(code, lambda k: svc.dispute(who, order_id=o.order_id, reason="r", idem_key=k))
+            if code is None:
+                o.state, o.deadline_at = "AFTER_SALE_DISPUTED", now + 7 * DAY
+        else:
+            part = {"release": 0, "refund": claim, "split": n}[outcome]
+            if code is None and outcome == "split" and n >= claim:
+                code = 6001
+            covered = sum(self.model.available(f"{kind}:{o.shop}", o.currency) for kind in ("shop", "deposit"))
+            if code is None and part > covered:
+                code = 6011
+            arbiter = Actor(user_id="judge", role="arbiter")
+            self.expect(code, lambda: svc.decide(
+                arbiter, order_id=o.order_id, outcome=outcome,  # type: ignore[arg-type]
+                buyer_amount=n if outcome == "split" else None, idem_key=self.key()))
+            if code is None:
+                assert not part or self.model.pay_after_sale(o, part)
+                o.state, o.deadline_at = "AFTER_SALE_RESOLVED", None
 
     @rule(slot=st.integers(0, SLOTS - 1), who=st.sampled_from(["stranger", "agent", "arbiter"]))
     def wrong_actor_confirms(self, slot: int, who: str) -> None:
@@ -558,9 +658,9 @@ class LedgerMachine(RuleBasedStateMachine):
         for order_id, mo in self.model.orders.items():
             so = self.service.get_order(order_id)
             assert (so.state.value, so.held, so.auto_confirm_at, so.paused_remaining_ms,
-                    so.extended, so.amount, so.deadline_at) == (
+                    so.extended, so.amount, so.deadline_at, so.after_sale_amount, so.after_sale_refund) == (
                         mo.state, mo.held, mo.auto_confirm_at, mo.paused, mo.extended, mo.amount,
-                        mo.deadline_at), order_id
+                        mo.deadline_at, mo.after_sale_amount, mo.after_sale_refund), order_id
         for mt in self.model.transfers:
             assert self.service.get_transfer(mt.transfer_id).state.value == mt.state
         check_invariants(self.store)
