@@ -8,83 +8,53 @@ local aiohttp receiver that answers 204 at once. Reported: delivered events/s, t
 from the event's commit to its arrival at the receiver (p50, p99, p999, max), and
 duplicates (expected 0 with a healthy receiver). A second run makes every tenth request
 fail once, to show the cost of retries. Bounded and self-stopping.
+
+    .venv/bin/python bench/webhooks.py --source chat [--events 3000] [--rate 500] [--store sqlite postgres]
+
+The chat's own events instead (``bench/webhooks_chat.py``): a chat store gets ``--events``
+messages with a ``message.to_offline`` event each, which ``WebhookSender(chat_events=store)``
+moves into the ledger's outbox and delivers. Backlog drain, then live at ``--rate`` appends/s
+(delay from the append's commit to arrival; also with no sender, the appends' own CPU), then
+live with every tenth request failing once.
+
+    .venv/bin/python bench/webhooks.py --send-path [--runs 2] [--rate 1000] [--buyers 500] [--duration 8]
+
+What the chat events cost the send path: the embedded hub under ``python -m chat.loadtest``
+(open load, shops with no agent online so every message carries an event), runs alternating
+``WEBHOOK_URL`` unset and set; hub CPU µs per acked message and the ack's p50/p99.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from chat.webhooks import WebhookSender, WebhookSettings
+from webhooks_chat import Receiver, bench_settings, chat_table, drop_schemas, open_ledger, pct, send_path_table, time_ms
+
+from chat.webhooks import WebhookSender
 from payments import Actor, PaymentService, PaymentSettings, PinHashing
-from payments.store import Store
 from payments.webhooks import WebhookOutbox
-
-PG_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def open_ledger(kind: str, tmp: str) -> tuple[Store, str | None]:
-    if kind == "sqlite":
-        from payments.sqlite_store import SqliteStore
-
-        return SqliteStore(os.path.join(tmp, "payments.db")), None
-    from payments.postgres_store import PostgresStore
-
-    schema = f"bench_wh_{uuid.uuid4().hex[:10]}"
-    return PostgresStore(PG_URL, schema=schema, pool_size=8), schema
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 async def run(kind: str, events: int, senders: int, fail_every: int, backlog: bool) -> dict[str, Any]:
     """``backlog``: the events exist before the senders start (drain rate); otherwise they
     are made while the senders run (delay to the receiver at the ledger's own pace)."""
-    arrivals: dict[str, float] = {}
-    duplicates = 0
-    seen_requests = 0
-
-    async def handle(request: web.Request) -> web.Response:
-        nonlocal duplicates, seen_requests
-        seen_requests += 1
-        body = json.loads(await request.read())
-        if fail_every and seen_requests % fail_every == 0 and body["id"] not in arrivals:
-            return web.Response(status=503)
-        if body["id"] in arrivals:
-            duplicates += 1
-        else:
-            arrivals[body["id"]] = time.time() * 1000 - body["created"]
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_post("/", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}/"
+    receiver = Receiver(fail_every)
+    url = await receiver.start()
     with tempfile.TemporaryDirectory() as tmp:
         store, schema = open_ledger(kind, tmp)
         service = PaymentService(store, settings=PaymentSettings(pin_hashing=PinHashing(
             time_cost=1, memory_cost_kib=8, parallelism=1)))
         agent = Actor(user_id="a", role="agent", shop_id="s")
-        settings = WebhookSettings(url=url, secrets=("bench-secret",), timeout=5, base_delay_ms=20,
-                                   max_delay_ms=200, interval=0.01, concurrency=32)
-        workers = [WebhookSender(WebhookOutbox(store, time_ms), settings) for _ in range(senders)]
+        workers = [WebhookSender(WebhookOutbox(store, time_ms), bench_settings(url)) for _ in range(senders)]
 
         def make() -> None:
             for i in range(events):
@@ -100,30 +70,23 @@ async def run(kind: str, events: int, senders: int, fail_every: int, backlog: bo
         if not backlog:
             await asyncio.to_thread(make)
         deadline = time.monotonic() + 120
-        while len(arrivals) < events and time.monotonic() < deadline:  # noqa: ASYNC110 (a bounded poll)
+        while len(receiver.arrived) < events and time.monotonic() < deadline:  # noqa: ASYNC110 (a bounded poll)
             await asyncio.sleep(0.02)
         elapsed = time.perf_counter() - start
         cpu = time.process_time() - cpu0
         for w in workers:
             await w.stop()
         store.close()
-        if schema is not None:
-            import psycopg
-
-            with psycopg.connect(PG_URL, autocommit=True) as conn:
-                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-    await runner.cleanup()
-    delays = list(arrivals.values())
+        drop_schemas([schema] if schema else [])
+    await receiver.stop()
+    arrivals = receiver.arrived
+    delays = [arrivals[k] - receiver.created[k] for k in arrivals]
     return {"mode": "backlog" if backlog else "live", "store": kind, "senders": senders,
             "fail_every": fail_every, "events": events,
-            "delivered": len(arrivals), "duplicates": duplicates, "seconds": round(elapsed, 2),
+            "delivered": len(arrivals), "duplicates": receiver.duplicates, "seconds": round(elapsed, 2),
             "per_s": round(len(arrivals) / elapsed), "cpu_us_per_event": round(cpu / max(1, len(arrivals)) * 1e6),
             "p50_ms": round(pct(delays, 0.5), 1), "p99_ms": round(pct(delays, 0.99), 1),
             "p999_ms": round(pct(delays, 0.999), 1), "max_ms": round(max(delays, default=float("nan")), 1)}
-
-
-def time_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def main() -> None:
@@ -131,7 +94,22 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--senders", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--store", nargs="+", default=["sqlite", "postgres"])
+    parser.add_argument("--source", choices=["order", "chat"], default="order",
+                        help="the ledger's order events (default) or the chat store's events")
+    parser.add_argument("--rate", type=float, help="chat live mode: appends/s (500); send path: msg/s (1000)")
+    parser.add_argument("--send-path", action="store_true", help="the hub's send path, webhooks off vs on")
+    parser.add_argument("--runs", type=int, default=2, help="send path: runs of each side, alternated")
+    parser.add_argument("--buyers", type=int, default=500, help="send path: buyer connections (one shop each)")
+    parser.add_argument("--duration", type=float, default=8)
+    parser.add_argument("--warmup", type=float, default=2)
     args = parser.parse_args()
+    if args.send_path:
+        args.rate = args.rate or 1000
+        send_path_table(args)
+        return
+    if args.source == "chat":
+        chat_table(args.store, args.events, args.senders, args.rate or 500)
+        return
     print("mode     store     senders fail  events  delivered dup  events/s  CPU µs/ev  "
           "p50 ms  p99 ms  p999 ms  max ms")
     runs = [(b, k, n, f) for b in (False, True) for k in args.store for n in args.senders for f in (0, 10)]

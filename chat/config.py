@@ -92,6 +92,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WEBHOOK_SECRET_PREVIOUS", "", "the old key during a rotation: webhooks are signed with both"),
     Setting("WEBHOOK_TIMEOUT", "10", "seconds the receiver has to answer 2xx before the attempt counts as failed"),
     Setting("WEBHOOK_RETRY_HOURS", "72", "hours a webhook is retried (backoff) before it is kept as failed"),
+    Setting("WEBHOOK_RETENTION_DAYS", "30", "days a delivered webhook is kept (failed ones are kept until replayed)"),
     Setting("OFF_PLATFORM_ACTION", "note", "what a text with contact details or off-platform payment gets: off, "
             "note (delivered, flagged, the buyer warned), mask (matches replaced by ***) or block (refused, 4006)"),
     Setting("PRESEND_URL", "", "the marketplace's pre-send check: each text is POSTed there before it is stored "
@@ -184,6 +185,7 @@ class Config:
     webhook_secret_previous: str
     webhook_timeout: float
     webhook_retry_hours: float
+    webhook_retention_days: float
     off_platform_action: str
     presend_url: str
     presend_timeout_ms: int
@@ -310,6 +312,7 @@ def webhook_settings(config: Config) -> Any:
         secrets=tuple(s for s in (config.webhook_secret, config.webhook_secret_previous) if s),
         timeout=config.webhook_timeout,
         retry_for_ms=int(config.webhook_retry_hours * 3_600_000),
+        retention_ms=int(config.webhook_retention_days * 86_400_000),
     )
 
 

@@ -345,6 +345,9 @@ def build(
     server = ChatServer(config, hub, reuse_port=reuse_port)
     if config.broadcasts_enabled_in_hub:
         server.broadcasts = BroadcastRunner(hub)
+    if config.webhook_url and not config.payments_enabled:
+        # The webhook outbox lives in the ledger's database: without it nothing would be sent.
+        raise SystemExit("WEBHOOK_URL needs PAYMENTS=on: webhooks are queued in the ledger's database")
     if config.payments_enabled:
         from . import money
 

@@ -39,6 +39,9 @@ from .tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
+PRUNE_EVERY = 3600.0
+"""Seconds between two prunings of delivered webhooks."""
+
 SIGNATURE_HEADER = "Tradechat-Signature"
 EVENT_ID_HEADER = "Tradechat-Event-Id"
 
@@ -75,6 +78,11 @@ class WebhookSettings:
     max_delay_ms: int = 3_600_000
     concurrency: int = 16
     interval: float = 0.5
+    coalesce: float = 0.05
+    """Seconds a pass waits after being woken, so the events of a burst go in one pass:
+    each pass costs a few transactions whatever it carries."""
+    retention_ms: int = 30 * 86_400_000
+    """Delivered webhooks are forgotten this long after they arrived (failed ones never)."""
 
 
 def chat_event_body(event: ChatEvent) -> str:
@@ -138,14 +146,25 @@ class WebhookSender:
         self._wake.set()
 
     async def _loop(self) -> None:
+        pruned_at = 0.0
         while True:
             try:
                 await self.run_once()
+                if self.deliver and time.monotonic() - pruned_at > PRUNE_EVERY:
+                    pruned_at = time.monotonic()
+                    await self._prune()
             except Exception:
                 log.warning("webhook delivery pass failed; retrying", exc_info=True)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.interval)
+                await asyncio.sleep(self.settings.coalesce)  # let the rest of a burst join this pass
+
+    async def _prune(self) -> None:
+        before = int(time.time() * 1000) - self.settings.retention_ms
+        for _ in range(1000):  # a thousand rows per transaction, a million per pruning at most
+            if await asyncio.to_thread(self.outbox.prune, before) < 1000:
+                return
 
     async def run_once(self) -> int:
         """One pass: queue new events, then send everything due; returns attempts made."""
@@ -169,6 +188,8 @@ class WebhookSender:
             if done:
                 await asyncio.to_thread(self.outbox.delivered, *done)
             made += len(due)
+            if len(due) < self.settings.concurrency:
+                return made  # that was all that was due: no second claim to find nothing
 
     async def _attempt(self, delivery: Delivery) -> str | None:
         """Send once; None when the receiver took it, else the error (already scheduled)."""

@@ -35,6 +35,7 @@ from payments.ledger import (
     fees,
     move,
     pending_transfer,
+    pooled_escrow,
     shop_owner,
     split,
     user_owner,
@@ -289,7 +290,10 @@ class CommandRunner:
         seller_gross = order.held - buyer_part
         fee = seller_gross * self.settings.fee_bps // 10_000
         currency = order.currency
-        tx.post(split(kind, escrow_hold(currency), [
+        own = escrow_hold(currency, order.order_id)
+        # An order paid before per-order escrow holds its money in the pooled account.
+        source = own if tx.repo.balance(own) else pooled_escrow(currency)
+        tx.post(split(kind, source, [
             (available(user_owner(order.buyer_id), currency), buyer_part),
             (available(shop_owner(order.shop_id), currency), seller_gross - fee),
             (fees(currency), fee),

@@ -2,7 +2,7 @@
 
 Every ledger command is one write transaction, and each commit pays a durable flush
 (SQLite ``synchronous=FULL``, PostgreSQL ``synchronous_commit=on``) and holds the hot rows
-(the pooled ``escrow_hold`` account, the event sequence) until then. Under load the
+(the fees account, the event sequence, a busy shop's account) until then. Under load the
 commands queue on those. :class:`GroupCommitStore` wraps a store: one writer thread takes
 every write waiting at that moment (up to ``max_batch``) and runs them one after another
 in a single transaction, each inside its own ``SAVEPOINT``, then commits once - as

@@ -51,13 +51,18 @@ CHECKS: Final[list[tuple[str, str]]] = [
      "SELECT order_id, state, held, amount FROM orders "
      f"WHERE (state IN ({_HOLDING}) AND held <> amount) "
      f"OR (state NOT IN ({_HOLDING}) AND held <> 0)"),
-    ("5 escrow-hold balance equals the sum of orders held",
+    ("5 escrow-hold balances equal the sum of orders held",
      "SELECT c.currency, COALESCE(a.balance, 0), c.held FROM "
      "(SELECT currency, SUM(held) AS held FROM orders GROUP BY currency) c "
-     "LEFT JOIN accounts a ON a.owner = 'platform' AND a.kind = 'escrow_hold' "
-     "AND a.currency = c.currency WHERE COALESCE(a.balance, 0) <> c.held "
+     "LEFT JOIN (SELECT currency, SUM(balance) AS balance FROM accounts WHERE kind = 'escrow_hold' "
+     "GROUP BY currency) a ON a.currency = c.currency WHERE COALESCE(a.balance, 0) <> c.held "
      "UNION ALL SELECT a.currency, a.balance, 0 FROM accounts a WHERE a.kind = 'escrow_hold' "
      "AND a.balance <> 0 AND a.currency NOT IN (SELECT currency FROM orders)"),
+    ("5 an order's own escrow account holds all it holds or, paid before per-order escrow, nothing",
+     "SELECT a.owner, a.currency, a.balance, o.held FROM accounts a "
+     "LEFT JOIN orders o ON a.owner = 'order:' || o.order_id "
+     "WHERE a.kind = 'escrow_hold' AND a.owner <> 'platform' "
+     "AND (o.order_id IS NULL OR a.currency <> o.currency OR (a.balance <> o.held AND a.balance <> 0))"),
     ("5 each order's net escrow entries equal what it holds",
      f"SELECT o.order_id, o.held, COALESCE(SUM({_SIGNED}), 0) FROM orders o "
      "LEFT JOIN journal j ON j.ref_kind = 'order' AND j.ref_id = o.order_id "

@@ -6,8 +6,13 @@ Account owners follow one convention, so a balance is never ambiguous:
 * ``shop:<shop_id>`` - a shop's proceeds, shared by its agents (kind ``available``);
 * ``deposit:<shop_id>`` - the shop's deposit (保证金) the marketplace funds (kind
   ``available``): it pays after-sale refunds the shop's balance cannot;
-* ``platform`` - money the platform holds for others: ``escrow_hold`` (paid orders not yet
-  settled), ``pending_transfer`` (transfers not yet accepted) and ``fees`` (its revenue);
+* ``order:<order_id>`` - one order's escrow (kind ``escrow_hold``): what the buyer paid
+  until it is settled. One account per order, as TigerBeetle keeps pending amounts apart,
+  so payments to different orders never wait on one pooled row, and an order's escrow is
+  its account's balance;
+* ``platform`` - money the platform holds for others: ``pending_transfer`` (transfers not
+  yet accepted), ``fees`` (its revenue) and, for orders paid before per-order escrow,
+  the pooled ``escrow_hold`` they are settled from;
 * ``world`` - the outside world (kind ``world``): deposits debit it and withdrawals
   credit it, so it is the only account that may go negative.
 
@@ -119,7 +124,16 @@ def available(owner: str, currency: str) -> AccountKey:
     return AccountKey(owner, AccountKind.AVAILABLE, currency)
 
 
-def escrow_hold(currency: str) -> AccountKey:
+ORDER_ESCROW_PREFIX: Final = "order:"
+
+
+def escrow_hold(currency: str, order_id: str) -> AccountKey:
+    """The escrow account of one order."""
+    return AccountKey(ORDER_ESCROW_PREFIX + order_id, AccountKind.ESCROW_HOLD, currency)
+
+
+def pooled_escrow(currency: str) -> AccountKey:
+    """The escrow of orders paid before per-order escrow; nothing new is paid into it."""
     return AccountKey(PLATFORM, AccountKind.ESCROW_HOLD, currency)
 
 

@@ -183,7 +183,7 @@ class OrderCommands(CommandRunner):
             if pin is None:
                 self.quick_pay.authorize(tx.repo, actor, order, tx.now)
             payer = available(user_owner(order.buyer_id), order.currency)
-            self._spend(tx, move(TxKind.PAY, payer, escrow_hold(order.currency),
+            self._spend(tx, move(TxKind.PAY, payer, escrow_hold(order.currency, order.order_id),
                                  order.amount, ("order", order.order_id)), payer)
             return bump(order, tx.now, state=state, held=order.amount, paid_at=tx.now,
                         deadline_at=tx.now + self.settings.ship_period_ms)

@@ -11,6 +11,7 @@ closing, and the accounts of the currency sum to zero at both ends.
 from __future__ import annotations
 
 from payments.errors import InvalidRequest
+from payments.ledger import PLATFORM, AccountKind
 from payments.models import View
 from payments.money import check_currency
 from payments.store import Sql, Store
@@ -54,6 +55,21 @@ def _balances_before(sql: Sql, currency: str, at: int) -> dict[tuple[str, str], 
     return {(owner, kind): int(balance) for owner, kind, balance in rows}
 
 
+def _line(owner: str, kind: str) -> tuple[str, str]:
+    """The report's line of an account: every order's escrow account is one line, the
+    platform's escrow (a line per order would bury the report); the invariants check them
+    one by one."""
+    return (PLATFORM, kind) if kind == AccountKind.ESCROW_HOLD.value else (owner, kind)
+
+
+def _escrow_as_one(balances: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:
+    out: dict[tuple[str, str], int] = {}
+    for (owner, kind), value in balances.items():
+        line = _line(owner, kind)
+        out[line] = out.get(line, 0) + value
+    return out
+
+
 def reconciliation(store: Store, currency: str, since: int, until: int) -> Reconciliation:
     """The report for ``currency`` over ``[since, until)`` (epoch ms), read in one snapshot."""
     check_currency(currency)
@@ -61,8 +77,8 @@ def reconciliation(store: Store, currency: str, since: int, until: int) -> Recon
         raise InvalidRequest("The period must be two times in ms with since < until.", field="since")
 
     def read(sql: Sql) -> Reconciliation:
-        opening = _balances_before(sql, currency, since)
-        closing = _balances_before(sql, currency, until)
+        opening = _escrow_as_one(_balances_before(sql, currency, since))
+        closing = _escrow_as_one(_balances_before(sql, currency, until))
         moves = sql.rows(
             "SELECT a.owner, a.kind, "
             "SUM(CASE WHEN e.direction = 'C' THEN e.amount ELSE 0 END), "
@@ -71,7 +87,11 @@ def reconciliation(store: Store, currency: str, since: int, until: int) -> Recon
             "WHERE a.currency = ? AND e.created_at >= ? AND e.created_at < ? GROUP BY a.owner, a.kind",
             (currency, since, until),
         )
-        moved = {(o, k): (int(c), int(d)) for o, k, c, d in moves}
+        moved: dict[tuple[str, str], tuple[int, int]] = {}
+        for o, k, c, d in moves:
+            line = _line(o, k)
+            before = moved.get(line, (0, 0))
+            moved[line] = (before[0] + int(c), before[1] + int(d))
         kinds = sql.rows(
             "SELECT j.kind, COUNT(DISTINCT j.id), SUM(e.amount) FROM journal j "
             "JOIN entries e ON e.tx_id = j.id AND e.direction = 'C' "

@@ -194,6 +194,7 @@ CREATE TABLE IF NOT EXISTS webhooks (
 ){strict};
 CREATE INDEX IF NOT EXISTS webhooks_due ON webhooks (next_at) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS webhooks_failed ON webhooks (id) WHERE state = 'failed';
+CREATE INDEX IF NOT EXISTS webhooks_delivered ON webhooks (delivered_at) WHERE state = 'delivered';
 
 CREATE TABLE IF NOT EXISTS pins (
     user_id TEXT PRIMARY KEY,

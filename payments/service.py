@@ -174,8 +174,13 @@ class PaymentService(OrderCommands, AfterSaleCommands):
     def balance(
         self, owner: str, currency: str, kind: AccountKind | str = AccountKind.AVAILABLE
     ) -> int:
-        """Current balance of one account (``available`` of a user or shop by default)."""
+        """Current balance of one account (``available`` of a user or shop by default).
+        ``escrow_hold`` of ``platform`` is all the escrow: every order's account and the pool."""
         key = self._account(owner, currency, kind)
+        if key.kind is AccountKind.ESCROW_HOLD:
+            return self.store.read(lambda sql: int(sql.rows(
+                "SELECT COALESCE(SUM(balance), 0) FROM accounts WHERE kind = 'escrow_hold' AND currency = ?",
+                (currency,))[0][0]))
         value = self.store.read(lambda sql: Repo(sql).balance(key))
         if value < 0 and not key.may_go_negative:
             raise RuntimeError(f"ledger corrupted: {key} is negative ({value})")

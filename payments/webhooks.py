@@ -82,6 +82,16 @@ class WebhookOutbox:
         queued (0: caught up).
         Cursor and rows commit together, so an event is never queued twice or skipped."""
 
+        def behind(sql: Sql) -> bool:
+            rows = sql.rows(f"SELECT (SELECT last_id FROM event_seq WHERE singleton = 1), "
+                            f"(SELECT last_event FROM {CURSOR} WHERE singleton = 1)")
+            return not rows or rows[0][0] != rows[0][1]
+
+        # A read first: most passes find nothing new, and a write transaction (with its
+        # fsync) per pass would cost more than everything else the sender does.
+        if not self.store.read(behind):
+            return 0
+
         def txn(sql: Sql) -> int:
             # Locked (PostgreSQL; SQLite writes are serial anyway): concurrent ingesters
             # take turns, so the cursor never moves back and no event is read twice.
@@ -182,6 +192,20 @@ class WebhookOutbox:
         return self.store.write(lambda sql: sql.run(
             "UPDATE webhooks SET state = 'pending', next_at = ?, retry_from = ? WHERE id = ? AND state = 'failed'",
             (now, now, delivery_id)))
+
+    def prune(self, delivered_before: int, limit: int = 1000) -> int:
+        """Forget up to ``limit`` deliveries that arrived before ``delivered_before``; returns
+        how many. Pending and failed ones are kept whatever their age. Safe: a ledger event is
+        queued once (the cursor), a chat event is dropped from the chat store right after it
+        is queued, so nothing comes back to be sent again once its delivery is forgotten."""
+
+        def txn(sql: Sql) -> int:
+            ids = [r[0] for r in sql.rows(
+                "SELECT id FROM webhooks WHERE state = 'delivered' AND delivered_at < ? ORDER BY delivered_at LIMIT ?",
+                (delivered_before, limit))]
+            return sum(sql.run("DELETE FROM webhooks WHERE id = ? AND state = 'delivered'", (i,)) for i in ids)
+
+        return self.store.write(txn)
 
     def get(self, delivery_id: str) -> Delivery | None:
         rows = self.store.read(lambda sql: sql.rows(

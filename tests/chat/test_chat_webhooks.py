@@ -10,9 +10,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from chat.money import open_service
 from chat.routing import user_entity
-from chat.server import ChatServer
+from chat.server import ChatServer, build
 from chat.store.chat_events import NewEvent
 from chat.store.memory import MemoryStore
 from chat.store.sqlite import SQLiteStore
@@ -21,7 +23,7 @@ from payments.webhooks import WebhookOutbox
 
 from . import test_webhooks
 from .client import Client
-from .conftest import PG_URL, REDIS_URL, token
+from .conftest import PG_URL, REDIS_URL, make_config, token
 from .test_delivery import LISTING, open_pair
 from .test_webhooks import NEW_SECRET, Receiver, wait_for
 
@@ -201,3 +203,11 @@ async def test_two_nodes_on_postgresql_send_each_event_once(
     assert len(chat_events(receiver, "conversation.opened")) == 1
     assert len(receiver.delivered_ids()) == len(receiver.got)
     assert await node_a.hub.store.pending_events() == []
+
+
+def test_webhooks_without_the_ledger_refuse_to_start(tmp_path: Path) -> None:
+    """The webhook outbox is in the ledger's database: a hub told to send webhooks without it
+    would drop every one, so it does not start."""
+    config = make_config(tmp_path, payments="off", webhook_url="http://127.0.0.1:9/hooks", webhook_secret="s" * 20)
+    with pytest.raises(SystemExit, match="PAYMENTS"):
+        build(config)

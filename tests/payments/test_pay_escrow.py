@@ -294,3 +294,28 @@ def test_unknown_order_is_not_found(service: PaymentService) -> None:
     with pytest.raises(NotFound) as err:
         service.confirm(buyer(), order_id="nope")
     assert err.value.code == 6020
+
+
+def test_each_order_has_its_own_escrow_and_older_orders_settle_from_the_pool(service: PaymentService, store) -> None:
+    """A payment lands in the order's own escrow account (no shared row to wait on); an order
+    paid before per-order escrow, whose money sits in the pooled account, still settles."""
+    from payments.ledger import TxKind, escrow_hold, move, pooled_escrow
+    from payments.repository import Repo
+
+    funded_buyer(service, 1000)
+    offer(service, price=300)
+    offer(service, "o2", price=200)
+    pay(service)
+    pay(service, "o2", "k2")
+    assert service.balance("platform", "CNY", "escrow_hold") == 500
+    rows = store.read(lambda sql: sql.rows(
+        "SELECT owner, balance FROM accounts WHERE kind = 'escrow_hold' ORDER BY owner"))
+    assert [tuple(r) for r in rows] == [("order:o1", 300), ("order:o2", 200)]
+    # o2 as an older release left it: its money in the pool (moved without an order reference).
+    store.write(lambda sql: Repo(sql).post(
+        move(TxKind.TRANSFER, escrow_hold("CNY", "o2"), pooled_escrow("CNY"), 200), 1, None))
+    check_invariants(store)
+    service.confirm(buyer(), order_id="o2")
+    service.confirm(buyer(), order_id="o1")
+    assert service.balance("shop:s1", "CNY") == 500 and service.balance("platform", "CNY", "escrow_hold") == 0
+    check_invariants(store)

@@ -122,7 +122,7 @@ class Model:
     def settle(self, o: MOrder, buyer_part: int, state: str, now: int = 0) -> None:
         seller = o.held - buyer_part
         fee = seller * FEE_BPS // 10_000
-        escrow = ("platform", "escrow_hold")
+        escrow = (f"order:{o.order_id}", "escrow_hold")
         self.move(escrow, (f"user:{o.buyer}", "available"), o.currency, buyer_part)
         self.move(escrow, (f"shop:{o.shop}", "available"), o.currency, seller - fee)
         self.move(escrow, ("platform", "fees"), o.currency, fee)
@@ -416,7 +416,7 @@ class LedgerMachine(RuleBasedStateMachine):
                                                     pin=PIN, idem_key=k))
         if code is None:
             assert o is not None
-            self.model.move((f"user:{o.buyer}", "available"), ("platform", "escrow_hold"),
+            self.model.move((f"user:{o.buyer}", "available"), (f"order:{o.order_id}", "escrow_hold"),
                             o.currency, o.amount)
             o.state, o.held, o.deadline_at = "HELD", o.amount, now + 2 * DAY
             self.model.spends.append((o.buyer, o.currency, now, o.amount))

@@ -78,3 +78,38 @@ def test_retries_end_as_failed_and_a_replay_starts_over(
 def test_a_ledger_that_gains_webhooks_does_not_resend_its_past(store: Store, clock: FakeClock) -> None:
     """The cursor starts at the events present when the table was made: here, none."""
     assert WebhookOutbox(store, clock).ingest() == 0
+
+
+def test_a_pass_with_nothing_new_writes_nothing(service: PaymentService, store: Store, clock: FakeClock) -> None:
+    """The sender asks on every pass; only a pass with new events takes a write transaction."""
+    box = WebhookOutbox(store, clock)
+    offer(service, "o1")
+    assert box.ingest() == 1
+    writes: list[object] = []
+    real_write = store.write
+    store.write = lambda fn: writes.append(fn) or real_write(fn)  # type: ignore[method-assign]
+    try:
+        assert box.ingest() == 0 and writes == []
+        offer(service, "o2")
+        writes.clear()
+        assert box.ingest() == 1 and len(writes) == 1
+    finally:
+        store.write = real_write  # type: ignore[method-assign]
+
+
+def test_delivered_webhooks_are_forgotten_after_the_retention_period(
+    service: PaymentService, store: Store, clock: FakeClock
+) -> None:
+    box = WebhookOutbox(store, clock)
+    for i in range(3):
+        offer(service, f"o{i}")
+    box.ingest()
+    first, second, third = box.claim(lease_ms=100)
+    box.delivered(first.id)
+    clock.advance(10_000)
+    box.delivered(second.id)
+    box.attempt_failed(third, "HTTP 500", retry_in_ms=1, give_up_after_ms=0)
+    assert box.prune(delivered_before=clock() - 5_000) == 1
+    assert box.get(first.id) is None and box.get(second.id) is not None
+    assert box.prune(delivered_before=clock() + 1) == 1
+    assert box.counts() == {"failed": 1}  # failed ones stay until replayed
