@@ -146,6 +146,18 @@ class QuickPay:
                      "created_at) VALUES (?, ?, ?, ?, ?)",
                      (order.order_id, principal, currency, amount, now))
 
+    def prune(self, now: int, limit: int = 1000) -> int:
+        """Forget up to ``limit`` PIN-less payments too old to count in any window again; a
+        second window of margin keeps a clock set back a little from counting less."""
+        before = now - 2 * self.settings.daily_window_ms
+
+        def txn(sql: Sql) -> int:
+            ids = [r[0] for r in sql.rows(
+                "SELECT order_id FROM quick_payments WHERE created_at < ? LIMIT ?", (before, limit))]
+            return sum(sql.run("DELETE FROM quick_payments WHERE order_id = ?", (i,)) for i in ids)
+
+        return self.store.write(txn)
+
     def _caps(self, currency: str, per_payment: int, daily: int) -> SpendLimits | None:
         platform = self.settings.quick_pay_caps.get(currency)
         if platform is None:

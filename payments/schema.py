@@ -222,6 +222,7 @@ CREATE TABLE IF NOT EXISTS quick_payments (
     created_at {int} NOT NULL
 ){strict};
 CREATE INDEX IF NOT EXISTS quick_payments_window ON quick_payments (principal, currency, created_at);
+CREATE INDEX IF NOT EXISTS quick_payments_age ON quick_payments (created_at);
 """
 
 APPEND_ONLY = ("journal", "entries", "events")

@@ -59,6 +59,8 @@ from payments.store import Sql, Store
 from payments.transfers import TransferAction, TransferState
 from payments.withdrawals import WithdrawalDesk
 
+PRUNE_EVERY_MS = 3_600_000
+
 
 class PaymentService(OrderCommands, AfterSaleCommands):
     """Escrowed orders, transfers, funding, timers and the events outbox over a store."""
@@ -75,6 +77,7 @@ class PaymentService(OrderCommands, AfterSaleCommands):
         """Completes, fails and reads withdrawals (:mod:`payments.withdrawals`)."""
         self.ratings = RatingDesk(store, clock, self.settings.rating_window_ms)
         """Ratings after each trade and the credit they add up to (:mod:`payments.ratings`)."""
+        self._pruned_at: int | None = None
 
     # -- transfers -----------------------------------------------------------------------
 
@@ -242,12 +245,18 @@ class PaymentService(OrderCommands, AfterSaleCommands):
 
     def run_due(self, now: int | None = None, *, batch: int = 500) -> list[Change]:
         """Apply every timeout due at ``now``: auto-confirm of orders, expiry of unpaid
-        offers, unanswered refund requests granted, expiry of transfers.
+        offers, unanswered refund requests and after-sale claims granted, refused claims
+        closed, expiry of transfers; and, once an hour, forget the PIN-less payments too old
+        to count against a quick-pay cap.
 
         Each timeout is a compare-and-set in its own transaction, together with its
         entries and event, so concurrent or repeated runs never apply one twice.
         """
         at = self.clock() if now is None else now
+        if self._pruned_at is None or not 0 <= at - self._pruned_at < PRUNE_EVERY_MS:
+            self._pruned_at = at
+            while self.quick_pay.prune(at) >= 1000:
+                pass
         timed = [s.value for s in TIMED_STATES]
         waiting = [s.value for s in DEADLINE_ACTIONS]
         changes: list[Change] = []

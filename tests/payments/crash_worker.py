@@ -2,7 +2,8 @@
 
 Usage: ``python crash_worker.py STORE_URL ROUND SEED``. It performs random payments,
 transfers, accepts, confirms, deposits (also into the shop's deposit) and after-sale claims
-and answers, and prints one JSON line per operation
+and answers, with the
+deadlines of transfers and after-sale claims short enough that timers act between kills, and prints one JSON line per operation
 *after* the call returned (so after commit), flushed: those are the acknowledged ops.
 """
 
@@ -31,7 +32,7 @@ def main() -> None:
     store = open_store(url)
     service = PaymentService(store, settings=PaymentSettings(
         pin_hashing=PinHashing(time_cost=1, memory_cost_kib=8, parallelism=1),
-        transfer_expiry_ms=300, limits={}))
+        transfer_expiry_ms=300, after_sale_answer_period_ms=300, limits={}))
     for user in BUYERS:
         with contextlib.suppress(PinWrong):  # set in an earlier round
             service.set_pin(Actor(user_id=user, role="buyer"), PIN)

@@ -81,6 +81,24 @@ def test_within_both_caps_pays_without_pin_over_the_window_it_needs_the_pin(
     assert err.value.details["reason"] == "per_payment"
 
 
+def test_old_pin_less_payments_are_forgotten_once_no_window_can_count_them(
+    service: PaymentService, store: Store, clock: FakeClock
+) -> None:
+    funded_buyer(service, 10_000)
+    quick(service, per_payment=100, daily=250)
+    offer(service, "o1", price=100)
+    service.pay(buyer(), order_id="o1", pin=None, idem_key="k1")
+    rows = lambda: store.read(lambda sql: sql.rows("SELECT COUNT(*) FROM quick_payments"))[0][0]  # noqa: E731
+    service.run_due()
+    clock.advance(2 * DAY - 1)
+    service.run_due()  # within two windows of the payment: kept
+    assert rows() == 1
+    clock.advance(3_600_000)
+    service.run_due()
+    assert rows() == 0
+    assert service.quick_pay.state(buyer())["CNY"].remaining == 250
+
+
 def test_a_resend_without_pin_replays_the_first_answer(service: PaymentService) -> None:
     funded_buyer(service, 1000)
     quick(service)
