@@ -166,6 +166,13 @@ DEADLINES: Final = {
     S.AFTER_SALE_REFUSED: ("deadline_at", "after_sale_dispute_period_ms"),
     S.AFTER_SALE_DISPUTED: ("deadline_at", "arbiter_period_ms"),
 }
+#: States of an order whose money was released to the shop: a trade (rated, counted in
+#: credit), whatever an after-sale claim did afterwards.
+RELEASED_STATES: Final = frozenset({
+    S.RELEASED, S.AFTER_SALE_REQUESTED, S.AFTER_SALE_REFUSED, S.AFTER_SALE_DISPUTED, S.AFTER_SALE_REFUNDED,
+    S.AFTER_SALE_CLOSED, S.AFTER_SALE_RESOLVED,
+})
+RELEASED_SQL: Final = ", ".join(f"'{s.value}'" for s in sorted(RELEASED_STATES))
 #: States in which an after-sale claim is open (the shop's money may still move).
 AFTER_SALE_OPEN: Final = frozenset({S.AFTER_SALE_REQUESTED, S.AFTER_SALE_REFUSED, S.AFTER_SALE_DISPUTED})
 

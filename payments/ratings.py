@@ -28,7 +28,7 @@ from typing import Final, Literal
 
 from payments.clock import Clock
 from payments.errors import Forbidden, InvalidRequest, NotFound, WrongState
-from payments.escrow import OrderState
+from payments.escrow import RELEASED_SQL, RELEASED_STATES
 from payments.ledger import check_id
 from payments.models import Actor, Order, View
 from payments.repository import ORDER_COLUMNS, Repo
@@ -134,7 +134,7 @@ class RatingDesk:
             if not ((side == "buyer" and actor.role == "buyer" and actor.user_id == order.buyer_id)
                     or (side == "shop" and actor.role == "agent" and actor.shop_id == order.shop_id)):
                 raise Forbidden("Only the buyer and the shop of this order rate it.", action="rate")
-            if order.state is not OrderState.RELEASED or order.settled_at is None:
+            if order.state not in RELEASED_STATES or order.settled_at is None:
                 raise WrongState("Only a released order can be rated.", state=order.state.value, action="rate")
             if now >= order.settled_at + self.window_ms:
                 raise WrongState("The time to rate this order has passed.", state=order.state.value,
@@ -205,8 +205,8 @@ class RatingDesk:
 
     @staticmethod
     def _released(sql: Sql, column: str, value: str) -> list[Order]:
-        rows = sql.rows(f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders WHERE {column} = ? AND state = 'RELEASED' "
-                        "ORDER BY settled_at, order_id", (value,))
+        rows = sql.rows(f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders WHERE {column} = ? "
+                        f"AND state IN ({RELEASED_SQL}) ORDER BY settled_at, order_id", (value,))
         return [Order.model_validate(dict(zip(ORDER_COLUMNS, r, strict=True))) for r in rows]
 
     @staticmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from payments.escrow import RELEASED_SQL
 from payments.ledger import check_id
 from payments.store import Sql, Store
 
@@ -16,7 +17,8 @@ from payments.store import Sql, Store
 @dataclass(frozen=True, slots=True)
 class TradeRecord:
     trades: int
-    """Orders released to the shop (confirmed by the buyer or by the timer)."""
+    """Orders released to the shop (confirmed by the buyer or by the timer), with or without
+    an after-sale claim since."""
     disputes: int
     """Orders the buyer or a shop sent to the arbiter, whatever the decision."""
 
@@ -26,8 +28,9 @@ def buyer_trade_record(store: Store, buyer_id: str) -> TradeRecord:
 
     def read(sql: Sql) -> TradeRecord:
         rows = sql.rows(
-            "SELECT COALESCE(SUM(CASE WHEN state = 'RELEASED' THEN 1 ELSE 0 END), 0),"
-            " COALESCE(SUM(CASE WHEN state IN ('DISPUTED', 'RESOLVED') OR dispute_reason IS NOT NULL"
+            f"SELECT COALESCE(SUM(CASE WHEN state IN ({RELEASED_SQL}) THEN 1 ELSE 0 END), 0),"
+            " COALESCE(SUM(CASE WHEN state IN ('DISPUTED', 'RESOLVED', 'AFTER_SALE_DISPUTED', 'AFTER_SALE_RESOLVED')"
+            " OR dispute_reason IS NOT NULL"
             " THEN 1 ELSE 0 END), 0) FROM orders WHERE buyer_id = ?",
             (buyer_id,),
         )

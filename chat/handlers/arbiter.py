@@ -80,7 +80,8 @@ async def disputes(c: Connection, frame: af.DisputesRequest, rid: int | None, *,
         {"order": o.order_id, "conv": o.conversation_id, "shop": o.shop_id, "buyer": o.buyer_id, "title": o.title,
          "amount": o.amount, "held": o.held, "currency": o.currency, "refund_amount": o.refund_amount,
          "dispute_reason": o.dispute_reason, "disputed_by": o.disputed_by, "deadline_at": o.deadline_at,
-         "updated_at": o.updated_at}
+         "updated_at": o.updated_at, "state": o.state.value, "after_sale_amount": o.after_sale_amount,
+         "after_sale_reason": o.after_sale_reason}
         for o in orders[: frame.limit]
     ]
     c.reply({"type": "disputes", "re": rid, "disputes": entries, "more": len(orders) > frame.limit})

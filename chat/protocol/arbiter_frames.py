@@ -87,6 +87,11 @@ class DisputeEntry(_Frame):
     deadline_at: int | None
     """When the platform promised to decide."""
     updated_at: int
+    state: Literal["DISPUTED", "AFTER_SALE_DISPUTED"]
+    """A refused refund (``decide`` divides ``held``) or an after-sale claim (``decide`` pays
+    from the shop's money; ``held`` is 0)."""
+    after_sale_amount: int | None
+    after_sale_reason: str | None
 
 
 class DisputesPage(_Frame):

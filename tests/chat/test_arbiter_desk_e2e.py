@@ -118,7 +118,8 @@ async def test_disputes_evidence_and_decision(server_factory: Callable[..., Any]
     assert dispute == {"order": order, "conv": conv, "shop": "shop1", "buyer": "b1", "title": held.title,
                        "amount": 10_000, "held": 10_000, "currency": "CNY", "refund_amount": 4000,
                        "dispute_reason": "photos in the chat", "disputed_by": "buyer",
-                       "deadline_at": held.deadline_at, "updated_at": held.updated_at}
+                       "deadline_at": held.deadline_at, "updated_at": held.updated_at,
+                       "state": "DISPUTED", "after_sale_amount": None, "after_sale_reason": None}
     assert held.deadline_at and held.deadline_at > held.updated_at
 
     got = valid(await arbiter.request({"type": "evidence", "conv": conv}))

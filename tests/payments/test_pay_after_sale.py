@@ -134,3 +134,13 @@ def test_after_sale_periods_are_settings(store, clock) -> None:
     claim = service.claim_after_sale(buyer(), order_id="o1", amount=10, reason="r")
     assert claim.deadline_at == clock() + 3 * DAY
     assert service.answer_after_sale(agent(), order_id="o1", accept=False).deadline_at == clock() + 4 * DAY
+
+
+def test_an_order_with_a_claim_is_still_a_trade_to_rate_and_count(service: PaymentService, store) -> None:
+    from payments.trade_record import buyer_trade_record
+
+    released(service, 500)
+    service.claim_after_sale(buyer(), order_id="o1", amount=100, reason="one cup chipped")
+    rating = service.ratings.rate(buyer(), order_id="o1", score="neutral")
+    assert rating.score == "neutral"
+    assert buyer_trade_record(store, "bob").trades == 1

@@ -2,12 +2,15 @@
 // parties made; a conversation opened read-only (messages, pictures, payment cards; no composer);
 // its signed evidence package saved as JSON; and a dispute's decision (release, refund or split)
 // with the `decide` money command, whose idempotency key is made once per dialog and reused on
-// every retry. Arbiters only: the hub refuses these requests to other roles (docs/protocol.md).
+// every retry; an after-sale dispute shows the buyer's claim, and its decisions keep the money with
+// the shop, pay the claim or pay part of it. Arbiters only: the hub refuses these requests to
+// other roles (docs/protocol.md).
 import { ChatClient, randomId } from "./client.js";
 import { Conversation } from "./protocol.js";
 import { h, money, parseMoney, modal, wordsError, errorWords, duration } from "./ui.js";
 import { renderThread } from "./thread.js";
 import { tickTimers, orderStateLabel } from "./cards.js";
+import { AFTER_SALE_STATES, checkPart } from "./after_sale.js";
 import { agentNames } from "./agent_names.js";
 import { Pictures } from "./pictures.js";
 import { t, setLang, pickLang, formatDateTime } from "./i18n.js";
@@ -122,11 +125,25 @@ export function startArbiterDesk({ root, hub, getToken, demo = false, refreshMs 
     return left > 0 ? t("arbDecideWithin", { d: duration(left) }) : t("arbOverdue");
   }
 
+  /** An after-sale dispute's claim, or null for a dispute over held money. The disputes list names
+   * no state and no claim: escrow holds nothing of a released order (`held` 0), and the claim is
+   * read from the order's card once the conversation is loaded (amount null until then). */
+  function claimOf(d) {
+    const conv = client.conversations.get(d.conv);
+    const card = conv && conv.cards.get(d.order);
+    if (d.held !== 0 && !(card && AFTER_SALE_STATES.has(card.state))) return null;
+    const v = card ? card.view : {};
+    return { amount: v.after_sale_amount || null, reason: v.after_sale_reason || null };
+  }
+
   function renderLists() {
     const disputes = state.disputes.map((d) => h("li",
       h("button.desk-item.dispute" + (d.conv === state.selected ? ".selected" : ""), {
         type: "button", dataset: { conv: d.conv, order: d.order }, "aria-current": d.conv === state.selected ? "true" : null },
-      h("div.desk-item-top", h("b.desk-item-title", d.title), h("span.desk-amount", money(d.held, d.currency))),
+      h("div.desk-item-top", h("b.desk-item-title", d.title), h("span.desk-amount", !claimOf(d) ? money(d.held, d.currency)
+        : claimOf(d).amount ? money(claimOf(d).amount, d.currency) : "")),
+      claimOf(d) ? h("div.desk-item-line.after-sale", t("arbAfterSale"), claimOf(d).amount ? ""
+        : " · " + t("arbClaimOrder", { amount: money(d.amount, d.currency) })) : null,
       h("div.desk-deadline" + (d.deadline_at && d.deadline_at < client.now() ? ".late" : ""),
         { dataset: { deadline: d.deadline_at || "" } }, deadlineWords(d.deadline_at)),
       h("div.desk-item-line", t("arbParties", { buyer: d.buyer, shop: d.shop })),
@@ -188,6 +205,7 @@ export function startArbiterDesk({ root, hub, getToken, demo = false, refreshMs 
     } catch (err) {
       say(errorWords(err));
     }
+    renderLists(); // an after-sale dispute's claim is known now (from the order's card)
     renderConversation({ stick: !seq });
     if (seq) list.querySelector(`[data-seq="${seq}"]`)?.scrollIntoView({ block: "center" });
   }
@@ -251,16 +269,23 @@ export function startArbiterDesk({ root, hub, getToken, demo = false, refreshMs 
   function renderDecisions(conv) {
     const open = state.disputes.filter((d) => d.conv === conv.id);
     decidePanel.hidden = !open.length;
-    decidePanel.replaceChildren(...open.map((d) => h("div.decide", { dataset: { order: d.order } },
-      h("div.decide-text",
-        h("b", t("arbDecideTitle", { title: d.title })), " ",
-        h("span", t("arbHeld", { amount: money(d.held, d.currency) })),
-        d.refund_amount ? h("span", " · " + t("arbAsked", { amount: money(d.refund_amount, d.currency) })) : null,
-        " · ", h("span.desk-deadline", { dataset: { deadline: d.deadline_at || "" } }, deadlineWords(d.deadline_at))),
-      h("div.decide-actions", { role: "group", "aria-label": t("arbDecideGroup", { title: d.title }) },
-        h("button.btn.small", { type: "button", dataset: { order: d.order, outcome: "release" } }, t("arbRelease")),
-        h("button.btn.small", { type: "button", dataset: { order: d.order, outcome: "refund" } }, t("arbRefund")),
-        h("button.btn.small", { type: "button", dataset: { order: d.order, outcome: "split" } }, t("arbSplit"))))));
+    decidePanel.replaceChildren(...open.map((d) => {
+      const claim = claimOf(d);
+      const words = claim ? ["arbKeep", "arbPayClaim", "arbPayPart"] : ["arbRelease", "arbRefund", "arbSplit"];
+      const what = claim
+        ? [h("span.badge.after-sale", t("arbAfterSale")), " ",
+          claim.amount ? h("span.claim", t("arbClaim", { amount: money(claim.amount, d.currency) }) + " · ") : null,
+          h("span", t("arbClaimOrder", { amount: money(d.amount, d.currency) })),
+          claim.reason ? h("span.claim-reason", ` · “${claim.reason}”`) : null]
+        : [h("span", t("arbHeld", { amount: money(d.held, d.currency) })),
+          d.refund_amount ? h("span", " · " + t("arbAsked", { amount: money(d.refund_amount, d.currency) })) : null];
+      return h("div.decide", { dataset: { order: d.order, afterSale: claim ? "1" : "0" } },
+        h("div.decide-text", h("b", t("arbDecideTitle", { title: d.title })), " ", what,
+          " · ", h("span.desk-deadline", { dataset: { deadline: d.deadline_at || "" } }, deadlineWords(d.deadline_at))),
+        h("div.decide-actions", { role: "group", "aria-label": t("arbDecideGroup", { title: d.title }) },
+          ["release", "refund", "split"].map((outcome, i) =>
+            h("button.btn.small", { type: "button", dataset: { order: d.order, outcome } }, t(words[i])))));
+    }));
   }
 
   // --- evidence and decisions -------------------------------------------------------------------
@@ -290,16 +315,19 @@ export function startArbiterDesk({ root, hub, getToken, demo = false, refreshMs 
     if (!d) return;
     const key = randomId("decide").slice(0, 40); // one key per decision, kept across retries
     const run = (extra = {}) => client.money({ type: "decide", conv: d.conv, order: d.order, outcome, key, ...extra });
-    const amount = money(d.held, d.currency);
+    // An after-sale claim: the shop keeps the money, pays the claim or part of it (6011 when its
+    // balance and deposit cannot pay: the dialog says how much they hold).
+    const claim = claimOf(d);
+    const amount = money(claim ? claim.amount || d.amount : d.held, d.currency);
     const fields = outcome === "split"
       ? [{ name: "buyer", label: t("arbSplitLabel", { currency: d.currency }), inputmode: "decimal" }] : [];
-    const text = { release: t("arbReleaseText", { amount }), refund: t("arbRefundText", { amount }),
-      split: t("arbSplitText", { amount }) }[outcome];
+    const keys = claim ? { release: "arbKeep", refund: "arbPayClaim", split: "arbPayPart" }[outcome]
+      : { release: "arbRelease", refund: "arbRefund", split: "arbSplit" }[outcome];
     const done = await modal(document.body, {
-      title: t(outcome === "release" ? "arbReleaseQ" : outcome === "refund" ? "arbRefundQ" : "arbSplitQ"),
-      text, fields, submit: t("arbDecide"),
+      title: t(keys + "Q"), text: t(keys + "Text", { amount }), fields, submit: t("arbDecide"),
       onSubmit: ({ buyer }) => {
         if (outcome !== "split") return run();
+        if (claim) return run({ buyer_amount: checkPart(buyer, claim.amount || d.amount, d.currency) });
         const part = parseMoney(buyer || "", d.currency);
         if (!part || part >= d.held) throw wordsError(t("arbSplitRange", { amount }));
         return run({ buyer_amount: part });

@@ -2,7 +2,7 @@
 // beside it, the seller's actions, and the shop's response figures.
 import { ChatClient, randomId } from "./client.js";
 import { h, money, parseMoney, errorWords, wordsError, duration, icon } from "./ui.js";
-import { tickTimers, preview, orderStateLabel, renderCard, cardSteps } from "./cards.js";
+import { tickTimers, preview, orderStateLabel, renderCard, cardSteps, URGENT_STATES } from "./cards.js";
 import { renderThread, productCard } from "./thread.js";
 import { agentNames } from "./agent_names.js";
 import { QuickReplies } from "./quick.js";
@@ -166,9 +166,9 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
   }
 
   // --- inbox ------------------------------------------------------------------------------------
-  /** An order of `conv` waiting for the shop's answer to a refund request, if any. */
+  /** An order of `conv` waiting for the shop's answer to a refund request or an after-sale claim, if any. */
   function urgentOrder(conv) {
-    for (const card of conv.cards.values()) if (card.entity === "order" && card.state === "REFUND_REQUESTED") return card;
+    for (const card of conv.cards.values()) if (card.entity === "order" && URGENT_STATES[card.state]) return card;
     return null;
   }
 
@@ -180,7 +180,7 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
     const all = [...client.conversations.values()].filter((c) => c.view.listing);
     const keyed = all.map((conv) => ({ conv, waiting: waitingSince(conv), urgent: urgentOrder(conv) }));
     keyed.sort((a, b) => {
-      // A refund request runs against the shop's answer deadline: before any question.
+      // A refund request or claim runs against the shop's answer deadline: before any question.
       if (!!a.urgent !== !!b.urgent) return a.urgent ? -1 : 1;
       if (a.urgent && b.urgent) return (a.urgent.view.deadline_at || 0) - (b.urgent.view.deadline_at || 0);
       if ((a.waiting !== null) !== (b.waiting !== null)) return a.waiting !== null ? -1 : 1;
@@ -209,7 +209,7 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
             h("b.conv-buyer", v.buyer),
             v.unread ? h("span.unread", { "aria-label": t("nUnread", { n: v.unread }) }, String(v.unread)) : null,
             wait !== null ? h("span.wait" + (wait > 5 * 60000 ? ".late" : ""), { dataset: { since: waiting } }, t("waitingFor", { d: duration(wait) })) : null),
-          urgent ? h("div.urgent", t("refundUrgent")) : null,
+          urgent ? h("div.urgent", t(URGENT_STATES[urgent.state])) : null,
           h("div.conv-listing", v.listing.title),
           h("div.conv-last", preview(v.last_message)),
           h("div.conv-agent", v.agent ? `→ ${names.label(v.shop, v.agent)}` : t("unassigned")))));

@@ -1,10 +1,12 @@
 // The back office's dialogs: a picture by its address, and the shop's money actions on payment
-// cards (change the price, ship, answer a refund, dispute, cancel an offer, answer a transfer).
+// cards (change the price, ship, answer a refund or an after-sale claim, dispute, cancel an offer,
+// answer a transfer).
 // Each money action makes its idempotency key once and reuses it on every retry.
 import { money, parseMoney, modal, wordsError } from "./ui.js";
 import { randomId } from "./client.js";
 import { t } from "./i18n.js";
 import { sendListingDialog } from "./backoffice_listing.js";
+import { isAfterSaleAction, afterSaleDialog } from "./after_sale.js";
 
 function moneyCommand(client, frame) {
   const key = randomId(frame.type).slice(0, 40);
@@ -53,6 +55,8 @@ export async function dialogAction(action, { client, conv, card, host }) {
       text: accept ? t("refundGoesBack", { amount: money(card.view.refund_amount, card.view.currency) }) : t("buyerMayAsk"),
       submit: t(accept ? "acceptRefund" : "refuse"), onSubmit: () => run(),
     });
+  } else if (isAfterSaleAction(action)) {
+    await afterSaleDialog(action, { client, conv, card, host });
   } else if (action === "dispute") {
     const run = moneyCommand(client, { type: "dispute", conv: conv.id, order: card.id });
     await modal(host, {

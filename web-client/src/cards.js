@@ -4,11 +4,13 @@
 import { h, money, clock, dayLabel, duration } from "./ui.js";
 import { t } from "./i18n.js";
 import { ratingPart } from "./rating.js";
+import { AFTER_SALE_STATE_KEYS, AFTER_SALE_DEADLINES, FINAL_ORDER_STATES, orderIsFinal, afterSaleStep, afterSaleLines,
+  afterSaleActions, URGENT_STATES } from "./after_sale.js";
 
 // [label, note] keys per order state (the words are in i18n.js).
 const ORDER_STATES = Object.fromEntries(["OFFERED:Offer", "CANCELLED:Cancelled", "HELD:Held", "SHIPPED:Shipped",
   "REFUND_REQUESTED:RefundRequested", "REFUND_REFUSED:RefundRefused", "DISPUTED:Disputed", "RELEASED:Released",
-  "REFUNDED:Refunded", "RESOLVED:Resolved"].map((pair) => {
+  "REFUNDED:Refunded", "RESOLVED:Resolved", ...AFTER_SALE_STATE_KEYS].map((pair) => {
   const [state, key] = pair.split(":");
   return [state, ["os" + key, "os" + key + "Note"]];
 }));
@@ -18,16 +20,21 @@ const ORDER_STATES_SHOP = {
   SHIPPED: "shopShipped",
   REFUND_REQUESTED: "shopRefundRequested",
   REFUND_REFUSED: "shopRefundRefused",
+  AFTER_SALE_REQUESTED: "shopAfterSaleRequested",
+  AFTER_SALE_REFUSED: "shopAfterSaleRefused",
 };
 // What `deadline_at` means in each state (docs/protocol.md, card), in the reader's words.
 const DEADLINE_WORDS = {
-  buyer: { OFFERED: "dlBuyerOffered", HELD: "dlBuyerHeld", REFUND_REQUESTED: "dlBuyerRefund", DISPUTED: "dlDisputed" },
-  agent: { OFFERED: "dlAgentOffered", HELD: "dlAgentHeld", REFUND_REQUESTED: "dlAgentRefund", DISPUTED: "dlDisputed" },
+  buyer: { OFFERED: "dlBuyerOffered", HELD: "dlBuyerHeld", REFUND_REQUESTED: "dlBuyerRefund", DISPUTED: "dlDisputed",
+    ...AFTER_SALE_DEADLINES.buyer },
+  agent: { OFFERED: "dlAgentOffered", HELD: "dlAgentHeld", REFUND_REQUESTED: "dlAgentRefund", DISPUTED: "dlDisputed",
+    ...AFTER_SALE_DEADLINES.agent },
 };
 const TRANSFER_STATES = { PENDING: "tsPending", ACCEPTED: "tsAccepted", DECLINED: "tsDeclined", EXPIRED: "tsExpired" };
 const stateLabel = (state) => (ORDER_STATES[state] ? t(ORDER_STATES[state][0]) : state);
 const transferLabel = (state) => (TRANSFER_STATES[state] ? t(TRANSFER_STATES[state]) : state);
-export const FINAL_ORDER_STATES = new Set(["CANCELLED", "RELEASED", "REFUNDED", "RESOLVED"]);
+// Final whatever the clock says; a RELEASED order is final once its after-sale period passed (orderIsFinal).
+export { FINAL_ORDER_STATES, orderIsFinal, URGENT_STATES };
 
 function button(label, action, card, extra = {}) {
   return h("button.btn" + (extra.primary ? ".primary" : ""), {
@@ -35,9 +42,11 @@ function button(label, action, card, extra = {}) {
   }, label);
 }
 
-// `key` names the sentence with a {d} for the time left (tickTimers fills it in every second).
-function countdown(deadline, key, now) {
-  return h("div.card-timer", { dataset: { deadline, words: key } }, t(key, { d: duration(deadline - now) }));
+// `key` names the sentence with a {d} for the time left (tickTimers fills it in every second);
+// `ended` the words once it has passed when no card update follows (else "Due now: updating…").
+function countdown(deadline, key, now, ended) {
+  return h("div.card-timer", { dataset: { deadline, words: key, ...(ended ? { ended } : {}) } },
+    t(key, { d: duration(deadline - now) }));
 }
 
 /** The steps of one card, oldest first, from the card and card_update messages held of it. */
@@ -55,6 +64,8 @@ function stepWords(step, entity, prev) {
   const v = step.view;
   if (entity === "transfer") return [step.state === "PENDING" ? t("stepSent") : transferLabel(step.state)];
   const label = stateLabel(step.state);
+  const afterSale = afterSaleStep(step);
+  if (afterSale) return afterSale;
   switch (step.state) {
     case "OFFERED":
       return [prev && prev.state === "OFFERED" ? t("stepPriceChanged") : t("stepOffered"), money(v.amount, v.currency)];
@@ -132,8 +143,13 @@ export function renderCard(card, { role, me, now, steps }) {
   if (v.dispute_reason && (card.state === "DISPUTED" || card.state === "RESOLVED")) {
     el.append(h("div.card-line.dispute-reason", t("disputeReasonLine", { reason: v.dispute_reason })));
   }
+  el.append(...afterSaleLines(card, role));
   const deadlineWords = (DEADLINE_WORDS[role] || DEADLINE_WORDS.buyer)[card.state];
-  if (v.deadline_at && deadlineWords) el.append(countdown(v.deadline_at, deadlineWords, now));
+  if (card.state === "RELEASED" && v.deadline_at) {
+    // The after-sale period: nothing is posted when it ends, so the card says so itself.
+    el.append(v.deadline_at > now ? countdown(v.deadline_at, deadlineWords, now, "afterSaleEnded")
+      : h("div.card-line", t("afterSaleEnded")));
+  } else if (v.deadline_at && deadlineWords) el.append(countdown(v.deadline_at, deadlineWords, now));
   if (v.auto_confirm_at && (card.state === "SHIPPED" || card.state === "REFUND_REFUSED")) {
     el.append(countdown(v.auto_confirm_at, "autoCompletes", now));
   }
@@ -159,6 +175,7 @@ export function renderCard(card, { role, me, now, steps }) {
   }
   // Either side may withdraw an offer nobody has paid (an arbiter reads, never acts here).
   if (card.state === "OFFERED" && role !== "arbiter") actions.push(button(t("cancelOffer"), "cancel", card));
+  actions.push(...afterSaleActions(card, role, now, button));
   if (actions.length) el.append(h("div.card-actions", actions));
   return el;
 }
@@ -167,7 +184,7 @@ export function renderCard(card, { role, me, now, steps }) {
 export function tickTimers(root, now) {
   for (const el of root.querySelectorAll("[data-deadline]")) {
     const left = Number(el.dataset.deadline) - now;
-    el.textContent = left > 0 ? t(el.dataset.words, { d: duration(left) }) : t("dueNow");
+    el.textContent = left > 0 ? t(el.dataset.words, { d: duration(left) }) : t(el.dataset.ended || "dueNow");
   }
 }
 

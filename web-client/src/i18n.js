@@ -11,6 +11,7 @@ import { FOLLOW_ENTRIES } from "./i18n_follow.js";
 import { PICTURE_ENTRIES } from "./i18n_pictures.js";
 import { SEARCH_ENTRIES } from "./i18n_search.js";
 import { ARBITER_ENTRIES } from "./i18n_arbiter.js";
+import { AFTER_SALE_ENTRIES } from "./i18n_after_sale.js";
 
 const ENTRIES = {
   // --- widget: launcher, header, composer
@@ -319,7 +320,8 @@ const ENTRIES = {
 
 export const LANGS = ["zh-CN", "en"];
 export const TABLES = { en: {}, "zh-CN": {} };
-for (const [key, [en, zh]] of Object.entries({ ...ENTRIES, ...CREDIT_ENTRIES, ...FOLLOW_ENTRIES, ...PICTURE_ENTRIES, ...INBOX_ENTRIES, ...SEARCH_ENTRIES, ...AGENT_ENTRIES, ...ARBITER_ENTRIES })) {
+for (const [key, [en, zh]] of Object.entries({ ...ENTRIES, ...CREDIT_ENTRIES, ...FOLLOW_ENTRIES, ...PICTURE_ENTRIES, ...INBOX_ENTRIES, ...SEARCH_ENTRIES, ...AGENT_ENTRIES, ...ARBITER_ENTRIES,
+  ...AFTER_SALE_ENTRIES })) {
   TABLES.en[key] = en;
   TABLES["zh-CN"][key] = zh;
 }
@@ -430,6 +432,9 @@ export function errorText(err) {
   if (code === 4007 && typeof details.reason === "string" && details.reason) words += ` (${details.reason})`;
   if (code === 4009 && typeof details.retry_after_ms === "number") {
     words += " " + t("err4009At", { when: formatDateTime(Date.now() + details.retry_after_ms) });
+  }
+  if (code === 6011 && Number.isInteger(details.covered) && typeof details.currency === "string") {
+    words = t("err6011Covered", { amount: formatMoney(details.covered, details.currency) });
   }
   if (code === 6040 && typeof details.attempts_left === "number") {
     words += details.attempts_left === 1 ? t("triesLeft1") : t("triesLeftN", { n: details.attempts_left });

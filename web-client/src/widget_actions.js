@@ -1,10 +1,12 @@
 // The widget's dialogs: a picture by its address, and the money actions on payment cards (pay,
-// cancel, confirm, more time, refund, dispute, transfers, rating the shop). Each money action makes its idempotency
+// cancel, confirm, more time, refund, dispute, transfers, rating the shop, an after-sale claim
+// and its dispute: after_sale.js). Each money action makes its idempotency
 // key once and reuses it on every retry of that action.
 import { money, parseMoney, modal, wordsError } from "./ui.js";
 import { randomId } from "./client.js";
 import { t } from "./i18n.js";
 import { rateDialog } from "./rating.js";
+import { isAfterSaleAction, afterSaleDialog } from "./after_sale.js";
 
 async function wallet(client) {
   try {
@@ -138,6 +140,8 @@ export async function dialogAction(action, { client: c, conv, card, host, listin
         return { amount };
       } }),
     });
+  } else if (isAfterSaleAction(action)) {
+    await afterSaleDialog(action, { client: c, conv, card, host, say });
   } else if (action.startsWith("rate-")) {
     if (await rateDialog(action, { client: c, conv, card, host })) say(t("rateThanks"), true);
   } else if (action === "transfer-accept" || action === "transfer-decline") {

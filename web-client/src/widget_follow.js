@@ -3,7 +3,8 @@
 // `state.following` / `state.followOfferDismissed` and asks the widget to render.
 import { t } from "./i18n.js";
 
-const PAID_STATES = ["HELD", "SHIPPED", "REFUND_REQUESTED", "REFUND_REFUSED", "RELEASED"];
+const PAID_STATES = ["HELD", "SHIPPED", "REFUND_REQUESTED", "REFUND_REFUSED", "RELEASED", "AFTER_SALE_REQUESTED",
+  "AFTER_SALE_REFUSED", "AFTER_SALE_DISPUTED", "AFTER_SALE_REFUNDED", "AFTER_SALE_CLOSED", "AFTER_SALE_RESOLVED"];
 
 /**
  * @param {{state: object, shop: string, shopName: string, render: () => void,
