@@ -484,9 +484,9 @@ def main() -> None:
     print(json.dumps({"nproc": os.cpu_count(), "load1": load1(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
                       "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                                                capture_output=True, text=True).stdout.strip()}))
-    trees: list[tuple[str, str | None]] = [("after (keyed PIN, this tree)", None)]
+    trees: list[tuple[str, str | None]] = [("after (this tree)", None)]
     if args.before != "none":
-        trees.insert(0, (f"before (argon2id PIN, {args.before})", args.before))
+        trees.insert(0, (f"before ({args.before})", args.before))
     rows: list[tuple[str, dict[str, Any]]] = []
     for label, rev in trees:
         with code_tree(rev) as src:
