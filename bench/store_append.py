@@ -129,7 +129,10 @@ def batch_args(conv_ids: list[str], round_: int) -> dict[str, list[Any]]:
     n = len(conv_ids)
     return {"conv": conv_ids, "sender": ["b"] * n, "role": ["buyer"] * n, "kind": ["text"] * n,
             "body": [_pack(BODY)] * n, "ts": [round_] * n, "cmid": [f"{round_}-{i}" for i in range(n)],
-            "digest": [_digest("text", BODY)] * n, "auto": [False] * n}
+            "digest": [_digest("text", BODY)] * n, "auto": [False] * n,
+            # the chain's canonical halves around the seq (a fixed stand-in: the bench times the
+            # statement, not the hash's meaning), and no chat events
+            "before": [b"{"] * n, "after": [b"}"] * n, "ev_ord": [], "ev_id": [], "ev_type": [], "ev_data": []}
 
 
 SINGLE = ["UPDATE conversations SET last_seq = last_seq + 1, updated_at = greatest(updated_at, %s) WHERE id = %s"

@@ -49,7 +49,8 @@ async def raw(schema: str) -> psycopg.AsyncConnection[object]:
 def batch_params(conv: str, cmid: str) -> dict[str, list[object]]:
     """APPEND_BATCH's parameters for one text message."""
     return {"conv": [conv], "sender": ["b"], "role": ["buyer"], "kind": ["text"], "body": [b"\x80"], "ts": [5],
-            "cmid": [cmid], "digest": [b"x"], "auto": [False], "before": [b"{"], "after": [b"}"]}
+            "cmid": [cmid], "digest": [b"x"], "auto": [False], "before": [b"{"], "after": [b"}"],
+            "ev_ord": [], "ev_id": [], "ev_type": [], "ev_data": []}
 
 
 async def test_token_taken_while_another_node_has_not_committed_lists_its_write(
