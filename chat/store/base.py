@@ -323,6 +323,9 @@ class Safety(Protocol):
         conv_id, seq)`` already made (the first reason stays) with ``False``. Report ids
         increase in commit order, so paging with ``reports(after=...)`` misses none."""
 
+    async def is_reported(self, conv_id: str) -> bool:
+        """Whether a party reported the conversation or one of its messages (an indexed read)."""
+
     async def reports(self, *, after: int = 0, limit: int = 100) -> list[ReportRecord]:
         """Reports with an id above ``after``, lowest id first."""
 

@@ -351,6 +351,10 @@ class MemoryStore(MemoryFollows, MemoryInbox, MemorySearch, MemoryAgentProfiles,
         self._emit(conv_id, seq, events, now)
         return report, True
 
+    async def is_reported(self, conv_id: str) -> bool:
+        self._check_open()
+        return any(r.conv == conv_id for r in self._reports)
+
     async def reports(self, *, after: int = 0, limit: int = 100) -> list[ReportRecord]:
         self._check_open()
         return self._reports[max(0, after):][:limit]

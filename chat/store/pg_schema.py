@@ -238,6 +238,10 @@ MIGRATIONS: tuple[tuple[int, tuple[Step, ...]], ...] = (
             created_at bigint NOT NULL
         )""",
     )),
+    # Reports by conversation: whether an arbiter may read one is an indexed read.
+    (9, (
+        "CREATE INDEX reports_conv ON reports (conv)",
+    )),
 )
 
 LATEST = MIGRATIONS[-1][0]

@@ -62,6 +62,9 @@ class PostgresSafety:
 
         return await self._run(job, transaction=True)
 
+    async def is_reported(self, conv_id: str) -> bool:
+        return await self._one("SELECT 1 FROM reports WHERE conv = %s LIMIT 1", (conv_id,)) is not None
+
     async def reports(self, *, after: int = 0, limit: int = 100) -> list[ReportRecord]:
         rows = await self._all(f"SELECT {_REPORT} FROM reports WHERE id > %s ORDER BY id LIMIT %s", (after, limit))
         return [_report(r) for r in rows]

@@ -44,6 +44,12 @@ class SQLiteSafety:
 
         return await self._writer.submit(job)
 
+    async def is_reported(self, conv_id: str) -> bool:
+        def job(c: sqlite3.Connection) -> bool:
+            return c.execute("SELECT 1 FROM reports WHERE conv = ? LIMIT 1", (conv_id,)).fetchone() is not None
+
+        return await self._reader.submit(job)
+
     async def reports(self, *, after: int = 0, limit: int = 100) -> list[ReportRecord]:
         def job(c: sqlite3.Connection) -> list[ReportRecord]:
             rows = c.execute(f"SELECT {_REPORT} FROM reports WHERE id > ? ORDER BY id LIMIT ?", (after, limit))

@@ -207,9 +207,14 @@ def _version_8(conn: sqlite3.Connection) -> None:
     create_events_table(conn)
 
 
+def _version_9(conn: sqlite3.Connection) -> None:
+    """Reports by conversation: whether an arbiter may read one is an indexed read."""
+    conn.execute("CREATE INDEX IF NOT EXISTS reports_conv ON reports (conv)")
+
+
 MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], None]], ...] = (
     (1, _version_1), (2, _version_2), (3, _version_3), (4, _version_4), (5, _version_5), (6, _version_6),
-    (7, _version_7), (8, _version_8),
+    (7, _version_7), (8, _version_8), (9, _version_9),
 )
 """Each step's number and what it does, in order; a file records the steps it took in
 ``schema_version``. Steps only add, so a node of the previous release can still open the

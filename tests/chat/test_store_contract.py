@@ -892,6 +892,7 @@ async def test_reports_are_stored_once_per_reporter_and_target_and_page_by_id(
     assert await store.reports(after=by_agent.id) == []
     other = await open_store()
     assert [r.id for r in await other.reports()] == [first.id, whole.id, by_agent.id]
+    assert await other.is_reported("c1") and not await other.is_reported("c2")
 
 
 async def test_concurrent_reports_get_distinct_increasing_ids(open_store: Callable[[], Awaitable[Store]]) -> None:
