@@ -10,6 +10,7 @@ import { Chime, alertBody, shouldAlert } from "./notify.js";
 import { renderShopCredit } from "./credit.js";
 import { Pictures, pictureComposer } from "./pictures.js";
 import { followUi } from "./widget_follow.js";
+import { shopPresenceUi } from "./widget_presence.js";
 import { agentNames, renderAnswering } from "./agent_names.js";
 
 const params = new URLSearchParams(location.hash.slice(1));
@@ -52,6 +53,8 @@ const state = {
 const tokenWaits = new Map();
 let tokenRid = 0;
 const pictures = new Pictures({ hub: HUB, getToken: () => getToken(), onChange: () => render() });
+const presence = shopPresenceUi({ hub: HUB, shop: SHOP, state, render: () => render() });
+const shopPresence = presence.shopPresence;
 const follow = followUi({ state, shop: SHOP, shopName: SHOP_NAME, render: () => render(), say: (w, ok) => say(w, ok) });
 
 // --- talking to the page ----------------------------------------------------------------------
@@ -136,7 +139,7 @@ function identify({ token, provider }) {
       return;
     }
     setTimeout(() => {
-      if (state.client === client && !livePresence()) pollPresence();
+      if (state.client === client) presence.poll();
     }, 1000);
     findConversation();
     if (state.open) ensureOpen();
@@ -204,52 +207,6 @@ function setOpen(open) {
   } else {
     app.querySelector(".launcher")?.focus();
   }
-}
-
-// --- shop presence ------------------------------------------------------------------------------
-// The hub pushes the shop's presence only to a buyer who has a conversation with it (once it is
-// open). Until then, and while not signed in, the public endpoint is polled: every
-// PRESENCE_POLL_MS with jitter, only while the page is visible, and with If-None-Match so an
-// unchanged status costs a 304 where the hub sends an ETag.
-
-const PRESENCE_POLL_MS = 20000;
-let presenceEtag = null;
-let presenceTimer = null;
-
-function livePresence() {
-  const c = state.client;
-  return c && c.status === "online" ? c.presence.get("s:" + SHOP) || null : null;
-}
-
-async function pollPresence() {
-  try {
-    const headers = presenceEtag ? { "If-None-Match": presenceEtag } : {};
-    const res = await fetch(`${HUB}/presence/shop/${encodeURIComponent(SHOP)}`, { cache: "no-store", headers });
-    if (res.ok) {
-      presenceEtag = res.headers.get("ETag");
-      state.publicPresence = await res.json();
-      state.typical = state.publicPresence.typical_response_ms || null; // "usually replies in …"
-    }
-  } catch {
-    /* offline: keep the last state */
-  }
-  render();
-}
-
-function schedulePresencePoll() {
-  clearTimeout(presenceTimer);
-  const delay = PRESENCE_POLL_MS * (0.8 + Math.random() * 0.4);
-  presenceTimer = setTimeout(async () => {
-    if (!document.hidden && !livePresence()) await pollPresence();
-    schedulePresencePoll();
-  }, delay);
-}
-
-/** The shop's status: live from the hub, else the public one; "unknown" while we are cut off. */
-function shopPresence() {
-  const c = state.client;
-  if (c && ["reconnecting", "offline", "stopped"].includes(c.status)) return { status: "unknown", last_seen: null };
-  return livePresence() || state.publicPresence || { status: "offline", last_seen: null };
 }
 
 // --- rendering --------------------------------------------------------------------------------
@@ -514,10 +471,9 @@ setInterval(() => {
 document.addEventListener("visibilitychange", () => {
   if (document.hidden) return;
   if (state.open && state.conv && state.client) state.client.markRead(state.conv.id);
-  if (!livePresence()) pollPresence(); // shown again: the status may be long out of date
+  presence.poll(); // shown again: the status may be long out of date
 });
-pollPresence();
-schedulePresencePoll();
+presence.start();
 render();
 toPage({ event: "ready", title: t("frameTitle") });
 // Standalone (not framed): open at once, e.g. when a phone app shows this page full screen.
