@@ -15,6 +15,7 @@ import { ClosedInbox } from "./inbox_closed.js";
 import { FollowersPanel } from "./backoffice_follow.js";
 import { InboxSearch, revealMessage } from "./backoffice_search.js";
 import { PhoneScreens } from "./backoffice_phone.js";
+import { ResponseFigures } from "./backoffice_figures.js";
 
 // Conversations handed to another agent are not pushed to this one (docs/protocol.md, "What each
 // connection receives live"): the inbox asks the hub for what changed (a sync with the inbox
@@ -35,12 +36,12 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
   const awayBox = h("input", { type: "checkbox", id: "away" });
   const autoInput = h("input.auto-text", { type: "text", maxlength: 500, "aria-label": t("autoReplyLabel"),
     placeholder: t("autoReplyPlaceholder") });
-  const figures = h("div.figures", { "aria-live": "polite" });
+  const figures = new ResponseFigures(client);
   const whoEl = h("span.who");
   const topbar = h("header.topbar",
     h("div.brand", demo ? h("span.badge.demo-flag", "DEMO") : null, ` ${t("backOffice")} · `, h("b", shopName || "")),
     whoEl, statusEl,
-    h("label.away", awayBox, " " + t("away")), autoInput, figures);
+    h("label.away", awayBox, " " + t("away")), autoInput, figures.el);
   // A plain list of buttons: an option role around a button nests one control in another.
   const inboxList = h("ul.inbox-list", { "aria-label": t("conversations") });
   const filterInput = h("input.filter", { type: "search", placeholder: t("filterPlaceholder"), "aria-label": t("filterLabel") });
@@ -103,7 +104,7 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
     // the latest message instead of the oldest unanswered one).
     if (client.status !== "online") return;
     preload();
-    refreshStats();
+    figures.refresh();
     syncAutoReply(); // the hub's away message follows this page's switch after every (re)connect
   });
   client.addEventListener("synced", () => {
@@ -115,7 +116,7 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
   client.addEventListener("message", (ev) => {
     const { conv, msg } = ev.detail;
     if (conv.id === state.selected && !document.hidden) client.markRead(conv.id);
-    if (isBuyerQuestion(msg) || isShopReply(msg)) statsSoon();
+    if (isBuyerQuestion(msg) || isShopReply(msg)) figures.soon();
     render();
   });
 
@@ -366,36 +367,7 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
     statusEl.dataset.status = client.status;
     renderInbox();
     if (state.selected) renderChat(opts);
-    renderFigures();
-  }
-
-  function renderFigures() {
-    const f = state.stats;
-    if (!f) {
-      figures.replaceChildren(h("span.muted", t("figuresLoading")));
-      return;
-    }
-    const first = f.first_response_p50_ms === null ? "–" : duration(f.first_response_p50_ms);
-    const rate = f.response_rate === null ? "–" : `${Math.round(f.response_rate * 100)}% (${f.answered}/${f.asked})`;
-    figures.replaceChildren(
-      h("span", h("b", t("firstResponse")), first), " · ",
-      h("span", h("b", t("responseRate")), rate),
-      h("span.muted", t("figuresNote")));
-  }
-
-  async function refreshStats() {
-    try {
-      state.stats = await client.stats(7);
-      renderFigures();
-    } catch {
-      /* offline: keep the last figures; the next refresh tries again */
-    }
-  }
-  setInterval(refreshStats, 60_000);
-  let statsTimer = null;
-  function statsSoon() {
-    // A question or an answer moves the figures: ask the hub again shortly (once per burst).
-    if (statsTimer === null) statsTimer = setTimeout(() => { statsTimer = null; refreshStats(); }, 500);
+    figures.render();
   }
 
   // --- actions -------------------------------------------------------------------------------------
