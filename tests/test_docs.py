@@ -84,3 +84,11 @@ def test_readme_deadlines_are_the_code() -> None:
     documented = {state.strip("`"): field.strip("`") for state, field, _, _ in _tables_of("An order's life")[1]}
     assert documented == {state.value: field for state, (field, _) in DEADLINES.items()}
     assert {state.value for state, _ in ORDERS.table} == set(documented)
+
+
+def test_readme_chat_webhooks_are_the_ones_written() -> None:
+    """The README's table of chat webhooks names exactly the event types the hub writes."""
+    from chat.webhook_events import TYPES
+
+    documented = {row[0].strip("`") for row in _tables_of("Webhooks")[0]}
+    assert documented == set(TYPES)
