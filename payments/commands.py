@@ -332,7 +332,7 @@ class CommandRunner:
         if from_deposit is None:
             return bump(order, tx.now, state=ORDERS.next(order.state, OrderAction.ESCALATE_AFTER_SALE, {Role.SYSTEM}),
                         dispute_reason="The shop's balance and deposit do not cover the refund.",
-                        disputed_by="timer", deadline_at=tx.now + self.settings.arbiter_period_ms)
+                        disputed_by="system", deadline_at=tx.now + self.settings.arbiter_period_ms)
         return bump(order, tx.now, state=state, after_sale_refund=amount, after_sale_from_deposit=from_deposit,
                     deadline_at=None)
 

@@ -63,6 +63,7 @@ def test_an_unanswered_claim_is_granted_and_a_short_shop_goes_to_the_arbiter(
     assert [(c.action, c.state) for c in changes] == [("after_sale_escalated", "AFTER_SALE_DISPUTED")]
     order = service.get_order("o1")
     assert order.deadline_at == clock() + 7 * DAY and order.after_sale_refund == 0
+    assert order.disputed_by == "system" and "deposit" in (order.dispute_reason or "")
     with pytest.raises(ShopFundsShort) as short:
         service.decide(ARBITER, order_id="o1", outcome="refund", idem_key="d-1")
     assert short.value.code == 6011 and short.value.details["covered"] == 50
