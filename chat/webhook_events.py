@@ -54,9 +54,8 @@ async def for_message(
 ) -> list[NewEvent]:
     """The events a party's new message carries: ``message.flagged`` when the off-platform
     check found something, ``message.to_offline`` when the party it is for is not online
-    (the assigned agent, or every agent of the shop while it is unassigned; or the buyer)."""
-    if hub.webhooks is None:
-        return []
+    (the assigned agent, or every agent of the shop while it is unassigned; or the buyer).
+    Called only while webhooks go out (``hub.webhooks``)."""
     events: list[NewEvent] = []
     if body.get("flags"):
         events.append(NewEvent("message.flagged", {

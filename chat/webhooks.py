@@ -161,7 +161,7 @@ class WebhookSender:
                 await asyncio.sleep(self.settings.coalesce)  # let the rest of a burst join this pass
 
     async def _prune(self) -> None:
-        before = int(time.time() * 1000) - self.settings.retention_ms
+        before = self.outbox.clock() - self.settings.retention_ms  # the clock delivered_at is in
         for _ in range(1000):  # a thousand rows per transaction, a million per pruning at most
             if await asyncio.to_thread(self.outbox.prune, before) < 1000:
                 return

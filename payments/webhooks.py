@@ -59,6 +59,11 @@ class Delivery:
 _COLUMNS = "id, type, body, state, attempts, next_at, created_at, delivered_at, last_error, retry_from"
 
 
+_QUEUE = (f"INSERT INTO webhooks ({_COLUMNS}) VALUES (?, ?, ?, 'pending', 0, ?, ?, NULL, NULL, ?) "
+          "ON CONFLICT (id) DO NOTHING")
+"""A new delivery, pending and due at once; an id already there (any state) is left alone."""
+
+
 def _delivery(row: tuple[Any, ...]) -> Delivery:
     return Delivery(*row)
 
@@ -106,11 +111,8 @@ class WebhookOutbox:
                 delivery_id = f"evt_pay_{ev.id}"
                 data = {"conversation_id": ev.conversation_id, "entity": ev.entity_kind,
                         "entity_id": ev.entity_id, "state": ev.state, "object": ev.payload}
-                queued += sql.run(
-                    f"INSERT INTO webhooks ({_COLUMNS}) VALUES (?, ?, ?, 'pending', 0, ?, ?, NULL, NULL, ?) "
-                    "ON CONFLICT (id) DO NOTHING",
-                    (delivery_id, kind, event_body(delivery_id, kind, ev.created_at, data), now, now, now),
-                )
+                queued += sql.run(_QUEUE, (delivery_id, kind, event_body(delivery_id, kind, ev.created_at, data),
+                                           now, now, now))
             if events:
                 sql.run(f"UPDATE {CURSOR} SET last_event = ? WHERE singleton = 1", (events[-1].id,))
             return queued
@@ -124,10 +126,8 @@ class WebhookOutbox:
         now = self.clock()
 
         def txn(sql: Sql) -> int:
-            return sum(sql.run(
-                f"INSERT INTO webhooks ({_COLUMNS}) VALUES (?, ?, ?, 'pending', 0, ?, ?, NULL, NULL, ?) "
-                "ON CONFLICT (id) DO NOTHING", (delivery_id, kind, body, now, now, now))
-                for delivery_id, kind, body in webhooks)
+            return sum(sql.run(_QUEUE, (delivery_id, kind, body, now, now, now))
+                       for delivery_id, kind, body in webhooks)
 
         return self.store.write(txn) if webhooks else 0
 

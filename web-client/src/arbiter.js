@@ -7,7 +7,7 @@
 // other roles (docs/protocol.md).
 import { ChatClient, randomId } from "./client.js";
 import { Conversation } from "./protocol.js";
-import { h, money, parseMoney, modal, wordsError, errorWords, duration } from "./ui.js";
+import { h, money, parseMoney, modal, wordsError, errorWords, duration, staffStatusWords } from "./ui.js";
 import { renderThread } from "./thread.js";
 import { tickTimers, orderStateLabel } from "./cards.js";
 import { AFTER_SALE_STATES, checkPart } from "./after_sale.js";
@@ -356,14 +356,7 @@ export function startArbiterDesk({ root, hub, getToken, demo = false, refreshMs 
   }
 
   function renderStatus() {
-    const key = {
-      online: "connected",
-      reconnecting: client.problem === "token" ? "boReconnectingToken" : "boReconnecting",
-      offline: "boWaitingNetwork",
-      connecting: "connecting",
-      stopped: state.fatal === 4001 ? "boRefused" : state.fatal ? "boStopped" : "boSignedOut",
-    }[client.status];
-    statusEl.textContent = key ? t(key) : "";
+    statusEl.textContent = staffStatusWords(client, state.fatal);
     statusEl.dataset.status = client.status;
   }
 

@@ -1,7 +1,7 @@
 // The seller back office: the shop's inbox, one conversation with the order and escrow state
 // beside it, the seller's actions, and the shop's response figures.
 import { ChatClient, randomId } from "./client.js";
-import { h, money, parseMoney, errorWords, wordsError, duration, icon } from "./ui.js";
+import { h, money, parseMoney, errorWords, wordsError, duration, icon, staffStatusWords } from "./ui.js";
 import { tickTimers, preview, orderStateLabel, renderCard, cardSteps, URGENT_STATES } from "./cards.js";
 import { renderThread, productCard } from "./thread.js";
 import { agentNames } from "./agent_names.js";
@@ -356,14 +356,7 @@ export function startBackoffice({ root, hub, getToken, agents = [], shopName, de
   }
 
   function render(opts = {}) {
-    const statusKey = {
-      online: "connected",
-      reconnecting: client.problem === "token" ? "boReconnectingToken" : "boReconnecting",
-      offline: "boWaitingNetwork",
-      connecting: "connecting",
-      stopped: state.fatal === 4001 ? "boRefused" : state.fatal ? "boStopped" : "boSignedOut",
-    }[client.status];
-    statusEl.textContent = statusKey ? t(statusKey) : "";
+    statusEl.textContent = staffStatusWords(client, state.fatal);
     statusEl.dataset.status = client.status;
     renderInbox();
     if (state.selected) renderChat(opts);

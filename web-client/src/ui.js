@@ -153,3 +153,16 @@ export function icon(name, size = 20) {
   svg.append(path);
   return svg;
 }
+
+/** What to say of a staff page's connection (back office, arbiter's desk): its status, the
+ *  token problem while reconnecting, and why it stopped (`fatal`: the close code, if any). */
+export function staffStatusWords(client, fatal) {
+  const key = {
+    online: "connected",
+    reconnecting: client.problem === "token" ? "boReconnectingToken" : "boReconnecting",
+    offline: "boWaitingNetwork",
+    connecting: "connecting",
+    stopped: fatal === 4001 ? "boRefused" : fatal ? "boStopped" : "boSignedOut",
+  }[client.status];
+  return key ? t(key) : "";
+}
