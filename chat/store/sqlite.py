@@ -37,7 +37,7 @@ from .follows_sqlite import SQLiteFollows
 from .inbox_sqlite import SQLiteInbox
 from .safety_sqlite import SQLiteSafety
 from .search_sqlite import SQLiteSearch
-from .sqlite_append import MSG_COLUMNS, WriterState, append_message, message_row
+from .sqlite_append import MSG_COLUMNS, AppendRequest, WriterState, append_many, append_message, message_row
 from .sqlite_schema import migrate
 from .sqlite_worker import Worker, connect
 
@@ -71,7 +71,11 @@ class SQLiteStore(SQLiteSafety, SQLiteFollows, SQLiteInbox, SQLiteSearch, SQLite
 
     def _worker(self, name: str, *, batch: bool) -> Worker:
         return Worker(name, lambda: connect(self.path, self.synchronous), batch=batch,
-                      on_rollback=self._links.rolled_back, on_batch=self._links.new_batch)
+                      on_rollback=self._links.rolled_back, on_batch=self._links.new_batch,
+                      group=self._append_many if batch else None)
+
+    def _append_many(self, c: sqlite3.Connection, requests: list[AppendRequest]) -> list[tuple[bool, Any]]:
+        return append_many(c, requests, self._links)
 
     async def start(self) -> None:
         if self._started:
@@ -145,15 +149,11 @@ class SQLiteStore(SQLiteSafety, SQLiteFollows, SQLiteInbox, SQLiteSearch, SQLite
         self, conv_id: str, sender: str, role: Role, kind: str, body: dict[str, Any], cmid: str | None, now: int,
         events: Sequence[NewEvent] = (),
     ) -> Appended:
-        def job(c: sqlite3.Connection) -> Appended:
-            done = append_message(c, conv_id, sender, role, kind, body, cmid, now, self._links)
-            if events and not done.duplicate:
-                insert_events(c, conv_id, done.message.seq, events, now)
-            return done
-
-        # append_message raises (NotFound, ClientIdReused) only before its first write; a
-        # failing event insert is an SQLite error, which rolls the whole batch back.
-        appended = await self._writer.submit(job, clean_failure=True)
+        # Data, not a closure: the writer stores a run of queued appends together, and a
+        # refused one (NotFound, ClientIdReused) writes nothing.
+        appended: Appended = await self._writer.submit_item(
+            AppendRequest(conv_id, sender, role, kind, body, cmid, now, tuple(events))
+        )
         if kind == "text" and not appended.duplicate:
             self._noted_text()
         return appended

@@ -3,7 +3,9 @@
 SQLite allows one writer at a time and an ``fsync`` per message would cap throughput at
 the disk's sync rate, so the writer takes every write queued since its last commit, runs
 each inside its own SAVEPOINT (one bad request cannot spoil the batch) and commits them
-together, then resolves their futures in one hop back to the event loop.
+together, then resolves their futures in one hop back to the event loop. Queued items of
+the hot path (appends) are data, not closures: a run of them goes to one ``group`` call,
+which stores them with one statement per table (see :func:`.sqlite_append.append_many`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from typing import Any, TypeVar
 from .base import StoreError
 
 T = TypeVar("T")
+
+_SAVEPOINT, _CLEAN, _ITEM = 0, 1, 2
+"""How a queued job runs: in a savepoint of its own; without one (it writes nothing
+before it can raise a :class:`StoreError`); as data for the worker's ``group`` callable."""
 
 
 def connect(path: str, synchronous: str) -> sqlite3.Connection:
@@ -47,16 +53,21 @@ class Worker:
         self, name: str, connect: Callable[[], sqlite3.Connection], batch: bool,
         on_rollback: Callable[[], None] = lambda: None,
         on_batch: Callable[[], None] = lambda: None,
+        group: Callable[[sqlite3.Connection, list[Any]], list[tuple[bool, Any]]] | None = None,
     ) -> None:
         """``on_rollback`` runs (on this thread) after anything was rolled back: caches of
         what the jobs wrote must forget it. ``on_batch`` runs as each write transaction
-        begins (what jobs share per transaction starts afresh)."""
+        begins (what jobs share per transaction starts afresh). ``group`` stores a run of
+        items queued with :meth:`submit_item`, in order, inside the open transaction: a
+        result per item, an item it refuses writing nothing; if it raises, the batch rolls
+        back."""
         self._connect = connect
         self._batch = batch
         self._on_rollback = on_rollback
         self._on_batch = on_batch
+        self._group = group
         self._jobs: queue.SimpleQueue[
-            tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], bool] | None
+            tuple[Any, asyncio.Future[Any], int] | None
         ] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._ready = threading.Event()
@@ -80,7 +91,16 @@ class Worker:
         if not self._thread.is_alive():
             fut.set_exception(ConnectionError("the store is closed"))
         else:
-            self._jobs.put((job, fut, clean_failure))
+            self._jobs.put((job, fut, _CLEAN if clean_failure else _SAVEPOINT))
+        return fut
+
+    def submit_item(self, item: Any) -> asyncio.Future[Any]:
+        """Queue an item for the ``group`` callable (a batching worker's hot path)."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if not self._thread.is_alive():
+            fut.set_exception(ConnectionError("the store is closed"))
+        else:
+            self._jobs.put((item, fut, _ITEM))
         return fut
 
     def _run(self) -> None:
@@ -117,8 +137,21 @@ class Worker:
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 self._on_batch()
-                for job, fut, clean_failure in jobs:
-                    if clean_failure:
+                i = 0
+                while i < len(jobs):
+                    job, fut, mode = jobs[i]
+                    i += 1
+                    if mode == _ITEM and self._group is not None:
+                        run = [job]
+                        futs = [fut]
+                        while i < len(jobs) and jobs[i][2] == _ITEM:
+                            run.append(jobs[i][0])
+                            futs.append(jobs[i][1])
+                            i += 1
+                        for f, (ok, value) in zip(futs, self._group(conn, run), strict=True):
+                            results.append((f, ok, value))
+                        continue
+                    if mode == _CLEAN:
                         try:
                             results.append((fut, True, job(conn)))
                         except StoreError as exc:
