@@ -8,7 +8,10 @@ parts watch it:
   ``chat_loop_lag_seconds`` histogram (``/metrics``): the loop's own latency floor;
 * a watchdog thread that notices when that task has not run for longer than the stall
   threshold, takes the loop thread's Python stack *while it is stuck* (the culprit is
-  still on it), and logs it once the loop runs again, with how long it was held.
+  still on it), and logs it once the loop runs again, with how long it was held;
+* the garbage collector's passes, timed (``chat_gc_seconds`` by generation) and named in
+  the stall log: a pass over every live object holds every thread, and a node holding
+  thousands of connections has millions of them, so a full pass is a stall no stack shows.
 
 Both cost a few wake-ups a second, whatever the number of connections.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import sys
 import threading
@@ -48,6 +52,17 @@ class LoopWatch:
         self._stop = threading.Event()
         self._task: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
+        self._gc_started = 0.0
+        self._gc_held = 0.0
+        """Seconds the collector held the process since the last beat."""
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+            return
+        held = time.perf_counter() - self._gc_started
+        self._gc_held += held
+        self.metrics.gc_pause.labels(generation=str(info.get("generation", 0))).observe(held)
 
     def start(self) -> None:
         self._loop_thread = threading.get_ident()
@@ -55,8 +70,11 @@ class LoopWatch:
         self._task = asyncio.get_running_loop().create_task(self._tick(), name="loop-watch")
         self._thread = threading.Thread(target=self._watch, name="loop-watchdog", daemon=True)
         self._thread.start()
+        gc.callbacks.append(self._on_gc)
 
     async def stop(self) -> None:
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._on_gc)
         self._stop.set()
         if self._task is not None:
             self._task.cancel()
@@ -81,14 +99,15 @@ class LoopWatch:
                 self.admission.lag = lag
             held = now - self._beat - TICK
             stack, self._stack = self._stack, None
+            collecting, self._gc_held = self._gc_held, 0.0
             self._beat = now
             if held > self.stall:
                 self.stalls += 1
                 # Little CPU of its own: the loop waited (for the GIL, held by another thread of
                 # the process, or for a core, on a busy machine) rather than computed.
                 where = "".join(stack) if stack else "  (many short steps, none caught)\n"
-                log.warning("event loop stalled for %.0f ms (its thread computed %.0f ms of it); it was at:\n%s",
-                            held * 1000, ran * 1000, where)
+                log.warning("event loop stalled for %.0f ms (its thread computed %.0f ms of it, garbage collection"
+                            " %.0f ms); it was at:\n%s", held * 1000, ran * 1000, collecting * 1000, where)
 
     def _watch(self) -> None:
         """Take the loop thread's stack while a stall is under way (once per stall)."""

@@ -30,6 +30,13 @@ class Metrics:
             buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0),
             registry=r,
         )
+        self.gc_pause = Histogram(
+            "chat_gc_seconds",
+            "Garbage collector passes, by generation (every thread of the node waits this long)",
+            ["generation"],
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5),
+            registry=r,
+        )
         self.gap_fills = Counter("chat_gap_fills", "Live deliveries that had to fill a gap from the store", registry=r)
         self.slow_consumers = Counter("chat_slow_consumers", "Connections closed for not reading", registry=r)
 
