@@ -61,9 +61,9 @@ class Conv:
 class Actor:
     """One user with (at most) one connection at a time."""
 
-    __slots__ = ("conn", "convs", "cursor", "departed", "engine", "gen", "inbox", "last", "leaving", "node", "online",
-                 "own",
-                 "pending", "received", "requests", "rid", "role", "shop", "stamp", "token", "tokens", "user")
+    __slots__ = ("conn", "connected_at", "convs", "cursor", "departed", "engine", "gen", "inbox", "last", "leaving",
+                 "node", "online", "own", "pending", "received", "requests", "rid", "role", "shop", "stamp", "token",
+                 "tokens", "user")
 
     def __init__(self, engine: Engine, user: str, role: str, shop: str, node: int, token: str) -> None:
         self.engine = engine
@@ -75,6 +75,9 @@ class Actor:
         self.conn: WsClient | None = None
         self.gen = 0
         self.online = False
+        self.connected_at = 0.0
+        """When this actor's current connection began (a message sent earlier may have
+        reached it through the resume, not live)."""
         self.leaving = False
         self.departed = False
         self.convs: list[Conv] = []
@@ -106,6 +109,7 @@ class Actor:
         self.gen += 1
         gen = self.gen
         t0 = perf()
+        self.connected_at = t0
 
         def on_frame(data: BytesLike) -> None:
             if gen == self.gen:
@@ -379,7 +383,11 @@ class Actor:
         if cmid is not None:
             t0 = conv.sent_at.pop(cmid, None)
             if t0 is not None:
-                eng.delivered(now - t0)
+                sender = conv.buyer if frame["sender"] == conv.buyer.user else conv.agent
+                # Either side reconnected since the send: the message came with a resume
+                # (after a reconnect delay this generator chose), not through live routing.
+                resumed = t0 < self.connected_at or (sender is not None and t0 < sender.connected_at)
+                eng.delivered(now - t0, resumed)
                 if eng.closed_loop:
                     sender = conv.other(self)
                     if sender is not None:

@@ -17,7 +17,7 @@ from .engine import Engine
 from .options import Options
 from .stats import Results, Window, percentile
 
-TYPES = ("msg", "ack", "typing", "receipt", "read", "connect", "sync", "open")
+TYPES = ("msg", "msg_resumed", "ack", "typing", "receipt", "read", "connect", "sync", "open")
 
 
 def raise_open_files(wanted: int = 20_000) -> None:
@@ -155,7 +155,7 @@ def run(opt: Options) -> Results:
 
 def report(opt: Options, res: Results) -> dict[str, Any]:
     seconds = res.measured_seconds or 1.0
-    delivered = res.latency["msg"].count if "msg" in res.latency else 0
+    delivered = sum(res.latency[k].count for k in ("msg", "msg_resumed") if k in res.latency)
     types = {k: res.latency[k].summary(seconds) for k in TYPES if k in res.latency}
     errors_total = sum(res.errors.values())
     requests = max(1, res.counts.get("requests", 0))
