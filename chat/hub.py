@@ -19,6 +19,7 @@ from typing import Any
 import msgpack
 
 from .admission import Admission
+from .auth import VerifiedTokens
 from .backends.base import Broker, Presence, PresenceState, Status
 from .clock import Clock, epoch_seconds
 from .config import Config
@@ -67,6 +68,7 @@ class Hub:
         self.presence = presence
         self.clock = clock
         self.metrics = metrics or Metrics()
+        self.tokens = VerifiedTokens(config.token_secret)
         self.node = config.node_id
         self._subs: dict[str, set[Subscriber]] = {}
         self._pending_subs: dict[str, asyncio.Future[None]] = {}

@@ -15,7 +15,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from .arbiter_access import arbiter_may_read
-from .auth import Identity, verify
+from .auth import Identity
 from .backends.base import Status
 from .clock import epoch_seconds
 from .handlers import Handler
@@ -184,7 +184,7 @@ class Session:
         if self.identity is not None:
             raise ProtocolError(ErrorCode.ALREADY_AUTHENTICATED)
         try:
-            identity = verify(self.hub.config.token_secret, token)
+            identity = self.hub.tokens.verify(token)
         except ProtocolError as exc:
             self.error(exc, rid)
             expired = exc.code == ErrorCode.TOKEN_EXPIRED
