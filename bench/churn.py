@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Deployment, generate, load1, summary, wait_quiet
 
 _STALL = re.compile(
-    r"event loop stalled for (\d+) ms \(its thread computed (\d+) ms of it, garbage collection (\d+) ms\)"
+    r"event loop stalled for (\d+) ms \(its thread computed (\d+) ms of it(?:, garbage collection (\d+) ms)?\)"
 )
 
 
@@ -41,7 +41,7 @@ def stalls(log: str) -> dict[str, Any]:
         if m is None:
             continue
         held.append(int(m.group(1)))
-        collected += int(m.group(3))
+        collected += int(m.group(3) or 0)  # older nodes did not time the collector
         frames = []
         for nxt in lines[i + 1:i + 40]:
             if not nxt.startswith("  "):
