@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
@@ -94,3 +95,44 @@ class KeepAlive:
             ws.send_data()
         except Exception:  # the connection is going away; its reader will notice
             log.debug("keepalive ping to a closing connection dropped", exc_info=True)
+
+
+class TokenDeadlines:
+    """Closes connections whose token expires, with one timer per second that has any.
+
+    A ``TimerHandle`` per connection (its callback and arguments) costs about 260 bytes
+    of every idle connection; a token's ``exp`` is whole seconds, so connections are
+    grouped by it and each second that has any gets one timer. ``close`` is called
+    with each due connection at that second, as the per-connection timer did."""
+
+    def __init__(self, close: Callable[[Any], None]) -> None:
+        self._close = close
+        self._due: dict[int, tuple[set[Any], asyncio.TimerHandle]] = {}
+
+    def add(self, exp: int, conn: Any, delay: float) -> None:
+        """Close ``conn`` at second ``exp``, which is ``delay`` seconds from now."""
+        entry = self._due.get(exp)
+        if entry is None:
+            handle = asyncio.get_running_loop().call_later(max(0.0, delay), self._fire, exp)
+            entry = self._due[exp] = (set(), handle)
+        entry[0].add(conn)
+
+    def discard(self, exp: int, conn: Any) -> None:
+        entry = self._due.get(exp)
+        if entry is None:
+            return
+        entry[0].discard(conn)
+        if not entry[0]:
+            entry[1].cancel()
+            del self._due[exp]
+
+    def _fire(self, exp: int) -> None:
+        conns, _ = self._due.pop(exp, (set(), None))
+        for conn in conns:
+            try:
+                self._close(conn)
+            except Exception:  # one connection's failure must not spare the others
+                log.exception("closing a connection whose token expired failed")
+
+    def __len__(self) -> int:
+        return sum(len(conns) for conns, _ in self._due.values())

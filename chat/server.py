@@ -33,7 +33,7 @@ from .clock import Clock, SystemClock
 from .config import Config, webhook_settings
 from .handlers import dispatch_table
 from .hub import Hub
-from .keepalive import KeepAlive
+from .keepalive import KeepAlive, TokenDeadlines
 from .outbox import Transport
 from .protocol.errors import CloseCode, ErrorCode, ProtocolError
 from .ratelimit import RateLimiter
@@ -147,6 +147,10 @@ def open_backends(config: Config) -> tuple[Broker, Presence]:
     return open_redis(config.redis_url, config.redis_prefix, ttl_ms)
 
 
+def _expire(transport: WebsocketTransport) -> None:
+    transport.close(CloseCode.TOKEN_EXPIRED, "token expired")
+
+
 def _json(status: int, body: Any) -> Response:
     data = json.dumps(body).encode()
     headers = Headers(
@@ -175,6 +179,7 @@ class ChatServer:
     """Delivers the shops' broadcasts to their followers (``BROADCASTS_IN_HUB``)."""
     _typical_cache: TypicalResponseCache = field(default_factory=TypicalResponseCache)
     _keepalive: KeepAlive | None = None
+    _token_deadlines: TokenDeadlines = field(default_factory=lambda: TokenDeadlines(_expire))
 
     @property
     def port(self) -> int:
@@ -290,7 +295,7 @@ class ChatServer:
     async def _handler(self, ws: ServerConnection) -> None:
         transport = WebsocketTransport(ws)
         session = Session(self.hub, transport, self._limiter, self._handlers)
-        expiry: asyncio.TimerHandle | None = None
+        expires: int | None = None
         try:
             auth = ws.request.headers.get("Authorization") if ws.request else None
             # Nothing reads the handshake's headers after this: about 3 KB that every idle
@@ -306,17 +311,15 @@ class ChatServer:
             if session.identity is None:
                 await transport.wait_closed()
                 return
-            delay = session.identity.expires_at - self.hub.clock.now_ms() / 1000
-            expiry = asyncio.get_running_loop().call_later(
-                max(0.0, delay), session.outbox.transport.close, CloseCode.TOKEN_EXPIRED, "token expired"
-            )
+            expires = session.identity.expires_at
+            self._token_deadlines.add(expires, transport, expires - self.hub.clock.now_ms() / 1000)
             async for data in ws:
                 await session.handle(data)
         except ConnectionClosed:
             pass
         finally:
-            if expiry is not None:
-                expiry.cancel()
+            if expires is not None:
+                self._token_deadlines.discard(expires, transport)
             with contextlib.suppress(Exception):
                 await session.close()
 

@@ -257,3 +257,29 @@ async def test_the_hubs_own_identity_cannot_be_claimed(url: str, user: str) -> N
     assert reply["code"] == 2002 and "reserved" in reply["message"]
     code, _ = await asyncio.wait_for(client.closed, 5)
     assert code == 4001
+
+
+async def test_a_connection_is_closed_with_4002_when_its_token_expires(server_factory: Any) -> None:
+    """Connections whose tokens expire in the same second share one timer; each is closed
+    with 4002 when ``exp`` passes, one that left earlier is forgotten, a longer token stays."""
+    server: ChatServer = await server_factory()
+    url = f"ws://127.0.0.1:{server.port}/"
+    exp_soon = int(time.time()) + 2
+    short = [await Client.connect(url, token(f"b{i}", ttl=exp_soon - int(time.time()))) for i in range(3)]
+    for client in short:
+        await client.request({"type": "sync"})
+    lasting = await Client.connect(url, token("b9"))
+    await lasting.request({"type": "sync"})
+    assert len(server._token_deadlines) == 4
+    await short[2].close()
+    for _ in range(50):
+        if len(server._token_deadlines) == 3:
+            break
+        await asyncio.sleep(0.02)
+    assert len(server._token_deadlines) == 3
+    for client in short[:2]:
+        code, _ = await asyncio.wait_for(client.closed, 5)
+        assert code == 4002
+    assert time.time() >= exp_soon - 0.05
+    assert len(server._token_deadlines) == 1
+    assert (await lasting.request({"type": "sync"}))["type"] == "synced"
