@@ -55,6 +55,9 @@ class LoopWatch:
         self._gc_started = 0.0
         self._gc_held = 0.0
         """Seconds the collector held the process since the last beat."""
+        # Bound now: a pass can start on any thread while it holds the histogram's own lock
+        # (allocating inside ``labels()`` or a scrape), and that lock is not reentrant.
+        self._gc_pauses = [metrics.gc_pause.labels(generation=str(g)) for g in range(3)]
 
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
@@ -62,7 +65,7 @@ class LoopWatch:
             return
         held = time.perf_counter() - self._gc_started
         self._gc_held += held
-        self.metrics.gc_pause.labels(generation=str(info.get("generation", 0))).observe(held)
+        self._gc_pauses[min(2, max(0, info.get("generation", 0)))].observe(held)
 
     def start(self) -> None:
         self._loop_thread = threading.get_ident()

@@ -11,6 +11,7 @@ which stores them with one statement per table (see :func:`.sqlite_append.append
 from __future__ import annotations
 
 import asyncio
+import itertools
 import queue
 import sqlite3
 import threading
@@ -18,13 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .base import StoreError
-
 T = TypeVar("T")
-
-_SAVEPOINT, _CLEAN, _ITEM = 0, 1, 2
-"""How a queued job runs: in a savepoint of its own; without one (it writes nothing
-before it can raise a :class:`StoreError`); as data for the worker's ``group`` callable."""
 
 
 def connect(path: str, synchronous: str) -> sqlite3.Connection:
@@ -67,7 +62,7 @@ class Worker:
         self._on_batch = on_batch
         self._group = group
         self._jobs: queue.SimpleQueue[
-            tuple[Any, asyncio.Future[Any], int] | None
+            tuple[Any, asyncio.Future[Any], bool] | None
         ] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._ready = threading.Event()
@@ -84,23 +79,22 @@ class Worker:
             self._jobs.put(None)
             self._thread.join()
 
-    def submit(self, job: Callable[[sqlite3.Connection], T], *, clean_failure: bool = False) -> asyncio.Future[T]:
-        """Queue a job. ``clean_failure``: the job writes nothing before it can raise, so
-        it needs no savepoint of its own (two statements saved per message)."""
-        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        if not self._thread.is_alive():
-            fut.set_exception(ConnectionError("the store is closed"))
-        else:
-            self._jobs.put((job, fut, _CLEAN if clean_failure else _SAVEPOINT))
-        return fut
+    def submit(self, job: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue a job (a batching worker runs it in a savepoint of its own)."""
+        return self._queue(job, False)
 
     def submit_item(self, item: Any) -> asyncio.Future[Any]:
         """Queue an item for the ``group`` callable (a batching worker's hot path)."""
+        if self._group is None:
+            raise TypeError("this worker takes jobs, not items")
+        return self._queue(item, True)
+
+    def _queue(self, job: Any, item: bool) -> asyncio.Future[Any]:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if not self._thread.is_alive():
             fut.set_exception(ConnectionError("the store is closed"))
         else:
-            self._jobs.put((item, fut, _ITEM))
+            self._jobs.put((job, fut, item))
         return fut
 
     def _run(self) -> None:
@@ -137,39 +131,15 @@ class Worker:
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 self._on_batch()
-                i = 0
-                while i < len(jobs):
-                    job, fut, mode = jobs[i]
-                    i += 1
-                    if mode == _ITEM and self._group is not None:
-                        run = [job]
-                        futs = [fut]
-                        while i < len(jobs) and jobs[i][2] == _ITEM:
-                            run.append(jobs[i][0])
-                            futs.append(jobs[i][1])
-                            i += 1
-                        for f, (ok, value) in zip(futs, self._group(conn, run), strict=True):
-                            results.append((f, ok, value))
-                        continue
-                    if mode == _CLEAN:
-                        try:
-                            results.append((fut, True, job(conn)))
-                        except StoreError as exc:
-                            results.append((fut, False, exc))
-                        continue
-                    conn.execute("SAVEPOINT job")
-                    try:
-                        value = job(conn)
-                    except BaseException as exc:
-                        conn.execute("ROLLBACK TO job")
-                        conn.execute("RELEASE job")
-                        self._on_rollback()
-                        results.append((fut, False, exc))
+                for items, same in itertools.groupby(jobs, key=lambda queued: bool(queued[2])):
+                    run = list(same)
+                    if items and self._group is not None:
+                        stored = self._group(conn, [item for item, _, _ in run])
+                        results.extend((fut, ok, value) for (_, fut, _), (ok, value) in zip(run, stored, strict=True))
                     else:
-                        conn.execute("RELEASE job")
-                        results.append((fut, True, value))
+                        results.extend(self._in_savepoint(conn, job, fut) for job, fut, _ in run)
                 conn.execute("COMMIT")
-            except BaseException as exc:  # the commit (or a job, unexpectedly) failed: nothing holds
+            except BaseException as exc:  # the commit (or the group, unexpectedly) failed: nothing holds
                 self._on_rollback()
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -182,6 +152,21 @@ class Worker:
                     results.append((fut, False, exc))
         loop = results[0][0].get_loop()
         loop.call_soon_threadsafe(_settle, results)
+
+    def _in_savepoint(
+        self, conn: sqlite3.Connection, job: Callable[[sqlite3.Connection], Any], fut: asyncio.Future[Any]
+    ) -> tuple[asyncio.Future[Any], bool, Any]:
+        """One job: what it wrote is undone alone if it raises."""
+        conn.execute("SAVEPOINT job")
+        try:
+            value = job(conn)
+        except BaseException as exc:
+            conn.execute("ROLLBACK TO job")
+            conn.execute("RELEASE job")
+            self._on_rollback()
+            return (fut, False, exc)
+        conn.execute("RELEASE job")
+        return (fut, True, value)
 
 
 def _settle(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
